@@ -1,0 +1,115 @@
+"""CHIME/FRB wire semantics expressed with the bucket verbs.
+
+CHIME clients send whole works (``PUT /work``) instead of calling verbs: a running work
+sent back as ``success`` or ``failure`` completes its attempt; one sent back with its
+status unchanged edits fields. The ``attempt`` the client got at withdraw is the fence,
+so a late update from a runner whose lease expired is refused with 409.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from workflow.buckets.verbs import Buckets
+from workflow.errors import InvalidWork, NotFound, TransitionConflict
+from workflow.store.base import Query
+from workflow.work import CHIME_FIELDS, parse_work
+
+#: Fields a CHIME update may not rewrite: the server owns them.
+_SERVER_OWNED = frozenset({"id", "status", "attempt", "start"})
+STATUS_KEYS = ("total", "queued", "running", "success", "failure")
+
+
+def split_pipelines(query: Query) -> tuple[list[str] | None, Query]:
+    """Take the ``pipeline`` condition out of a withdraw filter.
+
+    Returns:
+        The pipelines named (None when the filter names none) and the rest.
+    """
+    rest = dict(query)
+    wanted = rest.pop("pipeline", None)
+    if wanted is None:
+        return None, rest
+    if isinstance(wanted, str):
+        return [wanted], rest
+    if isinstance(wanted, dict) and set(wanted) <= {"$in", "$eq"}:
+        names = list(wanted.get("$in", []))
+        if "$eq" in wanted:
+            names = [wanted["$eq"]] if not names or wanted["$eq"] in names else []
+        if all(isinstance(n, str) for n in names):
+            return names, rest
+    raise InvalidWork("query.pipeline: give a name, {'$in': [names]} or {'$eq': name}",
+                      field="query.pipeline")  # fmt: skip
+
+
+def update(buckets: Buckets, raw: Any) -> None:
+    """Apply one work sent by ``PUT /work``.
+
+    Raises:
+        InvalidWork: not a valid work, or no id.
+        NotFound: no such work.
+        TransitionConflict: stale attempt, or a status change that is not allowed.
+    """
+    work = parse_work(raw, "works[]")
+    if work.id is None:
+        raise InvalidWork("works[].id: an update names the work by id", field="id")
+    payload = work.payload()
+    try:
+        stored = buckets.get_active(work.id)
+    except NotFound:
+        finished = buckets.store.results.get(work.id)
+        if finished and (finished["attempt"], finished["status"]) == (work.attempt, work.status):
+            return  # a repeated final update: already recorded
+        raise
+    if stored["attempt"] != work.attempt:
+        raise TransitionConflict(
+            f"work {work.id} is at attempt {stored['attempt']}; attempt {work.attempt} is stale",
+            field="attempt", id=work.id, attempt=stored["attempt"], status=stored["status"],
+        )  # fmt: skip
+    if stored["status"] == "running" and work.status in ("success", "failure"):
+        # The client sends its whole state: replace results, products and plots.
+        buckets.complete(work.id, work.attempt, work.status, results=payload["results"],
+                         products=payload["products"], plots=payload["plots"],
+                         stop=work.stop, merge=False)  # fmt: skip
+    elif work.status == stored["status"]:
+        edits = {k: payload[k] for k in CHIME_FIELDS if k not in _SERVER_OWNED}
+        new = parse_work({**stored, **edits}, "works[]").payload()
+        expect = {"status": stored["status"], "attempt": stored["attempt"]}
+        buckets.store.work.swap(work.id, expect, new)
+    elif stored["status"] == "running" and work.status == "queued":
+        buckets.release(work.id, work.attempt, reason="requeued-by-client")
+    else:
+        raise TransitionConflict(
+            f"work {work.id} cannot go from {stored['status']} to {work.status}",
+            field="status", id=work.id, status=stored["status"],
+        )  # fmt: skip
+
+
+def listed(works: Any) -> list[Any]:
+    """``works`` if it is a non-empty list, else ``InvalidWork``."""
+    if not isinstance(works, list) or not works:
+        raise InvalidWork("send a non-empty JSON array of works", field="works")
+    return works
+
+
+def delete(buckets: Buckets, ids: list[str]) -> bool:
+    """Delete works by id; at least one must exist.
+
+    Raises:
+        NotFound: none of the ids is in the bucket.
+    """
+    if buckets.delete(ids) == 0:
+        raise NotFound(f"no work with any of these ids in the bucket: {', '.join(ids[:10])}",
+                       field="ids")  # fmt: skip
+    return True
+
+
+def status(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    """CHIME's five status counts (in CHIME's key order) summed over ``counts``."""
+    out = dict.fromkeys(STATUS_KEYS, 0)
+    for per_status in counts:
+        for key in STATUS_KEYS[1:]:
+            out[key] += per_status.get(key, 0)
+    out["total"] = sum(out[key] for key in STATUS_KEYS[1:])
+    return out

@@ -1,0 +1,228 @@
+"""The Python client: the bucket and results verbs over HTTP.
+
+Every call has a timeout. Calls that are safe to repeat (reads, deposits with
+client-chosen ids, heartbeats, completions, which the server records once) are retried
+with backoff on connection errors and 503; a withdraw is retried only when the request
+never reached the server. Errors come back as the same exception classes the server
+raised (``workflow.errors``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from workflow import errors
+from workflow.buckets.settings import DEFAULTABLE, PipelineSettings
+from workflow.settings import ClientSettings
+from workflow.work import Work, new_id
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, errors.WorkflowError) and exc.status_code == 503
+
+
+def _not_sent(exc: BaseException) -> bool:
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+
+
+def deposit_payload(work: Work) -> dict[str, Any]:
+    """What a deposit sends: every field set, the id, and no unset pipeline defaults."""
+    payload = work.payload()
+    for name in DEFAULTABLE:
+        if name not in work.model_fields_set:
+            payload.pop(name)
+    return payload
+
+
+class Client:
+    """A connection to a workflow server.
+
+    Args:
+        url: Server base URL, e.g. ``http://127.0.0.1:8004``.
+        token: Access token, sent as ``Authorization: Bearer``.
+        timeout: Seconds per HTTP call.
+        retry_for: Seconds to keep retrying a safe call while the server is away.
+    """
+
+    def __init__(self, url: str | None = None, token: str | None = None,
+                 timeout: float | None = None, retry_for: float = 30.0):  # fmt: skip
+        env = ClientSettings.from_env()
+        self.url = (url or env.url).rstrip("/")
+        token = token if token is not None else env.token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.retry_for = retry_for
+        self._http = httpx.Client(base_url=self.url, headers=headers,
+                                  timeout=timeout if timeout is not None else env.timeout)
+
+    @classmethod
+    def from_env(cls) -> Client:
+        """A client for ``WORKFLOW_URL`` with ``WORKFLOW_TOKEN``."""
+        return cls()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport -----------------------------------------------------------------------
+
+    def call(self, method: str, path: str, *, safe: bool = False, **kwargs: Any) -> Any:
+        """One HTTP call; returns the decoded JSON body.
+
+        Args:
+            method: HTTP method.
+            path: Path below the server URL.
+            safe: The call may be repeated (retried on connection errors and 503).
+            **kwargs: Passed to ``httpx.Client.request`` (json, params).
+
+        Raises:
+            WorkflowError: the subclass the server named, or ``ServerUnreachable``.
+        """
+        retrying = Retrying(
+            retry=retry_if_exception(_retryable if safe else _not_sent),
+            stop=stop_after_delay(self.retry_for),
+            wait=wait_random_exponential(multiplier=0.1, max=2.0),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._once(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise errors.ServerUnreachable(f"{self.url}: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _once(self, method: str, path: str, **kwargs: Any) -> Any:
+        reply = self._http.request(method, path, **kwargs)
+        if reply.is_success:
+            return reply.json() if reply.content else None
+        try:
+            body = reply.json()
+        except ValueError:
+            body = {"message": reply.text[:500] or reply.reason_phrase}
+        if not isinstance(body, dict):
+            body = {"message": str(body)}
+        cls = errors.by_name(str(body.pop("error", "")))
+        message = str(body.pop("message", reply.reason_phrase))
+        field = body.pop("field", None)
+        error = cls(message, field=field, **body)
+        error.status_code = reply.status_code
+        raise error
+
+    # -- buckets -------------------------------------------------------------------------
+
+    def deposit(self, works: list[Work]) -> list[str]:
+        """Deposit works; return their ids. Ids are chosen here, so retries are safe."""
+        for work in works:
+            if work.id is None:
+                work.id = new_id()
+        body = [deposit_payload(work) for work in works]
+        ids: list[str] = self.call("POST", "/buckets/work", safe=True, json=body,
+                                   params={"return_ids": "true"})  # fmt: skip
+        for work in works:
+            work.status = "queued"
+        return ids
+
+    def withdraw(self, pipelines: str | list[str] | None = None, *, limit: int = 1,
+                 **filters: Any) -> list[Work]:  # fmt: skip
+        """Claim up to ``limit`` works (filters: site, tags, event, user, priority,
+        parent, lease, runner, host)."""
+        if isinstance(pipelines, str):
+            pipelines = [p for p in pipelines.split(",") if p]
+        body = {"pipelines": pipelines, "limit": limit,
+                **{k: v for k, v in filters.items() if v is not None}}  # fmt: skip
+        return [Work.model_validate(d) for d in self.call("POST", "/buckets/withdraw", json=body)]
+
+    def heartbeat(self, id: str, attempt: int, lease: float | None = None) -> Work:
+        """Extend the lease of a running attempt."""
+        body = {"attempt": attempt, "lease": lease}
+        return self._work("POST", f"/buckets/work/{id}/heartbeat", body)
+
+    def complete(self, id: str, attempt: int, status: str, **outcome: Any) -> Work:
+        """Report the outcome of a running attempt (results, products, plots, error,
+        started, stop, retry_delay)."""
+        body = {"attempt": attempt, "status": status,
+                **{k: v for k, v in outcome.items() if v is not None}}  # fmt: skip
+        return self._work("POST", f"/buckets/work/{id}/complete", body)
+
+    def release(self, id: str, attempt: int, reason: str = "released") -> Work:
+        """Hand a running attempt back to the queue without using up an attempt."""
+        return self._work("POST", f"/buckets/work/{id}/release",
+                          {"attempt": attempt, "reason": reason})  # fmt: skip
+
+    def update(self, work: Work) -> Work:
+        """Send a work's whole state (CHIME style): success or failure completes it."""
+        self.call("PUT", "/buckets/work", safe=True, json=[work.payload()])
+        assert work.id is not None
+        return self.get(work.id)
+
+    def cancel(self, id: str) -> Work:
+        """Cancel a queued or running work."""
+        return self._work("POST", f"/buckets/work/{id}/cancel", None, safe=False)
+
+    def change(self, id: str, *, priority: int | None = None, retries: int | None = None
+               ) -> Work:  # fmt: skip
+        """Change priority and/or retries of a queued work."""
+        body = {k: v for k, v in (("priority", priority), ("retries", retries)) if v is not None}
+        return self._work("PATCH", f"/buckets/work/{id}", body)
+
+    def delete(self, ids: list[str]) -> int:
+        """Delete works from their bucket; return how many existed."""
+        try:
+            self.call("DELETE", "/buckets/work", safe=True, params={"ids": ids})
+        except errors.NotFound:
+            return 0
+        return len(ids)
+
+    def get(self, id: str) -> Work:
+        """A work by id, queued, running or finished."""
+        return Work.model_validate(self.call("GET", f"/buckets/work/{id}", safe=True))
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Counts per pipeline and status."""
+        return self.call("GET", "/buckets/counts", safe=True)  # type: ignore[no-any-return]
+
+    def pipelines(self) -> list[dict[str, Any]]:
+        """Every known pipeline with its settings and counts."""
+        return self.call("GET", "/buckets/pipelines", safe=True)  # type: ignore[no-any-return]
+
+    def configure(self, pipeline: str, changes: dict[str, Any]) -> PipelineSettings:
+        """Change a pipeline's ``defaults`` and/or ``paused``."""
+        reply = self.call("PATCH", f"/buckets/pipelines/{pipeline}", safe=True, json=changes)
+        return PipelineSettings.model_validate(reply)
+
+    def expire(self) -> int:
+        """Expire lost leases now (the server also does so by itself)."""
+        return int(self.call("GET", "/buckets/audit/expired", safe=True))
+
+    # -- results -------------------------------------------------------------------------
+
+    def search(self, **params: Any) -> tuple[list[Work], int]:
+        """Search finished works: pipeline, status, tag, event, site, user, since, until,
+        text, sort, order, skip, limit. Returns one page and the number of matches."""
+        clean = {k: v for k, v in params.items() if v is not None and v != []}
+        page = self.call("GET", "/results/works", safe=True, params=clean)
+        return [Work.model_validate(d) for d in page["items"]], int(page["total"])
+
+    def result(self, id: str) -> Work:
+        """A finished work by id."""
+        return Work.model_validate(self.call("GET", f"/results/works/{id}", safe=True))
+
+    def _work(self, method: str, path: str, body: dict[str, Any] | None, safe: bool = True
+              ) -> Work:  # fmt: skip
+        return Work.model_validate(self.call(method, path, safe=safe, json=body))

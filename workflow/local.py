@@ -1,0 +1,93 @@
+"""An in-process client: the same calls as ``workflow.client.Client``, straight on a store.
+
+For embedding, benchmarks, and running the conformance suite without HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflow.buckets import Buckets, PipelineSettings
+from workflow.buckets.verbs import plain_query
+from workflow.client import deposit_payload
+from workflow.results import Results, Search
+from workflow.store import Store, open_store
+from workflow.work import Work, new_id
+
+
+class LocalClient:
+    """``Client``'s methods over ``Buckets`` and ``Results`` on ``store``."""
+
+    def __init__(self, store: Store | str | None = None, **buckets_options: Any):
+        self.store = open_store(store) if store is None or isinstance(store, str) else store
+        self.buckets = Buckets(self.store, **buckets_options)
+        self.results = Results(self.store)
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+    def deposit(self, works: list[Work]) -> list[str]:
+        for work in works:
+            if work.id is None:
+                work.id = new_id()
+        ids = self.buckets.deposit([deposit_payload(work) for work in works])
+        for work in works:
+            work.status = "queued"
+        return ids
+
+    def withdraw(self, pipelines: str | list[str] | None = None, *, limit: int = 1,
+                 lease: float | None = None, runner: str | None = None,
+                 host: str | None = None, **filters: Any) -> list[Work]:  # fmt: skip
+        if isinstance(pipelines, str):
+            pipelines = [p for p in pipelines.split(",") if p]
+        docs = self.buckets.withdraw(pipelines, query=plain_query(**filters), limit=limit,
+                                     lease=lease, runner=runner, host=host)  # fmt: skip
+        return [Work.model_validate(doc) for doc in docs]
+
+    def heartbeat(self, id: str, attempt: int, lease: float | None = None) -> Work:
+        return Work.model_validate(self.buckets.heartbeat(id, attempt, lease))
+
+    def complete(self, id: str, attempt: int, status: str, **outcome: Any) -> Work:
+        return Work.model_validate(self.buckets.complete(id, attempt, status, **outcome))
+
+    def release(self, id: str, attempt: int, reason: str = "released") -> Work:
+        return Work.model_validate(self.buckets.release(id, attempt, reason))
+
+    def update(self, work: Work) -> Work:
+        from workflow.buckets import chime
+
+        chime.update(self.buckets, work.payload())
+        assert work.id is not None
+        return self.get(work.id)
+
+    def cancel(self, id: str) -> Work:
+        return Work.model_validate(self.buckets.cancel(id))
+
+    def change(self, id: str, *, priority: int | None = None, retries: int | None = None
+               ) -> Work:  # fmt: skip
+        return Work.model_validate(self.buckets.change(id, priority=priority, retries=retries))
+
+    def delete(self, ids: list[str]) -> int:
+        return self.buckets.delete(ids)
+
+    def get(self, id: str) -> Work:
+        return Work.model_validate(self.buckets.get(id))
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return self.buckets.counts()
+
+    def configure(self, pipeline: str, changes: dict[str, Any]) -> PipelineSettings:
+        return self.buckets.configure(pipeline, changes)
+
+    def expire(self) -> int:
+        return self.buckets.expire(limit=10_000)
+
+    def search(self, **params: Any) -> tuple[list[Work], int]:
+        renames = {"tag": "tags"}
+        search = Search(**{renames.get(k, k): v for k, v in params.items() if v is not None})
+        items, total = self.results.search(search)
+        return [Work.model_validate(doc) for doc in items], total
+
+    def result(self, id: str) -> Work:
+        return Work.model_validate(self.results.get(id))

@@ -1,0 +1,170 @@
+"""The results verbs: finished works with their history, searchable.
+
+Works arrive here from the bucket (``Store.finish``); CHIME's transfer daemon may also
+post finished works directly (``deposit``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from workflow.errors import DuplicateWork, InvalidWork, NotFound
+from workflow.store.base import SORT_FIELDS, Doc, Query, Sort, Store
+from workflow.work import TERMINAL, parse_work
+
+MAX_PAGE = 1000
+
+
+@dataclass
+class Search:
+    """A results search in plain terms; every field narrows it.
+
+    Attributes:
+        pipeline: Any of these pipelines.
+        status: Any of these statuses.
+        tags: Works carrying any of these tags.
+        event: Works of any of these event ids.
+        site: This site.
+        user: This user.
+        since: Created at or after this unix time.
+        until: Created before this unix time.
+        text: Every word appears in parameters, results, tags or error messages.
+        sort: Field to sort on.
+        order: ``desc`` (newest first) or ``asc``.
+        skip: Works to skip.
+        limit: Page size, at most ``MAX_PAGE``.
+    """
+
+    pipeline: list[str] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    event: list[int] = field(default_factory=list)
+    site: str | None = None
+    user: str | None = None
+    since: float | None = None
+    until: float | None = None
+    text: str | None = None
+    sort: str = "creation"
+    order: str = "desc"
+    skip: int = 0
+    limit: int = 50
+
+    def query(self) -> Query:
+        """The search as a store query."""
+        query: Query = {}
+        for name in ("pipeline", "status", "tags", "event"):
+            values = getattr(self, name)
+            if values:
+                query[name] = {"$in": list(values)}
+        for name in ("site", "user"):
+            if getattr(self, name):
+                query[name] = getattr(self, name)
+        span = {op: t for op, t in (("$gte", self.since), ("$lt", self.until)) if t is not None}
+        if span:
+            query["creation"] = span
+        return query
+
+    def order_by(self) -> Sort:
+        """The sort as a store sort, validated."""
+        if self.sort not in SORT_FIELDS:
+            raise InvalidWork(f"cannot sort on {self.sort!r}; use one of "
+                              f"{', '.join(sorted(SORT_FIELDS))}", field="sort")  # fmt: skip
+        if self.order not in ("asc", "desc"):
+            raise InvalidWork("order is asc or desc", field="order")
+        if not 0 <= self.limit <= MAX_PAGE:
+            raise InvalidWork(f"limit is 0 to {MAX_PAGE}", field="limit")
+        if self.skip < 0:
+            raise InvalidWork("skip cannot be negative", field="skip")
+        return [(self.sort, -1 if self.order == "desc" else 1)]
+
+
+class Results:
+    """Finished works over a ``Store``."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def search(self, search: Search) -> tuple[list[Doc], int]:
+        """One page of matching works, and how many match in all."""
+        sort = search.order_by()
+        query = search.query()
+        items = self.store.results.find(query, sort=sort, skip=search.skip,
+                                        limit=search.limit, text=search.text)  # fmt: skip
+        return items, self.store.results.count(query, text=search.text)
+
+    def view(self, query: Query, *, skip: int = 0, limit: int | None = None) -> list[Doc]:
+        """Works matching a (checked) Mongo-style query, newest first."""
+        return self.store.results.find(query, sort=[("creation", -1)], skip=skip, limit=limit)
+
+    def count(self, query: Query) -> int:
+        """How many works match a (checked) Mongo-style query."""
+        return self.store.results.count(query)
+
+    def get(self, id: str) -> Doc:
+        """The finished work ``id``.
+
+        Raises:
+            NotFound: no finished work has that id.
+        """
+        doc = self.store.results.get(id)
+        if doc is None:
+            raise NotFound(f"no finished work {id}", field="id", id=id)
+        return doc
+
+    def tally(self) -> dict[str, int]:
+        """How many finished works each pipeline has."""
+        out: dict[str, int] = {}
+        for pipeline, _status, n in self.store.results.tally():
+            out[pipeline] = out.get(pipeline, 0) + n
+        return out
+
+    def deposit(self, works: list[dict[str, Any]]) -> dict[str, int]:
+        """Store finished works as they are (CHIME's transfer daemon posts them).
+
+        Raises:
+            InvalidWork: a work is invalid or not finished; nothing is stored.
+            DuplicateWork: an id is already in the results; nothing is stored.
+        """
+        docs = [self._finished(raw, f"works[{i}]") for i, raw in enumerate(_listed(works))]
+        clashes = self.store.results.find({"id": {"$in": [d["id"] for d in docs]}})
+        if clashes:
+            raise DuplicateWork(f"already in the results: {clashes[0]['id']}", field="id")
+        taken = self.store.results.insert(docs)
+        out: dict[str, int] = {}
+        for doc, clash in zip(docs, taken, strict=True):
+            if clash is None:
+                out[doc["pipeline"]] = out.get(doc["pipeline"], 0) + 1
+        return out
+
+    def update(self, works: list[dict[str, Any]]) -> dict[str, int]:
+        """Replace finished works by id (CHIME ``PUT /results``)."""
+        out: dict[str, int] = {}
+        for i, raw in enumerate(_listed(works)):
+            doc = self._finished(raw, f"works[{i}]")
+            stored = self.get(doc["id"])
+            merged = {**stored, **doc, "history": stored.get("history", [])}
+            self.store.results.swap(doc["id"], {"status": stored["status"]}, merged)
+            out[doc["pipeline"]] = out.get(doc["pipeline"], 0) + 1
+        return out
+
+    def delete(self, ids: list[str]) -> int:
+        """Delete finished works; return how many existed."""
+        return self.store.results.delete(ids)
+
+    def _finished(self, raw: Any, where: str) -> Doc:
+        if not isinstance(raw, dict):
+            raise InvalidWork(f"{where}: a work is a JSON object", field=where)
+        doc = parse_work(raw, where).payload()
+        if doc["status"] not in TERMINAL:
+            raise InvalidWork(f"{where}.status: only finished works go to the results",
+                              field=f"{where}.status")  # fmt: skip
+        if not doc.get("id"):
+            raise InvalidWork(f"{where}.id: a finished work has an id", field=f"{where}.id")
+        return doc
+
+
+def _listed(works: Any) -> list[Any]:
+    if not isinstance(works, list):
+        raise InvalidWork("send a JSON array of works", field="works")
+    return works

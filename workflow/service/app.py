@@ -1,0 +1,96 @@
+"""The HTTP service, built by ``create_app``: buckets under ``/buckets``, results under
+``/results``. Nothing connects at import time; the store opens when the app starts."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+
+from workflow import __version__
+from workflow.buckets import Buckets
+from workflow.errors import Unauthorized
+from workflow.results import Results
+from workflow.service import buckets_api, errors, results_api
+from workflow.settings import ServerSettings
+from workflow.store import open_store
+
+log = logging.getLogger("workflow.serve")
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """Build the service.
+
+    Args:
+        settings: How to run; default from the ``WORKFLOW_*`` environment.
+    """
+    settings = settings or ServerSettings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_store(settings.store or None)
+        app.state.buckets = Buckets(store, results_limit=settings.results_limit)
+        app.state.results = Results(store)
+        stop = threading.Event()
+        reaper = threading.Thread(target=_reap, args=(app.state.buckets, settings, stop),
+                                  name="workflow-reaper", daemon=True)  # fmt: skip
+        reaper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            reaper.join(timeout=10)
+            store.close()
+
+    app = FastAPI(title="workflow", version=__version__, lifespan=lifespan,
+                  description="Buckets of work, runners, and their results.")  # fmt: skip
+    app.state.settings = settings
+    errors.install(app)
+    guard = [Depends(_authorized)]
+    for prefix, module in (("/buckets", buckets_api), ("/results", results_api)):
+        app.include_router(_version_router(), prefix=prefix)
+        app.include_router(module.router, prefix=prefix, dependencies=guard)
+    app.include_router(_version_router())
+    return app
+
+
+def _version_router() -> APIRouter:
+    # CHIME's client probes HEAD /version without a token before anything else.
+    router = APIRouter(tags=["version"])
+
+    @router.api_route("/version", methods=["GET", "HEAD"])
+    def version(request: Request) -> Response:
+        if request.method == "HEAD":
+            return Response(status_code=200)
+        from fastapi.responses import JSONResponse
+
+        return JSONResponse({"version": __version__, "name": "workflow"})
+
+    return router
+
+
+def _authorized(request: Request) -> None:
+    """Require one of the configured tokens (``x-access-token`` or ``Authorization``)."""
+    tokens: frozenset[str] = request.app.state.settings.tokens
+    if not tokens:
+        return
+    given = request.headers.get("x-access-token")
+    if given is None:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        given = value.strip() if scheme.lower() == "bearer" else None
+    if not given or not any(hmac.compare_digest(given, token) for token in tokens):
+        raise Unauthorized("a valid access token is required (x-access-token or Bearer)")
+
+
+def _reap(buckets: Buckets, settings: ServerSettings, stop: threading.Event) -> None:
+    """Expire lost leases until ``stop`` is set; errors are logged, never fatal."""
+    while not stop.wait(settings.reap_interval):
+        try:
+            while buckets.expire() > 0 and not stop.is_set():
+                pass
+        except Exception:
+            log.exception("lease expiry sweep failed; trying again")

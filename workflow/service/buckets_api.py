@@ -1,0 +1,259 @@
+"""``/buckets``: CHIME's buckets API, plus leases, batches, history and operator actions.
+
+Route functions only translate HTTP to bucket verbs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from workflow.buckets import Buckets, PipelineSettings, chime
+from workflow.buckets.verbs import plain_query
+from workflow.filters import apply_projection, check_filter, check_projection
+from workflow.work import ErrorInfo
+
+router = APIRouter(tags=["buckets"])
+
+
+def _buckets(request: Request) -> Buckets:
+    return request.app.state.buckets  # type: ignore[no-any-return]
+
+
+Verbs = Annotated[Buckets, Depends(_buckets)]
+Works = Annotated[Any, Body()]
+
+
+class Strict(BaseModel):
+    """Request bodies refuse unknown fields, so a typo is an error, not a no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class View(BaseModel):
+    """CHIME's view request: a filter, a projection and a page."""
+
+    query: dict[str, Any] = Field(default_factory=dict)
+    projection: dict[str, Any] = Field(default_factory=dict)
+    skip: int = Field(default=0, ge=0)
+    limit: int | None = Field(default=100, ge=0)
+
+
+class Withdraw(Strict):
+    """Claim up to ``limit`` works of ``pipelines`` matching every given filter."""
+
+    pipelines: list[str] | None = Field(default=None, max_length=100)
+    site: str | None = None
+    tags: list[str] | None = None
+    event: list[int] | None = None
+    user: str | None = None
+    priority: int | None = Field(default=None, ge=1, le=5)
+    parent: list[str] | None = None
+    limit: int = Field(default=1, ge=1, le=1000)
+    lease: float | None = Field(default=None, gt=0, le=259200)
+    runner: str | None = Field(default=None, max_length=200)
+    host: str | None = Field(default=None, max_length=200)
+
+
+class Heartbeat(Strict):
+    """Extend the lease of a running attempt."""
+
+    attempt: int = Field(ge=1)
+    lease: float | None = Field(default=None, gt=0, le=259200)
+
+
+class Complete(Strict):
+    """The outcome of a running attempt."""
+
+    attempt: int = Field(ge=1)
+    status: Literal["success", "failure", "retry"]
+    results: dict[str, Any] | None = None
+    products: list[str] | None = None
+    plots: list[str] | None = None
+    error: ErrorInfo | None = None
+    started: float | None = None
+    stop: float | None = None
+    retry_delay: float | None = Field(default=None, ge=0, le=86400)
+
+
+class Release(Strict):
+    """Hand a running attempt back to the queue without using up an attempt."""
+
+    attempt: int = Field(ge=1)
+    reason: str = Field(default="released", max_length=200)
+
+
+class Change(Strict):
+    """New priority and/or retries for a queued work."""
+
+    priority: int | None = Field(default=None, ge=1, le=5)
+    retries: int | None = Field(default=None, ge=0, le=5)
+
+
+def _who(request: Request) -> str | None:
+    return request.headers.get("x-workflow-user")
+
+
+# -- CHIME ------------------------------------------------------------------------------
+
+
+@router.post("/work", summary="Deposit works (CHIME)")
+def deposit(buckets: Verbs, works: Works, return_ids: bool = False) -> Any:
+    ids = buckets.deposit([works] if isinstance(works, dict) else works)
+    return ids if return_ids else True
+
+
+@router.post("/work/withdraw", summary="Claim one work matching a Mongo-style filter (CHIME)")
+def withdraw_chime(buckets: Verbs, query: Annotated[dict[str, Any], Body()]) -> Any:
+    pipelines, rest = chime.split_pipelines(check_filter(query))
+    found = buckets.withdraw(pipelines, query=rest, limit=1)
+    return found[0] if found else None
+
+
+@router.put("/work", summary="Update works by id (CHIME)")
+def update(buckets: Verbs, works: Works) -> Any:
+    for raw in chime.listed([works] if isinstance(works, dict) else works):
+        chime.update(buckets, raw)
+    return True
+
+
+@router.delete("/work", summary="Delete works by id (CHIME)")
+def delete(buckets: Verbs, ids: Annotated[list[str], Query(min_length=1)]) -> Any:
+    return chime.delete(buckets, ids)
+
+
+@router.post("/view", summary="Works matching a Mongo-style filter, newest first (CHIME)")
+def view(buckets: Verbs, body: View) -> Any:
+    query = check_filter(body.query)
+    projection = check_projection(body.projection)
+    docs = buckets.store.work.find(query, sort=[("creation", -1)], skip=body.skip,
+                                   limit=body.limit or None)  # fmt: skip
+    return [apply_projection(doc, projection) for doc in docs]
+
+
+@router.get("/status", summary="Counts over all pipelines (CHIME)")
+def status(buckets: Verbs) -> Any:
+    return chime.status(buckets.counts().values())
+
+
+@router.get("/status/details/{pipeline}", summary="Counts of one pipeline (CHIME)")
+def status_details(buckets: Verbs, pipeline: str) -> Any:
+    return chime.status([buckets.counts().get(pipeline, {})])
+
+
+@router.get("/status/pipelines", summary="Pipelines that hold work (CHIME)")
+def status_pipelines(buckets: Verbs) -> Any:
+    return sorted(buckets.counts())
+
+
+@router.get("/audit/failed", summary="Failed works requeued (CHIME; always 0 here)")
+def audit_failed(buckets: Verbs) -> Any:
+    # The server requeues failures itself, so there is never any left to requeue.
+    return 0
+
+
+@router.get("/audit/expired", summary="Expire lost leases now (CHIME)")
+def audit_expired(buckets: Verbs) -> Any:
+    return buckets.expire(limit=10_000)
+
+
+@router.get("/audit/stale/{days}", summary="Works in buckets older than days (CHIME)")
+def audit_stale(buckets: Verbs, days: float) -> Any:
+    return buckets.store.work.count({"creation": {"$lt": buckets.clock() - days * 86400}})
+
+
+# -- ours -------------------------------------------------------------------------------
+
+
+@router.post("/withdraw", summary="Claim up to limit works, with a lease")
+def withdraw(buckets: Verbs, body: Withdraw) -> Any:
+    query = plain_query(**body.model_dump(include={"site", "user", "priority", "tags",
+                                                   "event", "parent"}))  # fmt: skip
+    return buckets.withdraw(body.pipelines, query=query, limit=body.limit,
+                            lease=body.lease, runner=body.runner, host=body.host)  # fmt: skip
+
+
+@router.get("/work", summary="Works in the buckets, newest first")
+def list_work(
+    buckets: Verbs,
+    pipeline: Annotated[list[str] | None, Query()] = None,
+    status: Annotated[list[Literal["queued", "running"]] | None, Query()] = None,
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    query: dict[str, Any] = {}
+    if pipeline:
+        query["pipeline"] = {"$in": pipeline}
+    if status:
+        query["status"] = {"$in": status}
+    return buckets.store.work.find(query, sort=[("creation", -1)], skip=skip, limit=limit)
+
+
+@router.get("/work/{id}", summary="One work, from the bucket or the results")
+def get_work(buckets: Verbs, id: str) -> Any:
+    return buckets.get(id)
+
+
+@router.post("/work/{id}/heartbeat", summary="Extend the lease of a running attempt")
+def heartbeat(buckets: Verbs, id: str, body: Heartbeat) -> Any:
+    return buckets.heartbeat(id, body.attempt, body.lease)
+
+
+@router.post("/work/{id}/complete", summary="Report the outcome of a running attempt")
+def complete(buckets: Verbs, id: str, body: Complete) -> Any:
+    error = body.error.model_dump() if body.error else None
+    return buckets.complete(id, body.attempt, body.status, results=body.results,
+                            products=body.products, plots=body.plots, error=error,
+                            stop=body.stop, started=body.started,
+                            retry_delay=body.retry_delay)  # fmt: skip
+
+
+@router.post("/work/{id}/release", summary="Hand a running attempt back, uncounted")
+def release(buckets: Verbs, id: str, body: Release) -> Any:
+    return buckets.release(id, body.attempt, body.reason)
+
+
+@router.post("/work/{id}/cancel", summary="Cancel a queued or running work")
+def cancel(buckets: Verbs, id: str, request: Request) -> Any:
+    return buckets.cancel(id, by=_who(request))
+
+
+@router.patch("/work/{id}", summary="Change priority or retries of a queued work")
+def change(buckets: Verbs, id: str, body: Change, request: Request) -> Any:
+    return buckets.change(id, priority=body.priority, retries=body.retries, by=_who(request))
+
+
+@router.get("/counts", summary="Counts per pipeline and status, buckets and results")
+def counts(buckets: Verbs) -> Any:
+    return buckets.counts()
+
+
+@router.get("/pipelines", summary="Every known pipeline with its settings and counts")
+def pipelines(buckets: Verbs) -> Any:
+    counts = buckets.counts()
+    names = sorted(set(counts) | set(buckets.store.settings()))
+    return [{"name": name, "counts": counts.get(name, {}),
+             **buckets.settings(name).model_dump()} for name in names]  # fmt: skip
+
+
+@router.get("/pipelines/{pipeline}", summary="Settings of one pipeline")
+def get_pipeline(buckets: Verbs, pipeline: str) -> PipelineSettings:
+    return buckets.settings(pipeline)
+
+
+@router.patch("/pipelines/{pipeline}", summary="Change defaults or pause state of a pipeline")
+def configure(buckets: Verbs, pipeline: str,
+              changes: Annotated[dict[str, Any], Body()]) -> PipelineSettings:  # fmt: skip
+    return buckets.configure(pipeline, changes)
+
+
+@router.post("/pipelines/{pipeline}/pause", summary="Hand out no work of this pipeline")
+def pause(buckets: Verbs, pipeline: str) -> PipelineSettings:
+    return buckets.configure(pipeline, {"paused": True})
+
+
+@router.post("/pipelines/{pipeline}/resume", summary="Hand out work of this pipeline again")
+def resume(buckets: Verbs, pipeline: str) -> PipelineSettings:
+    return buckets.configure(pipeline, {"paused": False})

@@ -1,0 +1,50 @@
+"""Domain errors to HTTP replies, in one place: a JSON body naming the field and reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from workflow.errors import WorkflowError
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(WorkflowError, _workflow_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _request_invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+
+
+async def _workflow_error(request: Request, exc: WorkflowError) -> JSONResponse:
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:] or parts
+    return ".".join(parts)
+
+
+async def _request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    first: dict[str, Any] = dict(errors[0]) if errors else {"loc": ("body",), "msg": "invalid"}
+    field = _location(tuple(first.get("loc", ())))
+    reason = first.get("msg", "invalid")
+    if first.get("type") == "json_invalid":
+        field, reason = "body", f"malformed JSON: {first.get('ctx', {}).get('error', reason)}"
+        errors = [{"loc": ("body",), "msg": reason}]
+    detail = [{"field": _location(tuple(e.get("loc", ()))), "reason": e.get("msg")}
+              for e in errors]  # fmt: skip
+    body = {"error": "InvalidWork", "message": f"{field}: {reason}", "field": field,
+            "detail": detail}  # fmt: skip
+    return JSONResponse(body, status_code=422)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    body = {"error": "HTTPError", "message": str(exc.detail)}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)

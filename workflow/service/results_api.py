@@ -1,0 +1,116 @@
+"""``/results``: CHIME's results API, plus search with plain query parameters."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from workflow.errors import InvalidWork
+from workflow.filters import apply_projection, check_filter, check_projection
+from workflow.results import Results, Search
+from workflow.results.verbs import MAX_PAGE
+from workflow.service.buckets_api import View
+
+router = APIRouter(tags=["results"])
+
+
+def _results(request: Request) -> Results:
+    return request.app.state.results  # type: ignore[no-any-return]
+
+
+Verbs = Annotated[Results, Depends(_results)]
+Works = Annotated[Any, Body()]
+
+
+class CountRequest(BaseModel):
+    """CHIME's count request."""
+
+    query: dict[str, Any] = Field(default_factory=dict)
+
+
+class Page(BaseModel):
+    """One page of a search, with the number of matches."""
+
+    total: int
+    skip: int
+    limit: int
+    items: list[dict[str, Any]]
+
+
+# -- CHIME ------------------------------------------------------------------------------
+
+
+@router.post("/results", summary="Store finished works (CHIME transfer)")
+def deposit(results: Verbs, works: Works) -> dict[str, int]:
+    return results.deposit(works) if works else {}
+
+
+@router.put("/results", summary="Replace finished works by id (CHIME)")
+def update(results: Verbs, works: Works) -> dict[str, int]:
+    return results.update(works)
+
+
+@router.delete("/results", summary="Delete finished works: ?PIPELINE=ID&PIPELINE=ID (CHIME)")
+def delete(results: Verbs, request: Request) -> dict[str, int]:
+    wanted: dict[str, list[str]] = {}
+    for pipeline, id in request.query_params.multi_items():
+        wanted.setdefault(pipeline, []).append(id)
+    if not wanted:
+        raise InvalidWork("name the works to delete as ?PIPELINE=ID", field="query")
+    out = {}
+    for pipeline, ids in wanted.items():
+        found = results.view({"pipeline": pipeline, "id": {"$in": ids}})
+        out[pipeline] = results.delete([doc["id"] for doc in found])
+    return out
+
+
+@router.post("/view", summary="Finished works matching a Mongo-style filter (CHIME)")
+def view(results: Verbs, body: View) -> list[dict[str, Any]]:
+    query = check_filter(body.query)
+    projection = check_projection(body.projection)
+    docs = results.view(query, skip=body.skip, limit=body.limit or None)
+    return [apply_projection(doc, projection) for doc in docs]
+
+
+@router.post("/view/count", summary="How many finished works match (CHIME)")
+def count(results: Verbs, body: CountRequest) -> int:
+    return results.count(check_filter(body.query))
+
+
+@router.get("/status", summary="Finished works per pipeline (CHIME)")
+def status(results: Verbs) -> dict[str, int]:
+    return results.tally()
+
+
+# -- ours -------------------------------------------------------------------------------
+
+
+@router.get("/works", summary="Search finished works with plain query parameters")
+def search(
+    results: Verbs,
+    pipeline: Annotated[list[str] | None, Query()] = None,
+    status: Annotated[list[Literal["success", "failure", "cancelled"]] | None, Query()] = None,
+    tag: Annotated[list[str] | None, Query()] = None,
+    event: Annotated[list[int] | None, Query()] = None,
+    site: str | None = None,
+    user: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    text: Annotated[str | None, Query(max_length=500)] = None,
+    sort: str = "creation",
+    order: Literal["asc", "desc"] = "desc",
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=0, le=MAX_PAGE)] = 50,
+) -> Page:
+    search = Search(pipeline=pipeline or [], status=list(status or []), tags=tag or [],
+                    event=event or [], site=site, user=user, since=since, until=until,
+                    text=text, sort=sort, order=order, skip=skip, limit=limit)  # fmt: skip
+    items, total = results.search(search)
+    return Page(total=total, skip=skip, limit=limit, items=items)
+
+
+@router.get("/works/{id}", summary="One finished work with its history")
+def get_work(results: Verbs, id: str) -> dict[str, Any]:
+    return results.get(id)

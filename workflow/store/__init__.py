@@ -1,0 +1,33 @@
+"""Backends, picked by the scheme of a store URL."""
+
+from __future__ import annotations
+
+from workflow.errors import ConfigurationError
+from workflow.store.base import Claim, Collection, Doc, Query, Sort, Store
+
+__all__ = ["Claim", "Collection", "Doc", "Query", "Sort", "Store", "open_store"]
+
+DEFAULT_STORE = "sqlite:///"
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open the store at ``url`` (default: SQLite in the user data directory).
+
+    Args:
+        url: ``sqlite:///path`` or ``mongodb://...``.
+
+    Raises:
+        ConfigurationError: unknown scheme, or the driver for it is not installed.
+    """
+    url = url or DEFAULT_STORE
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "sqlite":
+        from workflow.store.sqlite import SqliteStore
+
+        return SqliteStore(url)
+    if scheme in ("mongodb", "mongodb+srv"):
+        raise ConfigurationError("the MongoDB backend is not available yet", field="store")
+    raise ConfigurationError(
+        f"unknown store URL scheme {scheme!r}: use sqlite:///PATH or mongodb://HOST",
+        field="store",
+    )

@@ -1,0 +1,169 @@
+"""The storage contract: a few primitives per backend, free of SQL and of policy.
+
+The bucket and results verbs (``workflow.buckets``, ``workflow.results``) are written
+once over these primitives. Documents are plain JSON-ready dicts shaped like
+``Work.payload()``; queries are Mongo-style filters already checked by
+``workflow.filters.check_filter``.
+
+Every state change is a compare-and-set: ``swap`` and ``finish`` name the fields they
+expect (status, and the attempt number as a fencing token) and raise
+``TransitionConflict`` when the stored work no longer matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Doc = dict[str, Any]
+Query = dict[str, Any]
+#: Sort order as (field, direction) pairs, direction 1 ascending and -1 descending.
+Sort = list[tuple[str, int]]
+
+#: Fields a query may sort on (every backend indexes them).
+SORT_FIELDS = frozenset(
+    {"id", "pipeline", "status", "priority", "creation", "start", "stop", "attempt",
+     "site", "user"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a claim writes on each work it takes.
+
+    Attributes:
+        now: The claim time; becomes ``start`` and ``lease.claimed``.
+        lease: Seconds until the lease expires unless heartbeats extend it; ``None``
+            means the work's own ``timeout`` (what CHIME runners, which never
+            heartbeat, need). The lease never outlives ``start + timeout``.
+        runner: Runner id recorded in the lease.
+        host: Runner host recorded in the lease.
+    """
+
+    now: float
+    lease: float | None = None
+    runner: str | None = None
+    host: str | None = None
+
+
+class Collection(Protocol):
+    """A set of works keyed by ``id``: the bucket or the results."""
+
+    def insert(self, docs: list[Doc]) -> list[Doc | None]:
+        """Insert new works in one transaction.
+
+        Returns, per input document, ``None`` when it was inserted, or the stored
+        document when one with that id exists already (nothing is written for it).
+        """
+        ...
+
+    def get(self, id: str) -> Doc | None:
+        """The work with that id, or None."""
+        ...
+
+    def find(self, query: Query, *, sort: Sort | None = None, skip: int = 0,
+             limit: int | None = None, text: str | None = None) -> list[Doc]:  # fmt: skip
+        """Works matching ``query`` (and containing ``text`` in parameters, results,
+        tags or error messages, when given), sorted, paginated. ``limit`` None is all."""
+        ...
+
+    def count(self, query: Query, *, text: str | None = None) -> int:
+        """How many works match."""
+        ...
+
+    def swap(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
+        """Replace the work ``id`` by ``doc`` if its fields equal ``expect``.
+
+        Raises:
+            NotFound: no work with that id.
+            TransitionConflict: the stored work does not match ``expect``.
+        """
+        ...
+
+    def delete(self, ids: list[str]) -> int:
+        """Delete these works; return how many existed."""
+        ...
+
+    def tally(self) -> list[tuple[str, str, int]]:
+        """(pipeline, status, count) for every pipeline and status present."""
+        ...
+
+
+class Store(Protocol):
+    """A backend: the bucket, the results, pipeline settings, and two atomic moves."""
+
+    url: str
+
+    @property
+    def work(self) -> Collection:
+        """The bucket: queued and running works."""
+        ...
+
+    @property
+    def results(self) -> Collection:
+        """Finished works."""
+        ...
+
+    def claim(self, pipelines: list[str], query: Query, claim: Claim, limit: int = 1
+              ) -> list[Doc]:  # fmt: skip
+        """Atomically take up to ``limit`` queued works of ``pipelines`` matching ``query``.
+
+        Only works with ``status == "queued"`` and ``not_before`` unset or due are
+        taken, highest ``priority`` first, then oldest ``creation``, then ``id``. Each
+        taken work gets ``status="running"``, ``start=claim.now``, ``attempt + 1``, a
+        ``lease`` and ``not_before=None``; the updated documents are returned. No two
+        concurrent claims ever return the same work.
+        """
+        ...
+
+    def finish(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
+        """Move a work from the bucket to the results atomically (compare-and-set).
+
+        Raises:
+            NotFound: no work with that id in the bucket.
+            TransitionConflict: the stored work does not match ``expect``.
+        """
+        ...
+
+    def expired(self, now: float, limit: int = 100) -> list[Doc]:
+        """Running works whose lease expired before ``now``, oldest expiry first."""
+        ...
+
+    def settings(self) -> dict[str, dict[str, Any]]:
+        """Per-pipeline settings (defaults, paused) keyed by pipeline name."""
+        ...
+
+    def put_settings(self, pipeline: str, settings: dict[str, Any]) -> None:
+        """Store the settings of one pipeline, replacing what was there."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+def claimed(doc: Doc, claim: Claim) -> Doc:
+    """The document ``doc`` becomes when ``claim`` takes it (shared by every backend)."""
+    timeout = float(doc.get("timeout") or 3600)
+    lease = timeout if claim.lease is None else claim.lease
+    return {
+        **doc,
+        "status": "running",
+        "start": claim.now,
+        "stop": None,
+        "attempt": int(doc.get("attempt") or 0) + 1,
+        "not_before": None,
+        "lease": {
+            "runner": claim.runner,
+            "host": claim.host,
+            "claimed": claim.now,
+            "heartbeat": claim.now,
+            # A lease never outlives the work's own timeout.
+            "expires": claim.now + min(lease, timeout),
+        },
+    }
+
+
+def claim_order(doc: Doc) -> tuple[float, float, str]:
+    """Sort key of the withdraw order: highest priority, then oldest creation, then id."""
+    return (-int(doc["priority"]), float(doc["creation"]), str(doc["id"]))

@@ -1,0 +1,326 @@
+"""The embedded SQLite backend: ``sqlite:///relative/path.db`` or ``sqlite:////abs/path.db``.
+
+Writes go through one connection under a lock, each in a ``BEGIN IMMEDIATE``
+transaction, so a claim is one atomic step even with many server threads; other
+processes on the same file wait on SQLite's busy timeout. Reads use one connection
+per thread and, in WAL mode, never block writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from workflow.errors import (
+    ConfigurationError,
+    DuplicateWork,
+    NotFound,
+    StoreUnavailable,
+    TransitionConflict,
+)
+from workflow.store.base import Claim, Doc, Query, Sort, claim_order, claimed
+from workflow.store.sqlite_query import compile_query, json_path
+from workflow.store.sqlite_schema import RESULT_COLUMNS, SCHEMA, WORK_COLUMNS, column_values
+from workflow.store.text import text_of
+
+MIN_SQLITE = (3, 35, 0)  # RETURNING
+SYNCHRONOUS = {"off", "normal", "full", "extra"}
+
+
+def _dumps(doc: Doc) -> str:
+    return json.dumps(doc, separators=(",", ":"))
+
+
+class SqliteCollection:
+    """The bucket or the results table (see ``workflow.store.base.Collection``)."""
+
+    def __init__(self, store: SqliteStore, table: str, columns: tuple[str, ...]):
+        self._store = store
+        self.table = table
+        self.columns = columns
+        self._mapped = {"id": "id", **{name: name for name in columns if name != "expires"}}
+        names = ", ".join(("id", *columns, "doc"))
+        marks = ", ".join("?" * (len(columns) + 2))
+        self._insert_sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"
+        sets = ", ".join(f"{name} = ?" for name in (*columns, "doc"))
+        self._update_sql = f"UPDATE {table} SET {sets} WHERE id = ?"
+
+    def row(self, doc: Doc) -> list[Any]:
+        """Parameters of the insert statement for ``doc``."""
+        return [doc["id"], *column_values(doc, self.columns), _dumps(doc)]
+
+    def insert(self, docs: list[Doc]) -> list[Doc | None]:
+        with self._store.write() as db:
+            return [self.insert_one(db, doc) for doc in docs]
+
+    def insert_one(self, db: sqlite3.Connection, doc: Doc) -> Doc | None:
+        """Insert inside an open write transaction; return the stored doc on a clash."""
+        existing = self._store.find_anywhere(db, doc["id"])
+        if existing is not None:
+            return existing
+        db.execute(self._insert_sql, self.row(doc))
+        if self.table == "results":
+            db.execute("INSERT INTO results_text (id, body) VALUES (?, ?)",
+                       (doc["id"], text_of(doc)))  # fmt: skip
+        return None
+
+    def get(self, id: str) -> Doc | None:
+        row = self._store.read().execute(
+            f"SELECT doc FROM {self.table} WHERE id = ?", (id,)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def _where(self, query: Query, text: str | None) -> tuple[str, list[Any]]:
+        sql, params = compile_query(query, self._mapped)
+        if text:
+            if self.table == "results":
+                sql += " AND id IN (SELECT id FROM results_text WHERE results_text MATCH ?)"
+                params.append(_fts_terms(text))
+            else:
+                sql += " AND instr(lower(doc), ?) > 0"
+                params.append(text.lower())
+        return sql, params
+
+    def _order(self, sort: Sort | None) -> str:
+        terms = []
+        for field, direction in sort or []:
+            column = self._mapped.get(field) or f"json_extract(doc, '{json_path(field)}')"
+            terms.append(f"{column} {'DESC' if direction < 0 else 'ASC'}")
+        if not any(term.startswith("id ") for term in terms):
+            terms.append("id DESC" if sort and sort[-1][1] < 0 else "id ASC")
+        return ", ".join(terms)
+
+    def find(self, query: Query, *, sort: Sort | None = None, skip: int = 0,
+             limit: int | None = None, text: str | None = None) -> list[Doc]:  # fmt: skip
+        where, params = self._where(query, text)
+        sql = f"SELECT doc FROM {self.table} WHERE {where} ORDER BY {self._order(sort)}"
+        sql += " LIMIT ? OFFSET ?"
+        params += [-1 if limit is None else limit, skip]
+        return [json.loads(row[0]) for row in self._store.read().execute(sql, params)]
+
+    def count(self, query: Query, *, text: str | None = None) -> int:
+        if not query and not text:
+            row = self._store.read().execute(
+                f"SELECT coalesce(sum(n), 0) FROM {self.table}_tally").fetchone()  # fmt: skip
+            return int(row[0])
+        where, params = self._where(query, text)
+        row = self._store.read().execute(
+            f"SELECT count(*) FROM {self.table} WHERE {where}", params
+        ).fetchone()
+        return int(row[0])
+
+    def swap(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
+        with self._store.write() as db:
+            self.swap_in(db, id, expect, doc)
+        return doc
+
+    def swap_in(self, db: sqlite3.Connection, id: str, expect: dict[str, Any], doc: Doc) -> None:
+        """Compare-and-set inside an open write transaction."""
+        where, params = compile_query(expect, self._mapped)
+        cursor = db.execute(
+            f"{self._update_sql} AND {where} RETURNING id",
+            [*column_values(doc, self.columns), _dumps(doc), id, *params],
+        )
+        if cursor.fetchone() is None:
+            raise self._store.conflict(db, self.table, id, expect)
+        if self.table == "results":
+            db.execute("UPDATE results_text SET body = ? WHERE id = ?", (text_of(doc), id))
+
+    def delete(self, ids: list[str]) -> int:
+        removed = 0
+        with self._store.write() as db:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                removed += db.execute(
+                    f"DELETE FROM {self.table} WHERE id IN ({marks})", chunk
+                ).rowcount
+                if self.table == "results":
+                    db.execute(f"DELETE FROM results_text WHERE id IN ({marks})", chunk)
+        return removed
+
+    def tally(self) -> list[tuple[str, str, int]]:
+        rows = self._store.read().execute(
+            f"SELECT pipeline, status, n FROM {self.table}_tally WHERE n > 0 "
+            "ORDER BY pipeline, status"
+        )
+        return [(str(p), str(s), int(n)) for p, s, n in rows]
+
+
+def _fts_terms(text: str) -> str:
+    # Every word must appear, as a prefix; quotes keep FTS5 syntax out of user text.
+    words = [w.replace('"', '""') for w in text.split()]
+    return " AND ".join(f'"{w}"*' for w in words) or '""'
+
+
+class SqliteStore:
+    """The SQLite ``Store`` (see ``workflow.store.base.Store``)."""
+
+    def __init__(self, url: str):
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise ConfigurationError(
+                f"SQLite {sqlite3.sqlite_version} is too old; workflow needs 3.35 or newer"
+            )
+        self.url = url
+        self.path, self.synchronous = _parse(url)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._writer = self._connect()
+        self._writer.executescript(SCHEMA)
+        self.work = SqliteCollection(self, "work", WORK_COLUMNS)
+        self.results = SqliteCollection(self, "results", RESULT_COLUMNS)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                 check_same_thread=False)  # fmt: skip
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute(f"PRAGMA synchronous = {self.synchronous}")
+            db.execute("PRAGMA busy_timeout = 30000")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+        return db
+
+    def read(self) -> sqlite3.Connection:
+        """This thread's read connection."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+            with self._lock:
+                self._readers.append(db)
+        return db
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the writer connection; rolled back on any error."""
+        with self._lock:
+            db = self._writer
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot write {self.path}: {exc}") from exc
+            try:
+                yield db
+            except sqlite3.IntegrityError as exc:
+                db.execute("ROLLBACK")
+                raise DuplicateWork(f"a work with that id exists already ({exc})") from exc
+            except sqlite3.Error as exc:
+                db.execute("ROLLBACK")
+                raise StoreUnavailable(f"cannot write {self.path}: {exc}") from exc
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            try:
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                db.execute("ROLLBACK")
+                raise StoreUnavailable(f"cannot commit to {self.path}: {exc}") from exc
+
+    def find_anywhere(self, db: sqlite3.Connection, id: str) -> Doc | None:
+        """The work with that id in the bucket or the results, read inside ``db``."""
+        for table in ("work", "results"):
+            row = db.execute(f"SELECT doc FROM {table} WHERE id = ?", (id,)).fetchone()
+            if row:
+                return json.loads(row[0])  # type: ignore[no-any-return]
+        return None
+
+    def conflict(self, db: sqlite3.Connection, table: str, id: str, expect: dict[str, Any]
+                 ) -> NotFound | TransitionConflict:  # fmt: skip
+        """The error for a compare-and-set on ``id`` that matched nothing."""
+        row = db.execute(f"SELECT status, attempt FROM {table} WHERE id = ?", (id,)).fetchone()
+        if row is None:
+            return NotFound(f"no work {id} in the {'bucket' if table == 'work' else table}",
+                            field="id", id=id)  # fmt: skip
+        return TransitionConflict(
+            f"work {id} is {row[0]} at attempt {row[1]}, not as expected {expect}",
+            field="attempt" if "attempt" in expect else "status",
+            id=id, status=row[0], attempt=row[1], expected=expect,
+        )
+
+    def claim(self, pipelines: list[str], query: Query, claim: Claim, limit: int = 1
+              ) -> list[Doc]:  # fmt: skip
+        where, params = compile_query(query, self.work._mapped)
+        sql = (
+            "SELECT doc FROM work WHERE status = 'queued' AND pipeline = ? "
+            "AND (not_before IS NULL OR not_before <= ?) "
+            f"AND {where} ORDER BY priority DESC, creation, id LIMIT ?"
+        )
+        with self.write() as db:
+            # One ordered index walk per pipeline, merged: each walk stops at `limit`.
+            found: list[Doc] = []
+            for pipeline in pipelines:
+                rows = db.execute(sql, [pipeline, claim.now, *params, limit])
+                found.extend(json.loads(row[0]) for row in rows)
+            taken = [claimed(doc, claim) for doc in sorted(found, key=claim_order)[:limit]]
+            for doc in taken:
+                self.work.swap_in(db, doc["id"], {"status": "queued"}, doc)
+        return taken
+
+    def finish(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
+        where, params = compile_query(expect, self.work._mapped)
+        with self.write() as db:
+            gone = db.execute(f"DELETE FROM work WHERE id = ? AND {where} RETURNING id",
+                              [id, *params]).fetchone()  # fmt: skip
+            if gone is None:
+                raise self.conflict(db, "work", id, expect)
+            db.execute(self.results._insert_sql, self.results.row(doc))
+            db.execute("INSERT INTO results_text (id, body) VALUES (?, ?)", (id, text_of(doc)))
+        return doc
+
+    def expired(self, now: float, limit: int = 100) -> list[Doc]:
+        rows = self.read().execute(
+            "SELECT doc FROM work WHERE status = 'running' AND expires < ? "
+            "ORDER BY expires LIMIT ?",
+            (now, limit),
+        )
+        return [json.loads(row[0]) for row in rows]
+
+    def settings(self) -> dict[str, dict[str, Any]]:
+        rows = self.read().execute("SELECT name, settings FROM pipelines")
+        return {name: json.loads(text) for name, text in rows}
+
+    def put_settings(self, pipeline: str, settings: dict[str, Any]) -> None:
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO pipelines VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET settings = excluded.settings",
+                (pipeline, _dumps(settings)),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            for db in [*self._readers, self._writer]:
+                db.close()
+            self._readers.clear()
+
+
+def _parse(url: str) -> tuple[Path, str]:
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        raise ConfigurationError(f"not a sqlite URL: {url}", field="store")
+    raw = parts.path[1:] if parts.path.startswith("/") else parts.path
+    path = Path(raw).expanduser() if raw else default_path()
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    synchronous = options.pop("synchronous", "normal").lower()
+    if synchronous not in SYNCHRONOUS or options:
+        raise ConfigurationError(
+            f"unknown sqlite URL option in {url}: only synchronous=off|normal|full|extra",
+            field="store",
+        )
+    return path, synchronous
+
+
+def default_path() -> Path:
+    """``$XDG_DATA_HOME/workflow/workflow.db`` (``~/.local/share/workflow/workflow.db``)."""
+    import os
+
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "workflow" / "workflow.db"

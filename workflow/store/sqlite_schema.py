@@ -1,0 +1,102 @@
+"""The SQLite schema: one JSON document per work plus the columns that indexes need.
+
+The bucket (``work``) and the results (``results``) share a shape. Indexed columns are
+copied out of the document on every write; everything else is read with
+``json_extract``. Counts per pipeline and status are kept by triggers in tally tables,
+so dashboards never scan a million rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Indexed columns per table, and how each is read from a document.
+WORK_COLUMNS = ("pipeline", "status", "priority", "creation", "attempt", "expires", "not_before")
+RESULT_COLUMNS = ("pipeline", "status", "priority", "creation", "start", "stop", "attempt",
+                  "site", "user")  # fmt: skip
+
+
+def column_values(doc: dict[str, Any], columns: tuple[str, ...]) -> list[Any]:
+    """The indexed column values of ``doc``, in ``columns`` order."""
+    values = []
+    for name in columns:
+        if name == "expires":
+            lease = doc.get("lease")
+            values.append(lease.get("expires") if lease else None)
+        else:
+            values.append(doc.get(name))
+    return values
+
+
+def _tally(table: str) -> str:
+    # The tally follows every insert, delete and status or pipeline change of `table`.
+    return f"""
+CREATE TABLE IF NOT EXISTS {table}_tally (
+    pipeline TEXT NOT NULL, status TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (pipeline, status)) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS {table}_tally_insert AFTER INSERT ON {table} BEGIN
+    INSERT INTO {table}_tally VALUES (new.pipeline, new.status, 1)
+    ON CONFLICT (pipeline, status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS {table}_tally_delete AFTER DELETE ON {table} BEGIN
+    UPDATE {table}_tally SET n = n - 1
+    WHERE pipeline = old.pipeline AND status = old.status;
+END;
+CREATE TRIGGER IF NOT EXISTS {table}_tally_update AFTER UPDATE OF pipeline, status ON {table}
+WHEN old.pipeline IS NOT new.pipeline OR old.status IS NOT new.status BEGIN
+    UPDATE {table}_tally SET n = n - 1
+    WHERE pipeline = old.pipeline AND status = old.status;
+    INSERT INTO {table}_tally VALUES (new.pipeline, new.status, 1)
+    ON CONFLICT (pipeline, status) DO UPDATE SET n = n + 1;
+END;
+"""
+
+
+SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS work (
+    id TEXT PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    status TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    creation REAL NOT NULL,
+    attempt INTEGER NOT NULL,
+    expires REAL,
+    not_before REAL,
+    doc TEXT NOT NULL
+);
+-- The claim walks this index in withdraw order, so its cost does not grow with the
+-- bucket: only queued rows are in it, and a LIMIT stops the walk at the first match.
+CREATE INDEX IF NOT EXISTS work_claim
+    ON work (pipeline, priority DESC, creation, id) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS work_expiry ON work (expires) WHERE status = 'running';
+CREATE INDEX IF NOT EXISTS work_creation ON work (creation);
+
+CREATE TABLE IF NOT EXISTS results (
+    id TEXT PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    status TEXT NOT NULL,
+    priority INTEGER,
+    creation REAL,
+    start REAL,
+    stop REAL,
+    attempt INTEGER,
+    site TEXT,
+    user TEXT,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_creation ON results (creation DESC, id DESC);
+CREATE INDEX IF NOT EXISTS results_pipeline ON results (pipeline, creation DESC);
+CREATE INDEX IF NOT EXISTS results_status ON results (status, creation DESC);
+CREATE INDEX IF NOT EXISTS results_pipeline_status ON results (pipeline, status, creation DESC);
+CREATE INDEX IF NOT EXISTS results_stop ON results (stop DESC);
+CREATE INDEX IF NOT EXISTS results_site ON results (site, creation DESC);
+CREATE INDEX IF NOT EXISTS results_user ON results (user, creation DESC);
+-- Words of parameters, results, tags and error messages, for free-text search.
+CREATE VIRTUAL TABLE IF NOT EXISTS results_text USING fts5 (id UNINDEXED, body);
+
+CREATE TABLE IF NOT EXISTS pipelines (name TEXT PRIMARY KEY, settings TEXT NOT NULL);
+"""
+    + _tally("work")
+    + _tally("results")
+)

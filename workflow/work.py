@@ -1,0 +1,332 @@
+"""The Work record: the CHIME/FRB field set, its constraints and its lifecycle as data.
+
+A ``Work`` is data. ``deposit``, ``withdraw``, ``update`` and ``delete`` exist because
+that is what users type, but they only hand the record to a client resolved from the
+configuration (``WORKFLOW_URL``, ``WORKFLOW_TOKEN``); the model never talks to a store.
+
+Retries: a work is attempted at most ``1 + retries`` times. ``attempt`` counts the
+attempts started so far (the server increments it on every claim), so a work whose
+attempt ``N`` fails is queued again while ``N < 1 + retries`` and is otherwise finished
+as ``failure``. (CHIME compares ``attempt`` with ``retries`` directly, which gives one
+attempt fewer; see the README.)
+"""
+
+from __future__ import annotations
+
+import getpass
+import itertools
+import json
+import os
+import re
+import time
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from workflow.errors import InvalidWork, ResultsTooLarge
+
+if TYPE_CHECKING:
+    from workflow.client import Client
+
+Status = Literal["created", "queued", "running", "success", "failure", "cancelled"]
+
+#: Every status a work can have, in lifecycle order.
+STATUSES: tuple[str, ...] = ("created", "queued", "running", "success", "failure", "cancelled")
+#: Work in a bucket, waiting or being worked on.
+ACTIVE = frozenset({"queued", "running"})
+#: Finished work; it lives in the results store.
+TERMINAL = frozenset({"success", "failure", "cancelled"})
+#: The allowed status changes. Anything not listed is a ``TransitionConflict``.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "created": frozenset({"queued"}),
+    "queued": frozenset({"running", "cancelled"}),
+    "running": frozenset({"success", "failure", "queued", "cancelled"}),
+    "success": frozenset(),
+    "failure": frozenset(),
+    "cancelled": frozenset(),
+}
+
+#: How attempts end, as recorded in the history.
+Outcome = Literal["success", "failure", "lost", "released", "cancelled", "retry"]
+
+PIPELINE_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,128}$")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: Default limit on the size of ``results`` as serialized JSON, in bytes.
+RESULTS_LIMIT = 4_000_000
+#: The CHIME/FRB fields, in the order CHIME serializes them.
+CHIME_FIELDS: tuple[str, ...] = (
+    "pipeline", "site", "user", "function", "parameters", "command", "results",
+    "products", "plots", "tags", "event", "id", "creation", "start", "stop",
+    "attempt", "status", "timeout", "retries", "priority", "config", "notify",
+)  # fmt: skip
+
+
+def _default_user() -> str:
+    try:
+        return os.environ.get("WORKFLOW_USER") or getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry inside some containers
+        return "unknown"
+
+
+class Archive(BaseModel):
+    """What happens to results, products and plots when a work finishes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    results: bool = True
+    products: Literal["bypass", "copy", "delete", "move"] = "copy"
+    plots: Literal["bypass", "copy", "delete", "move"] = "copy"
+    logs: Literal["bypass", "copy", "delete", "move"] = "move"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_pass(cls, data: Any) -> Any:
+        # chime-frb-api 3.x wrote "pass"; CHIME's own transfer daemon maps it to "bypass".
+        if isinstance(data, dict):
+            return {k: ("bypass" if v == "pass" else v) for k, v in data.items()}
+        return data
+
+
+class Config(BaseModel):
+    """Lifecycle configuration of a work (CHIME's ``config``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    archive: Archive = Field(default_factory=Archive)
+    metrics: bool = False
+    parent: str | None = None
+    orgs: list[str] = Field(default_factory=lambda: ["chimefrb"])
+    teams: list[str] | None = None
+
+
+class Slack(BaseModel):
+    """Slack notification settings (stored, not acted upon)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel_id: str | None = None
+    member_ids: list[str] | None = None
+    message: str | None = None
+    results: bool | None = None
+    products: bool | None = None
+    plots: bool | None = None
+    blocks: dict[str, Any] | None = None
+    reply: dict[str, Any] | None = None
+
+
+class Notify(BaseModel):
+    """Notification settings (CHIME's ``notify``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slack: Slack = Field(default_factory=Slack)
+
+
+class ErrorInfo(BaseModel):
+    """Why an attempt failed: exception type, message and the tail of the traceback."""
+
+    type: str | None = None
+    message: str | None = None
+    traceback: str | None = None
+
+
+class Lease(BaseModel):
+    """Who holds a running work and until when."""
+
+    runner: str | None = None
+    host: str | None = None
+    claimed: float
+    heartbeat: float
+    expires: float
+
+
+class AttemptEntry(BaseModel):
+    """One finished attempt in a work's history."""
+
+    kind: Literal["attempt"] = "attempt"
+    attempt: int
+    runner: str | None = None
+    host: str | None = None
+    claimed: float | None = None
+    started: float | None = None
+    stopped: float | None = None
+    outcome: Outcome
+    reason: str | None = None
+    error: ErrorInfo | None = None
+
+
+class ActionEntry(BaseModel):
+    """An operator's action on a work (cancel, priority change, ...)."""
+
+    kind: Literal["action"] = "action"
+    action: str
+    at: float
+    by: str | None = None
+    changes: dict[str, Any] | None = None
+
+
+HistoryEntry = Annotated[AttemptEntry | ActionEntry, Field(discriminator="kind")]
+
+
+class Work(BaseModel):
+    """A unit of work: what to run, with which parameters, and everything that happened."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    pipeline: str = Field(min_length=1, max_length=128)
+    site: str = Field(default_factory=lambda: os.environ.get("WORKFLOW_SITE", "local"))
+    user: str = Field(default_factory=_default_user)
+    function: str | None = None
+    parameters: dict[str, Any] | None = None
+    command: list[str] | None = None
+    results: dict[str, Any] | None = None
+    products: list[str] | None = None
+    plots: list[str] | None = None
+    tags: list[str] | None = None
+    event: list[int] | None = None
+    id: str | None = None
+    creation: float | None = Field(default=None, validate_default=True)
+    start: float | None = None
+    stop: float | None = None
+    attempt: int = Field(default=0, ge=0)
+    status: Status = "created"
+    timeout: int = Field(default=3600, ge=1, le=259200)
+    retries: int = Field(default=2, ge=0, le=5)
+    priority: int = Field(default=3, ge=1, le=5)
+    config: Config = Field(default_factory=Config)
+    notify: Notify = Field(default_factory=Notify)
+    # What CHIME lacks.
+    backoff: float | None = Field(default=None, ge=0, le=86400)
+    not_before: float | None = None
+    lease: Lease | None = None
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+    @field_validator("pipeline")
+    @classmethod
+    def _pipeline_name(cls, value: str) -> str:
+        if not PIPELINE_PATTERN.match(value):
+            raise ValueError("pipeline names use only ASCII letters, digits and hyphens")
+        return value
+
+    @field_validator("id")
+    @classmethod
+    def _id_format(cls, value: str | None) -> str | None:
+        if value is not None and not ID_PATTERN.match(value):
+            raise ValueError("ids are 1 to 64 ASCII letters, digits, '_' or '-'")
+        return value
+
+    @field_validator("creation")
+    @classmethod
+    def _creation_now(cls, value: float | None) -> float:
+        return time.time() if value is None else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _function_or_command(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("function") and data.get("command"):
+            raise ValueError("give either function or command, not both")
+        return data
+
+    @property
+    def max_attempts(self) -> int:
+        """How many attempts this work gets at most: ``1 + retries``."""
+        return 1 + self.retries
+
+    def payload(self) -> dict[str, Any]:
+        """The work as a JSON-ready dictionary, CHIME fields first."""
+        return self.model_dump(mode="json")
+
+    # -- what users type; each call goes through a client built from the environment --
+
+    def deposit(self, client: Client | None = None) -> str:
+        """Deposit this work and return its id (chosen here, so a retried deposit is safe)."""
+        return _client(client).deposit([self])[0]
+
+    @classmethod
+    def withdraw(cls, pipeline: str | list[str], client: Client | None = None, **filters: Any
+                 ) -> Work | None:  # fmt: skip
+        """Claim the next work of ``pipeline`` (highest priority, then oldest), or None."""
+        found = _client(client).withdraw(pipeline, limit=1, **filters)
+        return found[0] if found else None
+
+    def update(self, client: Client | None = None) -> Work:
+        """Send this work's outcome: ``status`` success or failure finishes the attempt."""
+        return _client(client).update(self)
+
+    def delete(self, client: Client | None = None) -> bool:
+        """Delete this work from its bucket."""
+        if self.id is None:
+            raise ValueError("this work has no id: it was never deposited")
+        return _client(client).delete([self.id]) > 0
+
+
+def _client(client: Client | None) -> Client:
+    if client is not None:
+        return client
+    from workflow.client import Client
+
+    return Client.from_env()
+
+
+def results_size(results: dict[str, Any] | None) -> int:
+    """Size of ``results`` as compact serialized JSON, in bytes."""
+    if not results:
+        return 0
+    return len(json.dumps(results, separators=(",", ":"), default=str).encode())
+
+
+def check_results_size(results: dict[str, Any] | None, limit: int = RESULTS_LIMIT) -> None:
+    """Raise ``ResultsTooLarge`` when ``results`` serialize to more than ``limit`` bytes."""
+    size = results_size(results)
+    if size > limit:
+        raise ResultsTooLarge(
+            f"results are {size} bytes as JSON, more than the limit of {limit}; "
+            "store large data as products and keep results small",
+            field="results", size=size, limit=limit,
+        )  # fmt: skip
+
+
+_counter = itertools.count(int.from_bytes(os.urandom(3), "big"))
+
+
+def new_id() -> str:
+    """A 24-hex id that sorts by creation time, shaped like a MongoDB ObjectId."""
+    # Time, then a per-process counter, then randomness: ids from one process sort in
+    # creation order, and ids from different processes do not collide.
+    return f"{int(time.time()):08x}{next(_counter) % 0xFFFFFF:06x}{os.urandom(5).hex()}"
+
+
+def parse_work(raw: Any, where: str = "work") -> Work:
+    """Validate ``raw`` as a Work, turning pydantic's error into ``InvalidWork``.
+
+    Args:
+        raw: A dict as received (JSON).
+        where: Location prefix for the field name in the error, e.g. ``works[3]``.
+
+    Raises:
+        InvalidWork: naming the first bad field and the reason; ``detail`` lists all.
+    """
+    try:
+        return Work.model_validate(raw)
+    except ValidationError as exc:
+        raise invalid(exc, where) from exc
+
+
+def invalid(exc: ValidationError, where: str) -> InvalidWork:
+    """An ``InvalidWork`` naming the first field ``exc`` complains about."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    first = errors[0]
+    loc = ".".join(str(part) for part in first["loc"])
+    field = f"{where}.{loc}" if loc else where
+    detail = [
+        {"field": ".".join([where, *(str(p) for p in e["loc"])]), "reason": e["msg"]}
+        for e in errors
+    ]
+    return InvalidWork(f"{field}: {first['msg']}", field=field, detail=detail)
