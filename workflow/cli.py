@@ -45,12 +45,14 @@ def serve(host: str, port: int, store: str, log_level: str) -> None:
 
     from workflow.service.app import create_app
     from workflow.settings import ServerSettings
+    from workflow.store import open_store
 
     settings = ServerSettings.from_env(host=host, port=port, store=store)
+    opened = open_store(settings.store or None)  # a bad store URL fails here, in one line
     if not settings.tokens:
         click.echo(f"workflow serve: no access tokens configured; open to anyone on {host}",
                    err=True)  # fmt: skip
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level,
+    uvicorn.run(create_app(settings, opened), host=host, port=port, log_level=log_level,
                 access_log=log_level == "debug")  # fmt: skip
 
 

@@ -17,22 +17,25 @@ from workflow.errors import Unauthorized
 from workflow.results import Results
 from workflow.service import buckets_api, errors, results_api
 from workflow.settings import ServerSettings
-from workflow.store import open_store
+from workflow.store import Store, open_store
 
 log = logging.getLogger("workflow.serve")
 
 
-def create_app(settings: ServerSettings | None = None) -> FastAPI:
+def create_app(settings: ServerSettings | None = None, store: Store | None = None) -> FastAPI:
     """Build the service.
 
     Args:
         settings: How to run; default from the ``WORKFLOW_*`` environment.
+        store: An open store to serve; by default ``settings.store`` is opened when the
+            app starts. The app closes it when it stops.
     """
     settings = settings or ServerSettings.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = open_store(settings.store or None)
+        nonlocal store
+        store = store or open_store(settings.store or None)
         app.state.buckets = Buckets(store, results_limit=settings.results_limit)
         app.state.results = Results(store)
         stop = threading.Event()

@@ -1,0 +1,98 @@
+"""The service over real HTTP: tokens, CHIME's update path, start-up refusals."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+from harness import Server
+
+
+def test_tokens_guard_every_route_but_version(make_server: Callable[..., Server]) -> None:
+    server = make_server(env={"WORKFLOW_TOKENS": "alpha,beta"})
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        assert http.head("/buckets/version").status_code == 200
+        assert http.get("/results/version").status_code == 200
+        refused = http.get("/buckets/status")
+        assert refused.status_code == 401
+        assert refused.json()["error"] == "Unauthorized"
+        assert http.get("/buckets/status", headers={"x-access-token": "gamma"}).status_code == 401
+        assert http.get("/buckets/status", headers={"x-access-token": "beta"}).status_code == 200
+        bearer = {"Authorization": "Bearer alpha"}
+        assert http.post("/results/view", json={}, headers=bearer).status_code == 200
+        assert http.post("/buckets/work", json=[{"pipeline": "p"}]).status_code == 401
+        assert http.post("/buckets/view", json={}, headers=bearer).json() == []
+
+
+def test_chime_update_of_a_stale_attempt_gets_409_and_changes_nothing(server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        http.post("/buckets/work", json=[{"pipeline": "stale", "retries": 2, "backoff": 0}])
+        claim = {"pipelines": ["stale"], "lease": 0.2}
+        first = http.post("/buckets/withdraw", json=claim).json()[0]
+        time.sleep(0.3)
+        http.get("/buckets/audit/expired")
+        second = http.post("/buckets/work/withdraw", json={"pipeline": {"$in": ["stale"]}}).json()
+        assert second["attempt"] == first["attempt"] + 1
+        before = http.get(f"/buckets/work/{first['id']}").json()
+
+        late = {**first, "status": "success", "results": {"late": True}, "stop": time.time()}
+        for key in ("history", "lease", "backoff", "not_before"):
+            late.pop(key)  # CHIME's client sends only CHIME's fields
+        reply = http.put("/buckets/work", json=[late])
+        assert reply.status_code == 409
+        assert reply.json()["field"] == "attempt"
+        assert http.get(f"/buckets/work/{first['id']}").json() == before
+
+        current = {**second, "status": "success", "results": {"on": "time"}}
+        assert http.put("/buckets/work", json=[current]).json() is True
+        done = http.get(f"/results/works/{first['id']}").json()
+        assert (done["status"], done["results"]) == ("success", {"on": "time"})
+        assert [e["outcome"] for e in done["history"]] == ["lost", "success"]
+
+
+def test_chime_update_edits_fields_of_queued_work(server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        (id,) = http.post("/buckets/work", params={"return_ids": "True"},
+                          json=[{"pipeline": "edit", "tags": ["a"]}]).json()  # fmt: skip
+        work = http.get(f"/buckets/work/{id}").json()
+        edited = {**work, "tags": ["a", "b"], "priority": 5, "status": "queued"}
+        assert http.put("/buckets/work", json=[edited]).json() is True
+        after = http.get(f"/buckets/work/{id}").json()
+        assert (after["tags"], after["priority"], after["status"]) == (["a", "b"], 5, "queued")
+        jump = {**after, "status": "success"}
+        reply = http.put("/buckets/work", json=[jump])
+        assert reply.status_code == 409 and "queued" in reply.json()["message"]
+
+
+def test_chime_status_keys_and_counts(server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        http.post("/buckets/work", json=[{"pipeline": "st"}, {"pipeline": "st"}])
+        work = http.post("/buckets/work/withdraw", json={"pipeline": "st"}).json()
+        http.post(f"/buckets/work/{work['id']}/complete", json={"attempt": 1, "status": "success"})
+        details = http.get("/buckets/status/details/st").json()
+        assert list(details) == ["total", "queued", "running", "success", "failure"]
+        assert details == {"total": 2, "queued": 1, "running": 0, "success": 1, "failure": 0}
+        assert http.get("/buckets/status/pipelines").json() == ["st"]
+        assert http.get("/results/status").json() == {"st": 1}
+        assert http.post("/results/view/count", json={"query": {"pipeline": "st"}}).json() == 1
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.1"])
+def test_serve_refuses_a_public_address_without_tokens(host: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "workflow", "serve", "--host", host],
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "without access tokens" in lines[0]
+
+
+def test_unknown_store_scheme_is_one_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "workflow", "serve", "--store", "redis://x"],
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].startswith("error:")
+    assert "Traceback" not in done.stderr
