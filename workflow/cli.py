@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
+import yaml
+from click.core import ParameterSource
 
-from workflow import __version__
-from workflow.errors import WorkflowError
+from workflow import __version__, cli_buckets, cli_results
+from workflow.errors import InvalidWork, WorkflowError
+from workflow.settings import DEFAULT_URL
+
+#: Seconds a command keeps retrying while the server does not answer; short, because a
+#: person is waiting (the library's default suits runners, which should ride out restarts).
+RETRY_FOR = 3.0
+#: Works per deposit request; bigger deposits are sent in batches with a progress bar.
+DEPOSIT_BATCH = 1000
 
 
 class Group(click.Group):
@@ -97,6 +110,187 @@ def demo(port: int, store: str, count: int, exit_: bool) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def connect(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--url`` and ``--token``; the command finds a ``Client`` for them in ``ctx.obj``."""
+
+    @click.pass_context
+    def with_client(ctx: click.Context, url: str, token: str | None, **kwargs: Any) -> Any:
+        from workflow.client import Client
+
+        ctx.obj = ctx.with_resource(Client(url, token or None, retry_for=RETRY_FOR))
+        return command(**kwargs)
+
+    with_client.__doc__ = command.__doc__
+    with_client.__name__ = command.__name__
+    with_client.__click_params__ = getattr(command, "__click_params__", [])  # type: ignore[attr-defined]
+    options = (
+        click.option("--url", envvar="WORKFLOW_URL", default=DEFAULT_URL, show_envvar=True,
+                     help="Server base URL."),
+        click.option("--token", envvar="WORKFLOW_TOKEN", show_envvar=True,
+                     help="Access token."),
+    )  # fmt: skip
+    for option in reversed(options):
+        with_client = option(with_client)
+    return with_client
+
+
+def _key_value(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+               ) -> dict[str, Any]:  # fmt: skip
+    parsed: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", ctx, param)
+        try:
+            parsed[key] = json.loads(raw)
+        except ValueError:
+            parsed[key] = raw
+    return parsed
+
+
+def _argv(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    try:
+        return None if value is None else shlex.split(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def load_works(source: str) -> list[Any]:
+    """The works in a JSON or YAML file (``-``: standard input): one object or a list.
+
+    Raises:
+        InvalidWork: the file cannot be read, is neither JSON nor YAML, or holds
+            something other than a work object or a list of them.
+    """
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise InvalidWork(f"cannot read {source}: {reason}") from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise InvalidWork(f"{source} is neither JSON nor YAML: {_yaml_problem(exc)}"
+                              ) from None  # fmt: skip
+    works = data if isinstance(data, list) else [data]
+    if data is None or not works:
+        raise InvalidWork(f"{source} holds no work")
+    if not all(isinstance(work, dict) for work in works):
+        kind = type(data if not isinstance(data, list) else data[0]).__name__
+        raise InvalidWork(f"{source} must hold a work object or a list of work objects, "
+                          f"not {'a list of ' if isinstance(data, list) else ''}{kind}")
+    return works
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+    return f"{getattr(exc, 'problem', None) or exc}{where}"
+
+
+def fill_work(raw: dict[str, Any], override: dict[str, Any], fill: dict[str, Any]
+              ) -> dict[str, Any]:  # fmt: skip
+    """``raw`` with ``override`` on top and ``fill`` where ``raw`` has no value;
+    ``parameters`` are merged key by key."""
+    work = {**{k: v for k, v in fill.items() if raw.get(k) is None}, **raw, **override}
+    for given, other in (("function", "command"), ("command", "function")):
+        if given in override:
+            work.pop(other, None)
+    params = override.get("parameters")
+    if params and isinstance(raw.get("parameters"), dict):
+        work["parameters"] = {**raw["parameters"], **params}
+    return work
+
+
+def _fields(ctx: click.Context, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Work fields from the options: (typed on the command line, from the environment)."""
+    override: dict[str, Any] = {}
+    fill: dict[str, Any] = {}
+    for name, value in options.items():
+        if value is None or value == () or value == {}:
+            continue
+        source = ctx.get_parameter_source(name)
+        target = fill if source == ParameterSource.ENVIRONMENT else override
+        target[name] = list(value) if isinstance(value, tuple) else value
+    return override, fill
+
+
+def _deposit_all(client: Any, works: list[Any]) -> list[str]:
+    if len(works) <= DEPOSIT_BATCH:
+        return client.deposit(works)  # type: ignore[no-any-return]
+    from rich.console import Console
+    from rich.progress import Progress
+
+    ids: list[str] = []
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("depositing", total=len(works))
+        for start in range(0, len(works), DEPOSIT_BATCH):
+            ids += client.deposit(works[start : start + DEPOSIT_BATCH])
+            progress.update(task, completed=len(ids))
+    return ids
+
+
+@cli.command()
+@connect
+@click.argument("file", required=False)
+@click.option("-p", "--pipeline", help="Pipeline (bucket) of the works.")
+@click.option("--function", help="Dotted path of the function to run: package.module.name.")
+@click.option("--command", callback=_argv,
+              help='Command to run, one string split as a shell would: "fold --dm 300".')
+@click.option("--param", "parameters", multiple=True, metavar="KEY=VALUE", callback=_key_value,
+              help="A parameter, repeatable; VALUE is read as JSON when it parses, else "
+              "as a string. Merged into each work's parameters.")
+@click.option("--priority", type=int, help="1 (lowest) to 5 (highest).")
+@click.option("--retries", type=int, help="Attempts allowed after the first, 0 to 5.")
+@click.option("--timeout", type=int, help="Seconds one attempt may run.")
+@click.option("--tag", "tags", multiple=True, help="A tag, repeatable.")
+@click.option("--event", multiple=True, type=int, help="An event number, repeatable.")
+@click.option("--site", envvar="WORKFLOW_SITE", show_envvar=True,
+              help="Site to run at; from the environment it only fills works that "
+              "name none.")  # fmt: skip
+@click.option("--count", default=1, type=click.IntRange(min=1), help="Copies of each work.")
+@click.option("--json", "as_json", is_flag=True, help="Print the ids as a JSON list.")
+@click.pass_context
+def deposit(ctx: click.Context, file: str | None, count: int, as_json: bool,
+            **options: Any) -> None:  # fmt: skip
+    """Deposit works; print their ids, one per line.
+
+    FILE is JSON or YAML holding one work or a list of works (- reads standard input).
+    Without FILE the options describe one work. Options given on the command line
+    replace those fields in every work of FILE.
+    """
+    from workflow.work import parse_work
+
+    override, fill = _fields(ctx, options)
+    raws = load_works(file) if file else [{}]
+    where = "works[{}]" if file else "work"
+    works = [parse_work(fill_work(raw, override, fill), where.format(i))
+             for i, raw in enumerate(raws) for _ in range(count)]  # fmt: skip
+    ids = _deposit_all(ctx.obj, works)
+    click.echo(json.dumps(ids) if as_json else "\n".join(ids))
+
+
+@cli.group(cls=Group)
+@connect
+def buckets() -> None:
+    """Queued and running work: status, priorities, pausing."""
+
+
+@cli.group(cls=Group)
+@connect
+def results() -> None:
+    """Finished work: search, one work and its history."""
+
+
+for _command in cli_buckets.COMMANDS:
+    buckets.add_command(_command)
+for _command in cli_results.COMMANDS:
+    results.add_command(_command)
 
 
 def main() -> None:

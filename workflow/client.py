@@ -22,7 +22,7 @@ from tenacity import (
 from workflow import errors
 from workflow.buckets.settings import DEFAULTABLE, PipelineSettings
 from workflow.settings import ClientSettings
-from workflow.work import Work, new_id
+from workflow.work import Work, default_user, new_id
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -59,7 +59,10 @@ class Client:
         env = ClientSettings.from_env()
         self.url = (url or env.url).rstrip("/")
         token = token if token is not None else env.token
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # Operator actions are recorded in a work's history with this name.
+        headers = {"X-Workflow-User": default_user()}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         self.retry_for = retry_for
         self._http = httpx.Client(base_url=self.url, headers=headers,
                                   timeout=timeout if timeout is not None else env.timeout)
@@ -183,11 +186,8 @@ class Client:
 
     def delete(self, ids: list[str]) -> int:
         """Delete works from their bucket; return how many existed."""
-        try:
-            self.call("DELETE", "/buckets/work", safe=True, params={"ids": ids})
-        except errors.NotFound:
-            return 0
-        return len(ids)
+        reply = self.call("POST", "/buckets/work/delete", safe=True, json={"ids": ids})
+        return int(reply["deleted"])
 
     def get(self, id: str) -> Work:
         """A work by id, queued, running or finished."""

@@ -12,7 +12,7 @@ from workflow.buckets.verbs import plain_query
 from workflow.client import deposit_payload
 from workflow.results import Results, Search
 from workflow.store import Store, open_store
-from workflow.work import Work, new_id
+from workflow.work import Work, default_user, new_id
 
 
 class LocalClient:
@@ -62,11 +62,12 @@ class LocalClient:
         return self.get(work.id)
 
     def cancel(self, id: str) -> Work:
-        return Work.model_validate(self.buckets.cancel(id))
+        return Work.model_validate(self.buckets.cancel(id, by=default_user()))
 
     def change(self, id: str, *, priority: int | None = None, retries: int | None = None
                ) -> Work:  # fmt: skip
-        return Work.model_validate(self.buckets.change(id, priority=priority, retries=retries))
+        changed = self.buckets.change(id, priority=priority, retries=retries, by=default_user())
+        return Work.model_validate(changed)
 
     def delete(self, ids: list[str]) -> int:
         return self.buckets.delete(ids)

@@ -1,18 +1,31 @@
-"""Rich renderings of works for the CLI."""
+"""Rich renderings of works, buckets and pipelines for the CLI."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
+import time
 from collections.abc import Iterable
 from typing import Any
 
+from rich.console import Group, RenderableType
+from rich.json import JSON
+from rich.panel import Panel
+from rich.rule import Rule
 from rich.table import Table
+from rich.text import Text
 
-from workflow.work import Work
+from workflow.buckets.settings import PipelineSettings
+from workflow.work import ActionEntry, AttemptEntry, Work
 
 STATUS_STYLE = {"success": "green", "failure": "red", "cancelled": "yellow",
                 "running": "cyan", "queued": "white"}  # fmt: skip
+OUTCOME_STYLE = {**STATUS_STYLE, "lost": "red", "released": "cyan", "retry": "cyan"}
+#: Statuses in the order the count tables show them.
+COUNTED = ("queued", "running", "success", "failure", "cancelled")
+#: Lines of a failed attempt's traceback that ``work_view`` shows.
+TRACEBACK_LINES = 20
 
 
 def when(stamp: float | None) -> str:
@@ -22,10 +35,38 @@ def when(stamp: float | None) -> str:
     return dt.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def clock(stamp: float | None, day_of: float | None) -> str:
+    """``HH:MM:SS`` when ``stamp`` falls on the same day as ``day_of``, else ``when``."""
+    if stamp is None or day_of is None or when(stamp)[:10] != when(day_of)[:10]:
+        return when(stamp)
+    return when(stamp)[11:]
+
+
+def age(stamp: float | None, now: float | None = None) -> str:
+    """How long ago ``stamp`` was, in the largest whole unit: ``42s``, ``5m``, ``3h``, ``2d``."""
+    if stamp is None:
+        return ""
+    seconds = max(0.0, (time.time() if now is None else now) - stamp)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
 def short(value: Any, width: int = 48) -> str:
     """``value`` as compact JSON cut to ``width`` characters."""
     text = json.dumps(value, separators=(",", ":"), default=str) if value is not None else ""
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def json_text(data: Any) -> str:
+    """``data`` as indented JSON, for ``--json`` output."""
+    return json.dumps(data, indent=2, default=str)
+
+
+def status_text(status: str, styles: dict[str, str] = STATUS_STYLE) -> Text:
+    """A status in its colour."""
+    return Text(status, style=styles.get(status, ""))
 
 
 def results_table(works: Iterable[Work], title: str) -> Table:
@@ -34,7 +75,165 @@ def results_table(works: Iterable[Work], title: str) -> Table:
     for column in ("id", "pipeline", "status", "attempt", "finished", "results"):
         table.add_column(column, no_wrap=column != "results")
     for work in works:
-        style = STATUS_STYLE.get(work.status, "")
-        table.add_row(work.id, work.pipeline, f"[{style}]{work.status}[/]", str(work.attempt),
-                      when(work.stop), short(work.results))  # fmt: skip
+        table.add_row(work.id, work.pipeline, status_text(work.status), str(work.attempt),
+                      when(work.stop), Text(short(work.results)))  # fmt: skip
+    return table
+
+
+def defaults_text(defaults: dict[str, Any]) -> str:
+    """Pipeline defaults that are set, as ``name=value`` words."""
+    return " ".join(f"{k}={v}" for k, v in defaults.items() if v is not None)
+
+
+def pipelines_table(pipelines: Iterable[dict[str, Any]]) -> Table:
+    """One row per pipeline (as ``GET /buckets/pipelines`` lists them): counts, paused,
+    defaults."""
+    table = Table(title="pipelines", title_justify="left")
+    table.add_column("pipeline", no_wrap=True)
+    for status in COUNTED:
+        table.add_column(status, justify="right", style=STATUS_STYLE[status])
+    table.add_column("paused")
+    table.add_column("defaults")
+    for row in pipelines:
+        counts = row.get("counts", {})
+        table.add_row(Text(row["name"]), *(str(counts.get(s, 0)) for s in COUNTED),
+                      Text("paused", style="bold red") if row.get("paused") else "",
+                      defaults_text(row.get("defaults", {})))  # fmt: skip
+    return table
+
+
+def counts_table(counts: dict[str, dict[str, int]]) -> Table:
+    """Works per pipeline and status, with totals."""
+    table = Table(title="works per pipeline and status", title_justify="left",
+                  show_footer=len(counts) > 1)  # fmt: skip
+    table.add_column("pipeline", footer="all", no_wrap=True)
+    for status in COUNTED:
+        total = sum(per.get(status, 0) for per in counts.values())
+        table.add_column(status, footer=str(total), justify="right", style=STATUS_STYLE[status])
+    table.add_column("total", footer=str(sum(sum(p.values()) for p in counts.values())),
+                     justify="right")  # fmt: skip
+    for pipeline, per in sorted(counts.items()):
+        table.add_row(Text(pipeline), *(str(per.get(s, 0)) for s in COUNTED),
+                      str(sum(per.values())))  # fmt: skip
+    return table
+
+
+def settings_table(pipeline: str, settings: PipelineSettings) -> Table:
+    """A pipeline's defaults for new deposits and whether it is paused."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim")
+    table.add_column()
+    table.add_row("pipeline", Text(pipeline, style="bold"))
+    table.add_row("paused", "yes" if settings.paused else "no")
+    for name, value in settings.defaults.model_dump().items():
+        table.add_row(name, "(server default)" if value is None else str(value))
+    return table
+
+
+def holder(work: Work) -> str:
+    """``runner@host`` of a running work's lease, or empty."""
+    if work.lease is None:
+        return ""
+    return f"{work.lease.runner or '?'}@{work.lease.host or '?'}"
+
+
+def bucket_table(works: Iterable[Work], title: str) -> Table:
+    """Works in a bucket: id, status, priority, attempt, age, lease holder, parameters."""
+    table = Table(title=title, title_justify="left")
+    for column in ("id", "status", "priority", "attempt", "age", "runner@host"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("parameters")
+    now = time.time()
+    for work in works:
+        table.add_row(work.id, status_text(work.status), str(work.priority),
+                      f"{work.attempt}/{work.max_attempts}", age(work.creation, now),
+                      Text(holder(work)), Text(short(work.parameters, 60)))  # fmt: skip
+    return table
+
+
+def work_view(work: Work) -> RenderableType:
+    """Everything about one work: its fields, parameters and results, and its history."""
+    parts: list[RenderableType] = [
+        Panel(_fields(work), title=f"work {work.id}", title_align="left", expand=False)
+    ]
+    attempts = [e for e in work.history if isinstance(e, AttemptEntry)]
+    actions = [e for e in work.history if isinstance(e, ActionEntry)]
+    parts.append(_attempts_table(attempts) if attempts else Text("no attempts yet", "dim"))
+    if actions:
+        parts.append(_actions_table(actions))
+    for entry in attempts:
+        if entry.error and entry.error.traceback:
+            tail = entry.error.traceback.rstrip().splitlines()[-TRACEBACK_LINES:]
+            parts.append(Rule(f"attempt {entry.attempt} traceback (last lines)", align="left"))
+            parts.append(Text("\n".join(f"  {line}" for line in tail)))
+    return Group(*parts)
+
+
+def _fields(work: Work) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column()
+    rows: list[tuple[str, RenderableType | str | None]] = [
+        ("pipeline", Text(work.pipeline, style="bold")),
+        ("status", status_text(work.status)),
+        ("attempt", f"{work.attempt} of at most {work.max_attempts} (retries {work.retries})"),
+        ("priority", str(work.priority)),
+        ("site / user", Text(f"{work.site} / {work.user}")),
+        ("function", Text(work.function) if work.function else None),
+        ("command", Text(shlex.join(work.command)) if work.command else None),
+        ("tags", Text(", ".join(work.tags)) if work.tags else None),
+        ("event", ", ".join(map(str, work.event)) if work.event else None),
+        ("created", when(work.creation)),
+        ("started", when(work.start) or None),
+        ("stopped", when(work.stop) or None),
+        ("timeout", f"{work.timeout} s"),
+        ("backoff", f"{work.backoff:g} s" if work.backoff is not None else None),
+        ("not before", when(work.not_before) or None),
+        ("lease", _lease(work)),
+        ("parameters", JSON.from_data(work.parameters) if work.parameters else None),
+        ("results", JSON.from_data(work.results) if work.results else None),
+        ("products", Text("\n".join(work.products)) if work.products else None),
+        ("plots", Text("\n".join(work.plots)) if work.plots else None),
+        ("config", _changed(work.config.model_dump(mode="json", exclude_defaults=True))),
+        ("notify", _changed(work.notify.model_dump(mode="json", exclude_defaults=True))),
+    ]
+    for name, value in rows:
+        if value is not None:
+            grid.add_row(name, value)
+    return grid
+
+
+def _changed(values: dict[str, Any]) -> RenderableType:
+    return JSON.from_data(values) if values else Text("defaults", style="dim")
+
+
+def _lease(work: Work) -> str | None:
+    if work.lease is None:
+        return None
+    return f"{holder(work)}, claimed {when(work.lease.claimed)}, expires {when(work.lease.expires)}"
+
+
+def _attempts_table(entries: list[AttemptEntry]) -> Table:
+    table = Table(title="attempts", title_justify="left")
+    for column in ("#", "outcome", "reason", "runner@host", "claimed", "started", "stopped"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("error")
+    for entry in entries:
+        error = entry.error
+        message = ": ".join(p for p in (error.type, error.message) if p) if error else ""
+        who = f"{entry.runner or '?'}@{entry.host or '?'}" if entry.runner or entry.host else ""
+        table.add_row(str(entry.attempt), status_text(entry.outcome, OUTCOME_STYLE),
+                      Text(entry.reason or ""), Text(who), when(entry.claimed),
+                      clock(entry.started, entry.claimed), clock(entry.stopped, entry.claimed),
+                      Text(message))  # fmt: skip
+    return table
+
+
+def _actions_table(entries: list[ActionEntry]) -> Table:
+    table = Table(title="operator actions", title_justify="left")
+    for column in ("at", "action", "by", "changes"):
+        table.add_column(column, no_wrap=column != "changes")
+    for entry in entries:
+        changes = defaults_text(entry.changes or {})
+        table.add_row(when(entry.at), entry.action, Text(entry.by or ""), Text(changes))
     return table

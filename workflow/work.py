@@ -68,7 +68,8 @@ CHIME_FIELDS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def _default_user() -> str:
+def default_user() -> str:
+    """``WORKFLOW_USER``, else the login name, else ``unknown``."""
     try:
         return os.environ.get("WORKFLOW_USER") or getpass.getuser()
     except (KeyError, OSError):  # no passwd entry inside some containers
@@ -182,7 +183,7 @@ class Work(BaseModel):
 
     pipeline: str = Field(min_length=1, max_length=128)
     site: str = Field(default_factory=lambda: os.environ.get("WORKFLOW_SITE", "local"))
-    user: str = Field(default_factory=_default_user)
+    user: str = Field(default_factory=default_user)
     function: str | None = None
     parameters: dict[str, Any] | None = None
     command: list[str] | None = None

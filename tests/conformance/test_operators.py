@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from workflow.errors import InvalidWork, NotFound, TransitionConflict
+from workflow.work import default_user
 
 
 def test_cancel_queued_and_running(api: Any, make_work: Any, pipeline: str) -> None:
@@ -19,6 +20,7 @@ def test_cancel_queued_and_running(api: Any, make_work: Any, pipeline: str) -> N
     assert cancelled.status == "cancelled"
     assert [e.kind for e in cancelled.history] == ["attempt", "action"]
     assert cancelled.history[0].outcome == "cancelled"
+    assert cancelled.history[1].by == default_user()
     assert api.counts()[pipeline] == {"cancelled": 2}
     with pytest.raises(NotFound):
         api.cancel(queued.id)
@@ -34,6 +36,8 @@ def test_change_priority_and_retries_of_queued_work(api: Any, make_work: Any, pi
     changed = api.change(low.id, priority=5, retries=4)
     assert (changed.priority, changed.retries) == (5, 4)
     assert changed.history[-1].action == "change"
+    assert changed.history[-1].changes == {"priority": 5, "retries": 4}
+    assert changed.history[-1].by == default_user()
     assert api.withdraw(pipeline)[0].id == low.id
     with pytest.raises(TransitionConflict):
         api.change(low.id, priority=2)

@@ -124,6 +124,17 @@ def delete(buckets: Verbs, ids: Annotated[list[str], Query(min_length=1)]) -> An
     return chime.delete(buckets, ids)
 
 
+class Delete(Strict):
+    """Works to delete from the buckets."""
+
+    ids: list[str] = Field(min_length=1, max_length=10_000)
+
+
+@router.post("/work/delete", summary="Delete works by id; says how many existed")
+def delete_many(buckets: Verbs, body: Delete) -> dict[str, int]:
+    return {"deleted": buckets.delete(body.ids)}
+
+
 @router.post("/view", summary="Works matching a Mongo-style filter, newest first (CHIME)")
 def view(buckets: Verbs, body: View) -> Any:
     query = check_filter(body.query)

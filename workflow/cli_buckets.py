@@ -1,0 +1,151 @@
+"""``workflow buckets ...``: look into and steer the buckets of queued and running work.
+
+Each command finds its ``Client`` in ``ctx.obj`` (the ``buckets`` group creates it from
+``--url`` and ``--token``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+from rich.console import Console
+
+from workflow import views
+from workflow.buckets.settings import PipelineSettings
+from workflow.work import Work
+
+if TYPE_CHECKING:
+    from workflow.client import Client
+
+as_json_option = click.option("--json", "as_json", is_flag=True,
+                              help="Print JSON instead of a table.")  # fmt: skip
+
+
+@click.command("ls")
+@as_json_option
+@click.pass_obj
+def ls(client: Client, as_json: bool) -> None:
+    """One row per pipeline: works per status, paused, defaults."""
+    pipelines = client.pipelines()
+    if as_json:
+        click.echo(views.json_text(pipelines))
+    else:
+        Console().print(views.pipelines_table(pipelines))
+
+
+status = click.Command("status", callback=ls.callback, params=ls.params,
+                       help="Same as ls.")  # fmt: skip
+
+
+@click.command()
+@click.argument("pipeline")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(["queued", "running"]),
+              help="Only works of this status, repeatable.  [default: both]")
+@click.option("--limit", default=20, type=click.IntRange(1, 1000), help="Works to show.")
+@as_json_option
+@click.pass_obj
+def view(client: Client, pipeline: str, statuses: tuple[str, ...], limit: int,
+         as_json: bool) -> None:  # fmt: skip
+    """The newest works in the bucket of PIPELINE."""
+    params = {"pipeline": pipeline, "status": list(statuses), "limit": limit}
+    docs = client.call("GET", "/buckets/work", safe=True, params=params)
+    if as_json:
+        click.echo(views.json_text(docs))
+        return
+    counts = client.counts().get(pipeline, {})
+    shown = statuses or ("queued", "running")
+    total = sum(counts.get(s, 0) for s in shown)
+    title = f"{pipeline}: {len(docs)} of {total} {' and '.join(shown)} works, newest first"
+    Console().print(views.bucket_table([Work.model_validate(d) for d in docs], title))
+
+
+@click.command()
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def rm(client: Client, ids: tuple[str, ...], yes: bool) -> None:
+    """Delete works from their bucket; they do not go to the results."""
+    unique = list(dict.fromkeys(ids))
+    if not yes:
+        click.confirm(f"Delete {len(unique)} work(s) for good?", abort=True, err=True)
+    deleted = client.delete(unique)
+    click.echo(f"deleted {deleted} of {len(unique)} works")
+
+
+@click.command()
+@click.argument("ids", nargs=-1, required=True)
+@click.pass_obj
+def cancel(client: Client, ids: tuple[str, ...]) -> None:
+    """Cancel queued or running works; they move to the results."""
+    for id in dict.fromkeys(ids):
+        click.echo(f"{client.cancel(id).id} cancelled")
+
+
+@click.command()
+@click.argument("id")
+@click.argument("priority", type=int)
+@click.pass_obj
+def priority(client: Client, id: str, priority: int) -> None:
+    """Set the PRIORITY (1 lowest to 5 highest) of a queued work."""
+    work = client.change(id, priority=priority)
+    click.echo(f"{work.id} priority {work.priority}")
+
+
+@click.command()
+@click.argument("id")
+@click.argument("retries", type=int)
+@click.pass_obj
+def retries(client: Client, id: str, retries: int) -> None:
+    """Set the RETRIES (0 to 5) of a queued work."""
+    work = client.change(id, retries=retries)
+    click.echo(f"{work.id} retries {work.retries}")
+
+
+@click.command()
+@click.argument("pipeline")
+@click.pass_obj
+def pause(client: Client, pipeline: str) -> None:
+    """Hand out no work of PIPELINE until it is resumed.
+
+    Running work carries on; its runners report as usual.
+    """
+    client.configure(pipeline, {"paused": True})
+    click.echo(f"{pipeline} paused")
+
+
+@click.command()
+@click.argument("pipeline")
+@click.pass_obj
+def resume(client: Client, pipeline: str) -> None:
+    """Hand out work of PIPELINE again."""
+    client.configure(pipeline, {"paused": False})
+    click.echo(f"{pipeline} resumed")
+
+
+@click.command()
+@click.argument("pipeline")
+@click.option("--priority", type=int, help="Priority of new works, 1 to 5.")
+@click.option("--retries", type=int, help="Retries of new works, 0 to 5.")
+@click.option("--timeout", type=int, help="Timeout of new works, in seconds.")
+@click.option("--backoff", type=float, help="Seconds before the first retry (doubling).")
+@as_json_option
+@click.pass_obj
+def defaults(client: Client, pipeline: str, as_json: bool, **changes: float | None) -> None:
+    """Show or set the defaults of PIPELINE for new deposits.
+
+    They apply to deposits that do not set these fields themselves.
+    """
+    given = {name: value for name, value in changes.items() if value is not None}
+    if given:
+        settings = client.configure(pipeline, {"defaults": given})
+    else:
+        raw = client.call("GET", f"/buckets/pipelines/{pipeline}", safe=True)
+        settings = PipelineSettings.model_validate(raw)
+    if as_json:
+        click.echo(views.json_text(settings.model_dump()))
+    else:
+        Console().print(views.settings_table(pipeline, settings))
+
+
+COMMANDS = [ls, status, view, rm, cancel, priority, retries, pause, resume, defaults]
