@@ -65,9 +65,6 @@ class SqliteCollection:
         if existing is not None:
             return existing
         db.execute(self._insert_sql, self.row(doc))
-        if self.table == "results":
-            db.execute("INSERT INTO results_text (id, body) VALUES (?, ?)",
-                       (doc["id"], text_of(doc)))  # fmt: skip
         return None
 
     def get(self, id: str) -> Doc | None:
@@ -76,16 +73,40 @@ class SqliteCollection:
         ).fetchone()
         return json.loads(row[0]) if row else None
 
-    def _where(self, query: Query, text: str | None) -> tuple[str, list[Any]]:
+    def _where(self, query: Query, text: str | None, *, counting: bool = False
+               ) -> tuple[str, list[Any]]:  # fmt: skip
+        query = dict(query)
+        tags = self._side_tags(query)
         sql, params = compile_query(query, self._mapped)
+        if tags:
+            marks = ", ".join("?" * len(tags))
+            if counting:  # drive from the tags: few rows, whatever the order
+                sql += f" AND id IN (SELECT id FROM results_tags WHERE tag IN ({marks}))"
+            else:  # walk the sort order, probing the tags' primary key per row
+                sql += (" AND EXISTS (SELECT 1 FROM results_tags t WHERE t.tag IN "
+                        f"({marks}) AND t.creation IS results.creation AND t.id = results.id)")
+            params += tags
         if text:
             if self.table == "results":
-                sql += " AND id IN (SELECT id FROM results_text WHERE results_text MATCH ?)"
+                sql += " AND rowid IN (SELECT rowid FROM results_text WHERE results_text MATCH ?)"
                 params.append(_fts_terms(text))
             else:
                 sql += " AND instr(lower(doc), ?) > 0"
                 params.append(text.lower())
         return sql, params
+
+    def _side_tags(self, query: Query) -> list[str]:
+        """Take a plain ``tags`` condition out of a results query, for the side table."""
+        if self.table != "results":
+            return []
+        wanted = query.get("tags")
+        if isinstance(wanted, str):
+            wanted = {"$in": [wanted]}
+        if (isinstance(wanted, dict) and set(wanted) == {"$in"} and wanted["$in"]
+                and all(isinstance(t, str) for t in wanted["$in"])):
+            del query["tags"]
+            return list(wanted["$in"])
+        return []
 
     def _order(self, sort: Sort | None) -> str:
         terms = []
@@ -99,20 +120,24 @@ class SqliteCollection:
     def find(self, query: Query, *, sort: Sort | None = None, skip: int = 0,
              limit: int | None = None, text: str | None = None) -> list[Doc]:  # fmt: skip
         where, params = self._where(query, text)
-        sql = f"SELECT doc FROM {self.table} WHERE {where} ORDER BY {self._order(sort)}"
-        sql += " LIMIT ? OFFSET ?"
+        order = self._order(sort)
+        # Sort and page the keys first, then read only the documents of the page.
+        sql = (f"SELECT doc FROM {self.table} WHERE rowid IN (SELECT rowid FROM {self.table} "
+               f"WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?) ORDER BY {order}")
         params += [-1 if limit is None else limit, skip]
         return [json.loads(row[0]) for row in self._store.read().execute(sql, params)]
 
     def count(self, query: Query, *, text: str | None = None) -> int:
+        db = self._store.read()
         if not query and not text:
-            row = self._store.read().execute(
-                f"SELECT coalesce(sum(n), 0) FROM {self.table}_tally").fetchone()  # fmt: skip
+            row = db.execute(f"SELECT coalesce(sum(n), 0) FROM {self.table}_tally").fetchone()
             return int(row[0])
-        where, params = self._where(query, text)
-        row = self._store.read().execute(
-            f"SELECT count(*) FROM {self.table} WHERE {where}", params
-        ).fetchone()
+        if not query and self.table == "results":  # text alone: the index knows
+            row = db.execute("SELECT count(*) FROM results_text WHERE results_text MATCH ?",
+                             (_fts_terms(text or ""),)).fetchone()  # fmt: skip
+            return int(row[0])
+        where, params = self._where(query, text, counting=True)
+        row = db.execute(f"SELECT count(*) FROM {self.table} WHERE {where}", params).fetchone()
         return int(row[0])
 
     def swap(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
@@ -129,8 +154,6 @@ class SqliteCollection:
         )
         if cursor.fetchone() is None:
             raise self._store.conflict(db, self.table, id, expect)
-        if self.table == "results":
-            db.execute("UPDATE results_text SET body = ? WHERE id = ?", (text_of(doc), id))
 
     def delete(self, ids: list[str]) -> int:
         removed = 0
@@ -141,8 +164,6 @@ class SqliteCollection:
                 removed += db.execute(
                     f"DELETE FROM {self.table} WHERE id IN ({marks})", chunk
                 ).rowcount
-                if self.table == "results":
-                    db.execute(f"DELETE FROM results_text WHERE id IN ({marks})", chunk)
         return removed
 
     def tally(self) -> list[tuple[str, str, int]]:
@@ -151,6 +172,10 @@ class SqliteCollection:
             "ORDER BY pipeline, status"
         )
         return [(str(p), str(s), int(n)) for p, s, n in rows]
+
+
+def _text(doc: str) -> str:
+    return text_of(json.loads(doc))
 
 
 def _fts_terms(text: str) -> str:
@@ -182,6 +207,8 @@ class SqliteStore:
         try:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                  check_same_thread=False)  # fmt: skip
+            # The results triggers index each work's text through this function.
+            db.create_function("workflow_text", 1, _text, deterministic=True)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {self.synchronous}")
             db.execute("PRAGMA busy_timeout = 30000")
@@ -272,7 +299,6 @@ class SqliteStore:
             if gone is None:
                 raise self.conflict(db, "work", id, expect)
             db.execute(self.results._insert_sql, self.results.row(doc))
-            db.execute("INSERT INTO results_text (id, body) VALUES (?, ?)", (id, text_of(doc)))
         return doc
 
     def expired(self, now: float, limit: int = 100) -> list[Doc]:

@@ -92,8 +92,37 @@ CREATE INDEX IF NOT EXISTS results_pipeline_status ON results (pipeline, status,
 CREATE INDEX IF NOT EXISTS results_stop ON results (stop DESC);
 CREATE INDEX IF NOT EXISTS results_site ON results (site, creation DESC);
 CREATE INDEX IF NOT EXISTS results_user ON results (user, creation DESC);
--- Words of parameters, results, tags and error messages, for free-text search.
-CREATE VIRTUAL TABLE IF NOT EXISTS results_text USING fts5 (id UNINDEXED, body);
+-- Words of parameters, results, tags and error messages, for free-text search; each row
+-- shares the rowid of its work, so a match joins back without reading the id.
+CREATE VIRTUAL TABLE IF NOT EXISTS results_text USING fts5 (body);
+CREATE TRIGGER IF NOT EXISTS results_text_insert AFTER INSERT ON results BEGIN
+    INSERT INTO results_text (rowid, body) VALUES (new.rowid, workflow_text(new.doc));
+END;
+CREATE TRIGGER IF NOT EXISTS results_text_delete AFTER DELETE ON results BEGIN
+    DELETE FROM results_text WHERE rowid = old.rowid;
+END;
+CREATE TRIGGER IF NOT EXISTS results_text_update AFTER UPDATE OF doc ON results BEGIN
+    UPDATE results_text SET body = workflow_text(new.doc) WHERE rowid = new.rowid;
+END;
+-- One row per tag of a finished work: a tag filter finds its works without parsing
+-- every document, in creation order.
+CREATE TABLE IF NOT EXISTS results_tags (
+    tag TEXT NOT NULL, creation REAL, id TEXT NOT NULL,
+    PRIMARY KEY (tag, creation, id)) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS results_tags_insert AFTER INSERT ON results BEGIN
+    INSERT OR IGNORE INTO results_tags
+    SELECT value, new.creation, new.id FROM json_each(new.doc, '$.tags') WHERE value IS NOT NULL;
+END;
+CREATE TRIGGER IF NOT EXISTS results_tags_delete AFTER DELETE ON results BEGIN
+    DELETE FROM results_tags WHERE id = old.id AND creation IS old.creation
+    AND tag IN (SELECT value FROM json_each(old.doc, '$.tags'));
+END;
+CREATE TRIGGER IF NOT EXISTS results_tags_update AFTER UPDATE OF doc ON results BEGIN
+    DELETE FROM results_tags WHERE id = old.id AND creation IS old.creation
+    AND tag IN (SELECT value FROM json_each(old.doc, '$.tags'));
+    INSERT OR IGNORE INTO results_tags
+    SELECT value, new.creation, new.id FROM json_each(new.doc, '$.tags') WHERE value IS NOT NULL;
+END;
 
 CREATE TABLE IF NOT EXISTS pipelines (name TEXT PRIMARY KEY, settings TEXT NOT NULL);
 """

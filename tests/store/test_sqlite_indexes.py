@@ -1,0 +1,48 @@
+"""The SQLite store's derived tables follow every write: tallies, tags, text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workflow.results import Results, Search
+from workflow.store.sqlite import SqliteStore
+from workflow.work import Work
+
+
+def _finished(name: str, tags: list[str], words: str) -> dict[str, object]:
+    doc = Work(pipeline="idx", id=name, tags=tags, parameters={"note": words}).payload()
+    doc["status"] = "success"
+    return doc
+
+
+def _ids(results: Results, **search: object) -> list[str]:
+    found, total = results.search(Search(order="asc", sort="id", **search))  # type: ignore[arg-type]
+    assert total == len(found)
+    return [doc["id"] for doc in found]
+
+
+def test_tags_text_and_tallies_follow_insert_update_delete(tmp_path: Path) -> None:
+    store = SqliteStore(f"sqlite:///{tmp_path / 'idx.db'}")
+    results = Results(store)
+    store.results.insert([_finished("a", ["x", "y"], "crab nebula"),
+                          _finished("b", ["y"], "vela pulsar"),
+                          _finished("c", [], "crab pulsar")])  # fmt: skip
+    assert _ids(results, tags=["x"]) == ["a"]
+    assert _ids(results, tags=["y", "x"]) == ["a", "b"]
+    assert _ids(results, text="crab") == ["a", "c"]
+    assert _ids(results, text="pulsar", tags=["y"]) == ["b"]
+
+    changed = {**_finished("a", ["z"], "quiet sky")}
+    store.results.swap("a", {"status": "success"}, changed)
+    assert _ids(results, tags=["x"]) == []
+    assert _ids(results, tags=["z"]) == ["a"]
+    assert _ids(results, text="crab") == ["c"]
+    assert _ids(results, text="quiet") == ["a"]
+
+    assert store.results.delete(["a", "b"]) == 2
+    assert _ids(results, tags=["z", "y"]) == []
+    assert _ids(results, text="quiet") == []
+    assert store.results.count({}) == 1 and store.results.tally() == [("idx", "success", 1)]
+    rows = store.read().execute("SELECT count(*) FROM results_tags").fetchone()[0]
+    assert rows == 0
+    store.close()
