@@ -30,6 +30,8 @@ from workflow.store.sqlite_schema import RESULT_COLUMNS, SCHEMA, WORK_COLUMNS, c
 from workflow.store.text import text_of
 
 MIN_SQLITE = (3, 35, 0)  # RETURNING
+#: Above this many text matches, a page walks the sort order instead of sorting matches.
+WALK = 20_000
 SYNCHRONOUS = {"off", "normal", "full", "extra"}
 
 
@@ -73,8 +75,10 @@ class SqliteCollection:
         ).fetchone()
         return json.loads(row[0]) if row else None
 
-    def _where(self, query: Query, text: str | None, *, counting: bool = False
-               ) -> tuple[str, list[Any]]:  # fmt: skip
+    def _where(self, query: Query, text: str | None, *, counting: bool = False,
+               walk: bool = False) -> tuple[str, list[Any]]:  # fmt: skip
+        """The WHERE clause; ``walk`` tests text matches row by row along the sort order
+        (``+rowid`` keeps SQLite from driving the query from the match list)."""
         query = dict(query)
         tags = self._side_tags(query)
         sql, params = compile_query(query, self._mapped)
@@ -88,12 +92,19 @@ class SqliteCollection:
             params += tags
         if text:
             if self.table == "results":
-                sql += " AND rowid IN (SELECT rowid FROM results_text WHERE results_text MATCH ?)"
+                sql += (f" AND {'+' if walk else ''}rowid IN "
+                        "(SELECT rowid FROM results_text WHERE results_text MATCH ?)")
                 params.append(_fts_terms(text))
             else:
                 sql += " AND instr(lower(doc), ?) > 0"
                 params.append(text.lower())
         return sql, params
+
+    def _text_count(self, text: str) -> int:
+        row = self._store.read().execute(
+            "SELECT count(*) FROM results_text WHERE results_text MATCH ?", (_fts_terms(text),)
+        ).fetchone()
+        return int(row[0])
 
     def _side_tags(self, query: Query) -> list[str]:
         """Take a plain ``tags`` condition out of a results query, for the side table."""
@@ -119,7 +130,10 @@ class SqliteCollection:
 
     def find(self, query: Query, *, sort: Sort | None = None, skip: int = 0,
              limit: int | None = None, text: str | None = None) -> list[Doc]:  # fmt: skip
-        where, params = self._where(query, text)
+        # A common word matches too many works to sort them all: walk the sort order
+        # instead and test each row; a rare word is quicker the other way round.
+        walk = bool(text) and self.table == "results" and self._text_count(text or "") > WALK
+        where, params = self._where(query, text, walk=walk)
         order = self._order(sort)
         # Sort and page the keys first, then read only the documents of the page.
         sql = (f"SELECT doc FROM {self.table} WHERE rowid IN (SELECT rowid FROM {self.table} "
@@ -133,8 +147,13 @@ class SqliteCollection:
             row = db.execute(f"SELECT coalesce(sum(n), 0) FROM {self.table}_tally").fetchone()
             return int(row[0])
         if not query and self.table == "results":  # text alone: the index knows
-            row = db.execute("SELECT count(*) FROM results_text WHERE results_text MATCH ?",
-                             (_fts_terms(text or ""),)).fetchone()  # fmt: skip
+            return self._text_count(text or "")
+        only = dict(query)
+        tags = self._side_tags(only)
+        if tags and not only and not text:  # tags alone: the tags table knows
+            marks = ", ".join("?" * len(tags))
+            row = db.execute(f"SELECT count(DISTINCT id) FROM results_tags WHERE tag IN ({marks})",
+                             tags).fetchone()  # fmt: skip
             return int(row[0])
         where, params = self._where(query, text, counting=True)
         row = db.execute(f"SELECT count(*) FROM {self.table} WHERE {where}", params).fetchone()
