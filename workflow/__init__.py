@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 from workflow.errors import WorkflowError  # noqa: E402
 from workflow.work import Work  # noqa: E402
 
-__all__ = ["Client", "Work", "WorkflowError", "__version__"]
+__all__ = ["Client", "Retry", "Work", "WorkflowError", "__version__"]
 
 
 def __getattr__(name: str) -> object:
@@ -20,4 +20,8 @@ def __getattr__(name: str) -> object:
         from workflow.client import Client
 
         return Client
+    if name == "Retry":
+        from workflow.runner.outcome import Retry
+
+        return Retry
     raise AttributeError(name)

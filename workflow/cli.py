@@ -13,7 +13,7 @@ import click
 import yaml
 from click.core import ParameterSource
 
-from workflow import __version__, cli_buckets, cli_results
+from workflow import __version__, cli_buckets, cli_results, cli_run
 from workflow.errors import InvalidWork, WorkflowError
 from workflow.settings import DEFAULT_URL
 
@@ -287,6 +287,7 @@ def results() -> None:
     """Finished work: search, one work and its history."""
 
 
+cli.add_command(cli_run.run)
 for _command in cli_buckets.COMMANDS:
     buckets.add_command(_command)
 for _command in cli_results.COMMANDS:

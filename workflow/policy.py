@@ -49,3 +49,12 @@ def backoff_delay(counted: int, base: float | None = None, *, factor: float = BA
     if base <= 0 or counted <= 0:
         return 0.0
     return float(min(cap, base * factor ** (counted - 1)))
+
+#: Seconds the server waits past a work's timeout before it declares the attempt lost:
+#: the runner enforces the timeout itself and needs a moment to report it.
+TIMEOUT_SLACK = 5.0
+
+
+def lease_deadline(start: float, timeout: float) -> float:
+    """The latest a lease on a work started at ``start`` may expire."""
+    return start + timeout + TIMEOUT_SLACK

@@ -140,7 +140,7 @@ class Buckets:
         now = self.clock()
         held = doc["lease"]
         length = lease if lease is not None else held["expires"] - held["heartbeat"]
-        deadline = float(doc["start"]) + float(doc["timeout"])
+        deadline = policy.lease_deadline(float(doc["start"]), float(doc["timeout"]))
         new = {**doc, "lease": {**held, "heartbeat": now, "expires": min(now + length, deadline)}}
         return self.store.work.swap(id, {"status": "running", "attempt": attempt}, new)
 
@@ -148,7 +148,7 @@ class Buckets:
                  products: list[str] | None = None, plots: list[str] | None = None,
                  error: dict[str, Any] | None = None, stop: float | None = None,
                  started: float | None = None, retry_delay: float | None = None,
-                 merge: bool = True) -> Doc:  # fmt: skip
+                 reason: str | None = None, merge: bool = True) -> Doc:  # fmt: skip
         """Record the outcome of attempt ``attempt``: ``success``, ``failure`` or ``retry``.
 
         A failure is queued again (after a backoff) while attempts remain, else the work
@@ -179,9 +179,8 @@ class Buckets:
             for name, extra in (("products", products), ("plots", plots)):
                 if extra:
                     doc[name] = [*(doc.get(name) or []), *extra]
-        entry = self._entry(doc, status, error=error, started=started, stopped=doc["stop"])
-        if status == "retry":
-            entry.reason = "retry-requested"
+        entry = self._entry(doc, status, error=error, started=started, stopped=doc["stop"],
+                            reason=reason or ("retry-requested" if status == "retry" else None))
         return self._after_attempt(doc, entry, retry_delay)
 
     def release(self, id: str, attempt: int, reason: str = "released") -> Doc:

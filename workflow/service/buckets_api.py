@@ -76,6 +76,7 @@ class Complete(Strict):
     started: float | None = None
     stop: float | None = None
     retry_delay: float | None = Field(default=None, ge=0, le=86400)
+    reason: str | None = Field(default=None, max_length=200)
 
 
 class Release(Strict):
@@ -218,7 +219,7 @@ def complete(buckets: Verbs, id: str, body: Complete) -> Any:
     return buckets.complete(id, body.attempt, body.status, results=body.results,
                             products=body.products, plots=body.plots, error=error,
                             stop=body.stop, started=body.started,
-                            retry_delay=body.retry_delay)  # fmt: skip
+                            retry_delay=body.retry_delay, reason=body.reason)  # fmt: skip
 
 
 @router.post("/work/{id}/release", summary="Hand a running attempt back, uncounted")

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from workflow.policy import lease_deadline
+
 Doc = dict[str, Any]
 Query = dict[str, Any]
 #: Sort order as (field, direction) pairs, direction 1 ascending and -1 descending.
@@ -145,7 +147,8 @@ class Store(Protocol):
 def claimed(doc: Doc, claim: Claim) -> Doc:
     """The document ``doc`` becomes when ``claim`` takes it (shared by every backend)."""
     timeout = float(doc.get("timeout") or 3600)
-    lease = timeout if claim.lease is None else claim.lease
+    deadline = lease_deadline(claim.now, timeout)
+    lease = claim.now + (timeout if claim.lease is None else claim.lease)
     return {
         **doc,
         "status": "running",
@@ -158,8 +161,8 @@ def claimed(doc: Doc, claim: Claim) -> Doc:
             "host": claim.host,
             "claimed": claim.now,
             "heartbeat": claim.now,
-            # A lease never outlives the work's own timeout.
-            "expires": claim.now + min(lease, timeout),
+            # A lease never outlives the work's own timeout (and a little slack).
+            "expires": min(lease, deadline),
         },
     }
 

@@ -1,0 +1,210 @@
+"""``workflow run`` processes against a real server: outcomes, signals, crashes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from harness import Server
+
+pytestmark = pytest.mark.slow
+
+TASKS = '''
+import ctypes, os, time
+from workflow import Retry
+
+def double(x):
+    return {"doubled": 2 * x}
+
+def boom(x):
+    raise ValueError(f"bad input {x}")
+
+def slow(seconds):
+    time.sleep(seconds)
+    return {"slept": seconds}
+
+def vanish():
+    os._exit(7)
+
+def segfault():
+    ctypes.string_at(0)
+
+def wrong():
+    return [1, 2]
+
+def flaky(marker):
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise Retry(delay=0, reason="not ready yet")
+    return {"ready": True}
+
+def with_products(work, path):
+    with open(path, "w") as out:
+        out.write(work.pipeline)
+    return {"wrote": path}, [path], []
+'''
+
+
+@pytest.fixture
+def tasks(tmp_path: Path) -> Path:
+    """A directory holding the ``usertasks`` module."""
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    (folder / "usertasks.py").write_text(textwrap.dedent(TASKS))
+    return folder
+
+
+@pytest.fixture
+def runner(server: Server, tasks: Path, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Factory: ``runner(*args)`` starts ``workflow run *args`` against ``server``."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str, url: str | None = None) -> subprocess.Popen[str]:
+        env = {**os.environ, "WORKFLOW_URL": url or server.url, "PYTHONPATH": str(tasks),
+               "XDG_DATA_HOME": str(tmp_path / "xdg"), "COLUMNS": "200"}  # fmt: skip
+        process = subprocess.Popen([sys.executable, "-m", "workflow", "run", *args], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        if process.stdout and not process.stdout.closed:
+            process.communicate()
+
+
+def _deposit(server: Server, *works: dict[str, Any]) -> list[str]:
+    reply = httpx.post(f"{server.url}/buckets/work", params={"return_ids": "true"},
+                       json=[{"retries": 0, "backoff": 0, **w} for w in works], timeout=10)
+    reply.raise_for_status()
+    return reply.json()  # type: ignore[no-any-return]
+
+
+def _get(server: Server, id: str) -> dict[str, Any]:
+    return httpx.get(f"{server.url}/buckets/work/{id}", timeout=10).json()  # type: ignore[no-any-return]
+
+
+def _wait(check: Callable[[], Any], seconds: float = 30.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def _finish(process: subprocess.Popen[str], seconds: float = 60) -> str:
+    out, _ = process.communicate(timeout=seconds)
+    assert process.returncode == 0, out
+    return out
+
+
+def test_outcomes_of_functions_and_commands(server: Server, runner: Any, tmp_path: Path) -> None:
+    product = tmp_path / "product.txt"
+    ids = _deposit(
+        server,
+        {"pipeline": "outcomes", "function": "usertasks.double", "parameters": {"x": 21}},
+        {"pipeline": "outcomes", "function": "usertasks.boom", "parameters": {"x": 1}},
+        {"pipeline": "outcomes", "function": "usertasks.slow", "parameters": {"seconds": 30},
+         "timeout": 2},
+        {"pipeline": "outcomes", "function": "usertasks.vanish"},
+        {"pipeline": "outcomes", "function": "usertasks.segfault"},
+        {"pipeline": "outcomes", "function": "usertasks.wrong"},
+        {"pipeline": "outcomes", "command": ["sh", "-c", "echo out; echo err >&2"]},
+        {"pipeline": "outcomes", "command": ["sh", "-c", "echo partial; exit 3"]},
+        {"pipeline": "outcomes", "function": "usertasks.flaky",
+         "parameters": {"marker": str(tmp_path / "marker")}},
+        {"pipeline": "outcomes", "function": "usertasks.with_products",
+         "parameters": {"path": str(product)}},
+    )  # fmt: skip
+    out = _finish(runner("outcomes", "--burst", "--concurrency", "2"))
+    works = [_get(server, id) for id in ids]
+    (double, boom, slow, vanish, segv, wrong, echo, exit3, flaky, products) = works
+    assert (double["status"], double["results"]) == ("success", {"doubled": 42})
+    error = boom["history"][0]["error"]
+    assert boom["status"] == "failure" and error["type"] == "ValueError"
+    assert "bad input 1" in error["message"] and "raise ValueError" in error["traceback"]
+    assert slow["history"][0]["error"]["type"] == "Timeout"
+    assert slow["history"][0]["reason"] == "timeout"
+    assert "code 7" in vanish["history"][0]["error"]["message"]
+    assert "SIGSEGV" in segv["history"][0]["error"]["message"]
+    assert "returned list" in wrong["history"][0]["error"]["message"]
+    assert echo["status"] == "success"
+    assert echo["results"]["stdout"] == "out\n" and echo["results"]["stderr"] == "err\n"
+    assert exit3["status"] == "failure" and exit3["results"]["returncode"] == 3
+    assert exit3["results"]["stdout"] == "partial\n"
+    assert flaky["status"] == "success" and flaky["attempt"] == 2
+    assert [e["outcome"] for e in flaky["history"]] == ["retry", "success"]
+    assert products["products"] == [str(product)] and product.read_text() == "outcomes"
+    assert out.count("success") >= 4 and "ValueError: bad input 1" in out
+
+
+def test_priorities_are_respected_across_pipelines(server: Server, runner: Any) -> None:
+    ids = _deposit(server, *[
+        {"pipeline": pipeline, "priority": priority, "function": "usertasks.double",
+         "parameters": {"x": priority}}
+        for pipeline, priority in [("low", 1), ("high", 5), ("low", 4), ("high", 2), ("low", 3)]
+    ])  # fmt: skip
+    _finish(runner("-p", "low", "-p", "high", "--burst"))
+    starts = sorted((_get(server, id)["start"], _get(server, id)["priority"]) for id in ids)
+    assert [priority for _, priority in starts] == [5, 4, 3, 2, 1]
+
+
+def test_sigterm_hands_running_work_back_and_it_is_done_once(server: Server, runner: Any
+                                                              ) -> None:  # fmt: skip
+    (id,) = _deposit(server, {"pipeline": "term", "function": "usertasks.slow",
+                              "parameters": {"seconds": 3}})  # fmt: skip
+    first = runner("term", "--grace", "0.5")
+    _wait(lambda: _get(server, id)["status"] == "running")
+    first.send_signal(signal.SIGTERM)
+    out = _finish(first, 30)
+    assert "handed back" in out
+    queued = _get(server, id)
+    assert queued["status"] == "queued"
+    assert [(e["outcome"], e["reason"]) for e in queued["history"]] == [
+        ("released", "runner-stopping")]
+    _finish(runner("term", "--burst"), 60)
+    done = _get(server, id)
+    assert done["status"] == "success" and done["results"] == {"slept": 3}
+    assert [e["outcome"] for e in done["history"]] == ["released", "success"]
+    assert done["attempt"] == 2
+
+
+def test_kill_9_of_a_runner_is_recovered_by_another(server: Server, runner: Any) -> None:
+    (id,) = _deposit(server, {"pipeline": "killed", "function": "usertasks.slow",
+                              "parameters": {"seconds": 2}, "retries": 1})  # fmt: skip
+    doomed = runner("killed", "--lease", "1")
+    _wait(lambda: _get(server, id)["status"] == "running")
+    doomed.kill()
+    doomed.communicate()
+    _wait(lambda: _get(server, id)["status"] == "queued", seconds=15)
+    _finish(runner("killed", "--burst", "--lease", "5"))
+    done = _get(server, id)
+    assert done["status"] == "success" and done["results"] == {"slept": 2}
+    assert [(e["attempt"], e["outcome"]) for e in done["history"]] == [(1, "lost"), (2, "success")]
+    assert done["history"][0]["reason"] == "lease-expired"
+
+
+def test_result_arrives_after_the_server_was_down_for_10_s(server: Server, runner: Any) -> None:
+    (id,) = _deposit(server, {"pipeline": "outage", "function": "usertasks.slow",
+                              "parameters": {"seconds": 1}})  # fmt: skip
+    worker = runner("outage", "--lives", "1", "--lease", "60")
+    _wait(lambda: _get(server, id)["status"] == "running")
+    server.kill()
+    time.sleep(10)
+    server.start()
+    out = _finish(worker, 90)
+    done = _get(server, id)
+    assert done["status"] == "success" and done["results"] == {"slept": 1}, out
+    assert [e["outcome"] for e in done["history"]] == ["success"]

@@ -1,0 +1,267 @@
+"""The runner: withdraw work, run it, report the outcome, until told to stop.
+
+Threads: the main loop withdraws (``prefetch`` at a time) and hands works to up to
+``concurrency`` attempt threads, each running one work in its own slot; a heartbeat
+thread keeps every held lease alive; the outbox thread delivers outcomes. On SIGTERM
+or SIGINT the runner stops withdrawing, hands back what it has not started, lets
+running attempts finish within ``grace`` seconds, and hands back the rest, uncounted.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from workflow import errors
+from workflow.client import Client
+from workflow.runner.outbox import Outbox
+from workflow.runner.outcome import failure
+from workflow.runner.report import Reporter
+from workflow.runner.slot import Slot, run_command
+from workflow.work import Work
+
+
+def default_spool() -> Path:
+    """``$XDG_DATA_HOME/workflow/spool``: outcomes not yet delivered."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "workflow" / "spool"
+
+
+@dataclass
+class RunnerOptions:
+    """How a runner behaves (see ``workflow run --help``)."""
+
+    pipelines: list[str]
+    function: str | None = None
+    site: str | None = None
+    tags: list[str] = field(default_factory=list)
+    lives: int | None = None
+    burst: bool = False
+    sleep: float = 1.0
+    max_sleep: float = 30.0
+    concurrency: int = 1
+    prefetch: int = 1
+    lease: float = 60.0
+    grace: float = 30.0
+    archive: Path | None = None
+    spool: Path = field(default_factory=default_spool)
+    runner: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+
+class Runner:
+    """Runs works from ``options.pipelines`` through ``client`` until it should stop."""
+
+    def __init__(self, client: Client, options: RunnerOptions, reporter: Reporter):
+        self.client = client
+        self.options = options
+        self.report = reporter
+        self.host = socket.gethostname()
+        self.stopping = threading.Event()
+        self.finished = 0  # attempts whose outcome was handed to the outbox
+        self._held: dict[str, Work] = {}  # claimed and not yet settled
+        self._running: dict[str, Slot | None] = {}
+        self._claimed: dict[str, float] = {}  # monotonic claim time per work
+        self._lock = threading.Lock()
+        self._slots: queue.Queue[Slot] = queue.Queue()
+        self._slot_count = 0
+        self.outbox = Outbox(client, options.spool, self._settled)
+
+    # -- the main loop -------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Work until done (lives, burst) or stopped by a signal; return the exit code."""
+        self._install_signals()
+        self.outbox.start()
+        beat = threading.Thread(target=self._heartbeat, name="workflow-heartbeat", daemon=True)
+        beat.start()
+        waiting: deque[Work] = deque()
+        running: dict[Future[None], Work] = {}
+        idle = self.options.sleep
+        with ThreadPoolExecutor(self.options.concurrency, "workflow-attempt") as pool:
+            while not self.stopping.is_set() and not self._lives_spent(len(running)):
+                free = self.options.concurrency - len(running)
+                if free and not waiting:
+                    waiting.extend(self._withdraw(free, len(running)))
+                while waiting and len(running) < self.options.concurrency:
+                    work = waiting.popleft()
+                    running[pool.submit(self._attempt, work)] = work
+                if not running:
+                    if self.options.burst:
+                        break
+                    self.stopping.wait(idle)
+                    idle = min(idle * 2, self.options.max_sleep)
+                    continue
+                idle = self.options.sleep
+                done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    running.pop(future)
+                    future.result()  # an attempt thread's own bug surfaces here
+            self._hand_back(list(waiting), "runner-stopping")
+            self._finish_running(running)
+        self.outbox.wait(timeout=self.options.grace)
+        self.outbox.close()
+        self.stopping.set()
+        self._close_slots()
+        return 0
+
+    def _lives_spent(self, in_flight: int) -> bool:
+        lives = self.options.lives
+        return lives is not None and self.finished + in_flight >= lives and in_flight == 0
+
+    def _withdraw(self, free: int, in_flight: int) -> list[Work]:
+        limit = max(free, self.options.prefetch)
+        if self.options.lives is not None:
+            limit = min(limit, self.options.lives - self.finished - in_flight)
+        if limit <= 0:
+            return []
+        try:
+            works = self.client.withdraw(
+                self.options.pipelines, limit=limit, site=self.options.site,
+                tags=self.options.tags or None, lease=self.options.lease,
+                runner=self.options.runner, host=self.host,
+            )  # fmt: skip
+        except errors.ServerUnreachable as exc:
+            self.report.problem(f"cannot withdraw: {exc.message}")
+            return []
+        now = time.monotonic()
+        with self._lock:
+            for work in works:
+                self._held[str(work.id)] = work
+                self._claimed[str(work.id)] = now
+        return works
+
+    # -- one attempt ---------------------------------------------------------------------
+
+    def _attempt(self, work: Work) -> None:
+        assert work.id is not None
+        target = self.options.function or work.function
+        # The timeout counts from the claim, measured on this host's own clock.
+        with self._lock:
+            claimed = self._claimed.pop(work.id, time.monotonic())
+        timeout = max(0.1, work.timeout - (time.monotonic() - claimed))
+        slot: Slot | None = None
+        if target:
+            slot = self._slot()
+            with self._lock:
+                self._running[work.id] = slot
+            try:
+                outcome = slot.run(target, work.parameters, work.payload(), timeout)
+            finally:
+                with self._lock:
+                    self._running.pop(work.id, None)
+                self._slots.put(slot)
+        elif work.command:
+            outcome = run_command(work.command, timeout)
+        else:
+            outcome = failure("NothingToRun", "the work has neither function nor command, "
+                              "and the runner was given no function")  # fmt: skip
+        if self.stopping.is_set() and outcome.extra.get("reason") == "aborted":
+            self._hand_back([work], "runner-stopping")
+            return
+        if self.options.archive is not None:
+            from workflow.runner.archive import archive_outcome
+
+            archive_outcome(work, outcome, self.options.archive)
+        self.report.attempt(work, outcome)
+        with self._lock:
+            self.finished += 1
+        self.outbox.put(work.id, work.attempt, outcome)
+
+    def _slot(self) -> Slot:
+        try:
+            return self._slots.get_nowait()
+        except queue.Empty:
+            with self._lock:
+                self._slot_count += 1
+            return Slot()
+
+    # -- leases --------------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        period = max(0.2, min(self.options.lease / 3, 10.0))
+        while not self.stopping.wait(period) or self._held:
+            with self._lock:
+                held = list(self._held.values())
+            for work in held:
+                assert work.id is not None
+                try:
+                    self.client.heartbeat(work.id, work.attempt, self.options.lease)
+                except (errors.TransitionConflict, errors.NotFound):
+                    self._taken_away(work)
+                except errors.WorkflowError as exc:
+                    self.report.problem(f"heartbeat of {work.id} failed: {exc.message}")
+            if self.stopping.is_set() and not held:
+                return
+
+    def _taken_away(self, work: Work) -> None:
+        """The server no longer has us on this work (cancelled, or the lease expired)."""
+        with self._lock:
+            self._held.pop(str(work.id), None)
+            slot = self._running.get(str(work.id))
+        if slot is not None:
+            slot.abort()
+        self.report.problem(f"{work.id} was taken away (cancelled or lease expired); stopped")
+
+    def _settled(self, id: str, attempt: int, reply: Any, note: str) -> None:
+        with self._lock:
+            self._held.pop(id, None)
+        if note != "delivered":
+            self.report.problem(f"{id} attempt {attempt}: {note}")
+
+    # -- stopping ------------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            if self.stopping.is_set():  # a second signal: stop now
+                self.options.grace = 0
+            self.stopping.set()
+            self.report.problem(f"{signal.Signals(signum).name}: finishing running work, "
+                                f"then stopping (grace {self.options.grace:g} s)")  # fmt: skip
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, stop)
+
+    def _finish_running(self, running: dict[Future[None], Work]) -> None:
+        if not running:
+            return
+        done, late = wait(running, timeout=self.options.grace)
+        if late:
+            with self._lock:
+                slots = [self._running.get(str(running[f].id)) for f in late]
+            for slot in slots:
+                if slot is not None:
+                    slot.abort()
+            wait(late, timeout=30)
+
+    def _hand_back(self, works: list[Work], reason: str) -> None:
+        for work in works:
+            assert work.id is not None
+            try:
+                self.client.release(work.id, work.attempt, reason)
+                self.report.problem(f"{work.id} handed back to the queue ({reason})")
+            except errors.WorkflowError as exc:
+                self.report.problem(f"cannot hand back {work.id}: {exc.message}; "
+                                    "its lease will expire")  # fmt: skip
+            with self._lock:
+                self._held.pop(work.id, None)
+
+    def _close_slots(self) -> None:
+        while True:
+            try:
+                self._slots.get_nowait().close()
+            except queue.Empty:
+                return
+

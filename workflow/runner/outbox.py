@@ -1,0 +1,128 @@
+"""Delivering outcomes: spooled to disk first, sent until the server has them.
+
+An outcome is written to the spool directory before it is sent and removed once the
+server accepted it or refused it as stale (409: the work moved on) or unknown (404).
+A runner killed between finishing a work and reporting it delivers the spooled outcome
+when it starts again; so may any runner sharing the spool. Delivering one outcome twice
+is harmless: the server records a completion once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from workflow import errors
+from workflow.client import Client
+from workflow.runner.outcome import Outcome
+
+log = logging.getLogger("workflow.run")
+
+
+class Outbox:
+    """A delivery thread over a spool directory.
+
+    Args:
+        client: Where outcomes go.
+        spool: Directory holding outcomes not yet delivered.
+        on_done: Called with (work id, attempt, reply work or None, note) once an
+            outcome is settled: delivered, or dropped as stale.
+    """
+
+    def __init__(self, client: Client, spool: Path,
+                 on_done: Callable[[str, int, Any, str], None]):  # fmt: skip
+        self.client = client
+        self.spool = spool
+        self.spool.mkdir(parents=True, exist_ok=True)
+        self.on_done = on_done
+        self._queue: queue.Queue[Path | None] = queue.Queue()
+        self._pending = 0
+        self._idle = threading.Condition()
+        self._thread = threading.Thread(target=self._deliver_all, name="workflow-outbox",
+                                        daemon=True)  # fmt: skip
+
+    def start(self) -> None:
+        """Start delivering, beginning with whatever an earlier runner left spooled."""
+        for path in sorted(self.spool.glob("*.json")):
+            self._enqueue(path)
+        self._thread.start()
+
+    def put(self, id: str, attempt: int, outcome: Outcome) -> None:
+        """Spool one outcome and queue it for delivery."""
+        path = self.spool / f"{id}.{attempt}.json"
+        temporary = path.with_suffix(".tmp")
+        record = {"id": id, "attempt": attempt, "body": outcome.body(),
+                  "reason": outcome.extra.get("reason")}  # fmt: skip
+        with open(temporary, "w") as out:
+            json.dump(record, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)  # atomic: a crash leaves the whole file or none
+        self._enqueue(path)
+
+    def _enqueue(self, path: Path) -> None:
+        with self._idle:
+            self._pending += 1
+        self._queue.put(path)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued is settled; False if ``timeout`` ran out."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._idle:
+            while self._pending:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def close(self) -> None:
+        """Stop the thread (outcomes not yet delivered stay spooled)."""
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+
+    def _deliver_all(self) -> None:
+        while (path := self._queue.get()) is not None:
+            try:
+                self._deliver(path)
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def _deliver(self, path: Path) -> None:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return  # delivered and removed by another runner sharing the spool
+        id, attempt, body = record["id"], record["attempt"], record["body"]
+        if record.get("reason"):
+            body["reason"] = record["reason"]
+        delay = 0.5
+        while True:
+            try:
+                reply = self.client.complete(id, attempt, **body)
+                note = "delivered"
+                break
+            except (errors.TransitionConflict, errors.NotFound) as exc:
+                reply, note = None, f"dropped as stale: {exc.message}"
+                break
+            except (errors.InvalidWork, errors.LimitExceeded) as exc:
+                # The server will never take this outcome: report the attempt as failed.
+                body = {"status": "failure", "error": {
+                    "type": type(exc).__name__, "message": f"outcome refused: {exc.message}"},
+                    "started": body.get("started"), "stop": body.get("stop")}  # fmt: skip
+            except errors.WorkflowError as exc:  # unreachable or unavailable: keep trying
+                log.warning("cannot deliver %s attempt %s yet (%s); retrying in %.0f s",
+                            id, attempt, exc.message, delay)  # fmt: skip
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        path.unlink(missing_ok=True)
+        self.on_done(id, attempt, reply, note)

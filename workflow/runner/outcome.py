@@ -1,0 +1,103 @@
+"""What an attempt produced, and how a function's return value becomes that (pure).
+
+The return contract of a work function:
+
+- a ``dict`` becomes ``results``;
+- a tuple ``(results, products, plots)`` also sets products and plots (either may be
+  left out or ``None``: ``(results,)``, ``(results, products)``);
+- ``None`` means no results;
+- anything else is an error that names the type.
+
+Raising ``workflow.Retry(delay=...)`` asks for another attempt later without counting
+this one as a failure.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+#: How much of a traceback, stdout or stderr is kept, in characters.
+TAIL = 4000
+
+
+class Retry(Exception):  # noqa: N818 - users write ``raise Retry(...)``
+    """Raised by a work function to ask for another attempt after ``delay`` seconds,
+    without counting this attempt as a failure."""
+
+    def __init__(self, delay: float = 0.0, reason: str = "retry requested"):
+        super().__init__(reason)
+        self.delay = max(0.0, float(delay))
+        self.reason = reason
+
+
+@dataclass
+class Outcome:
+    """The outcome of one attempt, as sent to the server."""
+
+    status: Literal["success", "failure", "retry"]
+    results: dict[str, Any] | None = None
+    products: list[str] | None = None
+    plots: list[str] | None = None
+    error: dict[str, Any] | None = None
+    retry_delay: float | None = None
+    started: float | None = None
+    stop: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        """The fields of a ``complete`` call."""
+        out = {"status": self.status, "results": self.results, "products": self.products,
+               "plots": self.plots, "error": self.error, "retry_delay": self.retry_delay,
+               "started": self.started, "stop": self.stop}  # fmt: skip
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def tail(text: str | None, size: int = TAIL) -> str:
+    """The last ``size`` characters of ``text`` (empty for None)."""
+    if not text:
+        return ""
+    return text if len(text) <= size else "…" + text[-size:]
+
+
+def failure(kind: str, message: str, trace: str | None = None) -> Outcome:
+    """A failed outcome with an error of type ``kind``."""
+    return Outcome("failure", error={"type": kind, "message": message,
+                                     "traceback": tail(trace) or None})  # fmt: skip
+
+
+def from_exception(exc: BaseException) -> Outcome:
+    """The outcome of a function that raised ``exc``."""
+    if isinstance(exc, Retry):
+        return Outcome("retry", retry_delay=exc.delay, extra={"reason": exc.reason})
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return failure(type(exc).__name__, str(exc), trace)
+
+
+def from_return(value: Any) -> Outcome:
+    """The outcome of a function that returned ``value`` (see the module docstring)."""
+    if value is None:
+        return Outcome("success")
+    if isinstance(value, dict):
+        return Outcome("success", results=value)
+    if isinstance(value, tuple) and 1 <= len(value) <= 3:
+        results, products, plots = (*value, None, None)[:3]
+        problems = [
+            f"{name} is {type(item).__name__}"
+            for name, item, kind in (("results", results, dict), ("products", products, list),
+                                     ("plots", plots, list))
+            if item is not None and not isinstance(item, kind)
+        ]  # fmt: skip
+        if problems:
+            return failure("TypeError", "a returned (results, products, plots) tuple needs "
+                           f"a dict and two lists: {', '.join(problems)}")  # fmt: skip
+        bad = [p for p in [*(products or []), *(plots or [])] if not isinstance(p, str)]
+        if bad:
+            return failure("TypeError", "products and plots are lists of file paths (str)")
+        return Outcome("success", results=results, products=products, plots=plots)
+    return failure(
+        "TypeError",
+        f"the function returned {type(value).__name__}; return a dict of results, a "
+        "(results, products, plots) tuple, or None",
+    )
