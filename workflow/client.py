@@ -163,6 +163,13 @@ class Client:
                 **{k: v for k, v in outcome.items() if v is not None}}  # fmt: skip
         return self._work("POST", f"/buckets/work/{id}/complete", body)
 
+    def complete_many(self, outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Report several outcomes (each with ``id``, ``attempt``, ``status``, ...) in one
+        call; the reply says per work ``ok`` or the error, in the order sent."""
+        body = [{k: v for k, v in item.items() if v is not None} for item in outcomes]
+        return self.call("POST", "/buckets/complete", safe=True,  # type: ignore[no-any-return]
+                         json={"works": body})  # fmt: skip
+
     def release(self, id: str, attempt: int, reason: str = "released") -> Work:
         """Hand a running attempt back to the queue without using up an attempt."""
         return self._work("POST", f"/buckets/work/{id}/release",

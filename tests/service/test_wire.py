@@ -96,3 +96,25 @@ def test_unknown_store_scheme_is_one_line() -> None:
     assert done.returncode != 0
     assert done.stderr.strip().splitlines()[-1].startswith("error:")
     assert "Traceback" not in done.stderr
+
+
+def test_batch_complete_settles_each_outcome_on_its_own(make_server: Callable[..., Server]
+                                                        ) -> None:  # fmt: skip
+    server = make_server(env={"WORKFLOW_RESULTS_LIMIT": "1000"})
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        http.post("/buckets/work", json=[{"pipeline": "many", "retries": 0}] * 3)
+        a, b, c = http.post("/buckets/withdraw", json={"pipelines": ["many"], "limit": 3}).json()
+        replies = http.post("/buckets/complete", json={"works": [
+            {"id": a["id"], "attempt": 1, "status": "success", "results": {"n": 1}},
+            {"id": b["id"], "attempt": 2, "status": "success"},
+            {"id": "no-such-work", "attempt": 1, "status": "failure"},
+            {"id": c["id"], "attempt": 1, "status": "success", "results": {"x": "y" * 2000}},
+        ]}).json()  # fmt: skip
+        assert [(r["ok"], r.get("status_code")) for r in replies] == [
+            (True, None), (False, 409), (False, 404), (False, 413)]
+        assert replies[0]["status"] == "success" and replies[3]["field"] == "results"
+        assert http.get(f"/results/works/{a['id']}").json()["results"] == {"n": 1}
+        assert http.get(f"/buckets/work/{b['id']}").json()["status"] == "running"
+        assert http.get(f"/buckets/work/{c['id']}").json()["status"] == "running"
+        refused = http.post("/buckets/complete", json={"works": []})
+        assert refused.status_code == 422 and refused.json()["field"] == "works"

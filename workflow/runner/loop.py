@@ -20,7 +20,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from workflow import errors
 from workflow.client import Client
@@ -212,7 +211,7 @@ class Runner:
             slot.abort()
         self.report.problem(f"{work.id} was taken away (cancelled or lease expired); stopped")
 
-    def _settled(self, id: str, attempt: int, reply: Any, note: str) -> None:
+    def _settled(self, id: str, attempt: int, note: str) -> None:
         with self._lock:
             self._held.pop(id, None)
         if note != "delivered":

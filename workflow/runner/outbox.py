@@ -24,6 +24,8 @@ from workflow.client import Client
 from workflow.runner.outcome import Outcome
 
 log = logging.getLogger("workflow.run")
+#: Outcomes sent in one request at most.
+BATCH = 100
 
 
 class Outbox:
@@ -32,12 +34,12 @@ class Outbox:
     Args:
         client: Where outcomes go.
         spool: Directory holding outcomes not yet delivered.
-        on_done: Called with (work id, attempt, reply work or None, note) once an
-            outcome is settled: delivered, or dropped as stale.
+        on_done: Called with (work id, attempt, note) once an outcome is settled:
+            delivered, or dropped as stale.
     """
 
     def __init__(self, client: Client, spool: Path,
-                 on_done: Callable[[str, int, Any, str], None]):  # fmt: skip
+                 on_done: Callable[[str, int, str], None]):  # fmt: skip
         self.client = client
         self.spool = spool
         self.spool.mkdir(parents=True, exist_ok=True)
@@ -89,40 +91,67 @@ class Outbox:
         self._thread.join(timeout=5)
 
     def _deliver_all(self) -> None:
-        while (path := self._queue.get()) is not None:
+        while (first := self._queue.get()) is not None:
+            batch = [first]
+            while len(batch) < BATCH:  # whatever else is waiting goes in the same request
+                try:
+                    path = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if path is None:
+                    self._queue.put(None)
+                    break
+                batch.append(path)
             try:
-                self._deliver(path)
+                self._deliver(batch)
             finally:
                 with self._idle:
-                    self._pending -= 1
+                    self._pending -= len(batch)
                     self._idle.notify_all()
 
-    def _deliver(self, path: Path) -> None:
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return  # delivered and removed by another runner sharing the spool
-        id, attempt, body = record["id"], record["attempt"], record["body"]
-        if record.get("reason"):
-            body["reason"] = record["reason"]
-        delay = 0.5
-        while True:
+    def _deliver(self, paths: list[Path]) -> None:
+        records: list[tuple[Path, dict[str, Any]]] = []
+        for path in paths:
             try:
-                reply = self.client.complete(id, attempt, **body)
-                note = "delivered"
-                break
-            except (errors.TransitionConflict, errors.NotFound) as exc:
-                reply, note = None, f"dropped as stale: {exc.message}"
-                break
-            except (errors.InvalidWork, errors.LimitExceeded) as exc:
-                # The server will never take this outcome: report the attempt as failed.
-                body = {"status": "failure", "error": {
-                    "type": type(exc).__name__, "message": f"outcome refused: {exc.message}"},
-                    "started": body.get("started"), "stop": body.get("stop")}  # fmt: skip
+                records.append((path, json.loads(path.read_text())))
+            except (OSError, ValueError):
+                continue  # delivered and removed by another runner sharing the spool
+        delay = 0.5
+        while records:
+            try:
+                replies = self.client.complete_many([_item(record) for _, record in records])
             except errors.WorkflowError as exc:  # unreachable or unavailable: keep trying
-                log.warning("cannot deliver %s attempt %s yet (%s); retrying in %.0f s",
-                            id, attempt, exc.message, delay)  # fmt: skip
+                log.warning("cannot deliver %d outcomes yet (%s); retrying in %.0f s",
+                            len(records), exc.message, delay)  # fmt: skip
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
-        path.unlink(missing_ok=True)
-        self.on_done(id, attempt, reply, note)
+                continue
+            again: list[tuple[Path, dict[str, Any]]] = []
+            for (path, record), reply in zip(records, replies, strict=True):
+                code = reply.get("status_code")
+                if reply.get("ok") or code in (404, 409):
+                    note = "delivered" if reply.get("ok") else (
+                        f"dropped as stale: {reply.get('message')}")  # fmt: skip
+                    path.unlink(missing_ok=True)
+                    self.on_done(record["id"], record["attempt"], note)
+                elif code in (413, 422):
+                    # The server will never take this outcome: report the attempt failed.
+                    body = record["body"]
+                    record["body"] = {"status": "failure", "started": body.get("started"),
+                                      "stop": body.get("stop"), "error": {
+                                          "type": reply.get("error"),
+                                          "message": f"outcome refused: {reply.get('message')}"}}
+                    again.append((path, record))
+                else:
+                    again.append((path, record))
+            if len(again) == len(records):
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            records = again
+
+
+def _item(record: dict[str, Any]) -> dict[str, Any]:
+    item = {"id": record["id"], "attempt": record["attempt"], **record["body"]}
+    if record.get("reason"):
+        item["reason"] = record["reason"]
+    return item

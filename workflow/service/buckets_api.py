@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from workflow.buckets import Buckets, PipelineSettings, chime
 from workflow.buckets.verbs import plain_query
+from workflow.errors import WorkflowError
 from workflow.filters import apply_projection, check_filter, check_projection
 from workflow.work import ErrorInfo
 
@@ -77,6 +78,18 @@ class Complete(Strict):
     stop: float | None = None
     retry_delay: float | None = Field(default=None, ge=0, le=86400)
     reason: str | None = Field(default=None, max_length=200)
+
+
+class CompleteOne(Complete):
+    """One outcome in a batch."""
+
+    id: str
+
+
+class CompleteMany(Strict):
+    """Outcomes of several attempts, recorded one by one."""
+
+    works: list[CompleteOne] = Field(min_length=1, max_length=1000)
 
 
 class Release(Strict):
@@ -220,6 +233,21 @@ def complete(buckets: Verbs, id: str, body: Complete) -> Any:
                             products=body.products, plots=body.plots, error=error,
                             stop=body.stop, started=body.started,
                             retry_delay=body.retry_delay, reason=body.reason)  # fmt: skip
+
+
+@router.post("/complete", summary="Report the outcomes of several attempts at once")
+def complete_many(buckets: Verbs, body: CompleteMany) -> list[dict[str, Any]]:
+    """Each outcome is recorded on its own: the reply says, per work, ``ok`` or the error
+    (as in a single call's error body), in the order sent."""
+    replies: list[dict[str, Any]] = []
+    for item in body.works:
+        try:
+            done = complete(buckets, item.id, item)
+            replies.append({"id": item.id, "ok": True, "status": done["status"]})
+        except WorkflowError as exc:
+            replies.append({"id": item.id, "ok": False, "status_code": exc.status_code,
+                            **exc.to_dict()})  # fmt: skip
+    return replies
 
 
 @router.post("/work/{id}/release", summary="Hand a running attempt back, uncounted")
