@@ -76,7 +76,7 @@ def serve(host: str, port: int, store: str, log_level: str) -> None:
 @click.option("--count", default=12, help="Demo works to deposit.")
 @click.option("--exit", "exit_", is_flag=True, help="Stop the server when the demo is done.")
 def demo(port: int, store: str, count: int, exit_: bool) -> None:
-    """Start a server, deposit demo work, work it off and show the results."""
+    """Start a server, deposit demo work, run a runner on it and show the results."""
     from rich.console import Console
 
     from workflow import demo as demo_module
@@ -96,8 +96,9 @@ def demo(port: int, store: str, count: int, exit_: bool) -> None:
             console.print(f"server  {url}  (store {store}, log {log})")
             ids = client.deposit(demo_module.demo_works(count))
             console.print(f"deposited {len(ids)} works to [bold]{demo_module.PIPELINE}[/]")
-            attempts = demo_module.work_off(client)
-            console.print(f"worked off the bucket in {attempts} attempts")
+            console.print(f"starting [bold]workflow run {demo_module.PIPELINE}[/] to work it off")
+            code = demo_module.run_runner(url, log.parent / "demo-spool")
+            console.print(f"the runner finished (exit code {code})")
             found, total = client.search(pipeline=[demo_module.PIPELINE], limit=count)
             console.print(results_table(found, f"latest {len(found)} of {total} results"))
             console.print(f"API and its docs: {url}/docs   results: {url}/results/works")

@@ -1,20 +1,16 @@
 """The demo: a server on SQLite, demo work deposited, worked off, and the results shown.
 
-The demo pipeline searches simulated radio-telescope events for a dispersed pulse.
-Until ``workflow run`` exists, the demo works the bucket off with the plain client
-calls a runner makes: withdraw a batch, run each function, report each outcome.
+The demo pipeline searches simulated radio-telescope events for a dispersed pulse; a
+``workflow run`` process works the bucket off, as a runner would in production.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 import random
-import socket
 import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -49,25 +45,12 @@ def demo_works(count: int = 12) -> list[Work]:
     return works
 
 
-def work_off(client: Client, runner: str = "demo-worker") -> int:
-    """Run every queued demo work in this process; return how many attempts ran."""
-    attempts = 0
-    while batch := client.withdraw(PIPELINE, limit=10, runner=runner, host=socket.gethostname()):
-        for work in batch:
-            assert work.id is not None
-            attempts += 1
-            started = time.time()
-            try:
-                module, _, name = (work.function or "").rpartition(".")
-                outcome = getattr(importlib.import_module(module), name)(**(work.parameters or {}))
-            except Exception as exc:
-                error = {"type": type(exc).__name__, "message": str(exc),
-                         "traceback": traceback.format_exc()[-4000:]}  # fmt: skip
-                client.complete(work.id, work.attempt, "failure", error=error, started=started)
-            else:
-                client.complete(work.id, work.attempt, "success", results=outcome,
-                                started=started)  # fmt: skip
-    return attempts
+def run_runner(url: str, spool: Path) -> int:
+    """Run ``workflow run`` on the demo pipeline until the bucket is empty; its exit code."""
+    return subprocess.call(
+        [sys.executable, "-m", "workflow", "run", PIPELINE, "--burst", "--concurrency", "2",
+         "--prefetch", "4", "--url", url, "--spool", str(spool)],
+    )  # fmt: skip
 
 
 def wait_for(client: Client, seconds: float = 20.0) -> None:

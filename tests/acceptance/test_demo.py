@@ -22,7 +22,9 @@ def test_demo_deposits_works_off_and_shows_results(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "deposited 8 works to demo-search" in done.stdout
+    assert "the runner finished (exit code 0)" in done.stdout
     assert "latest 8 of 8 results" in done.stdout
+    assert "ZeroDivisionError" in done.stderr  # the runner's line for the failing work
     assert done.stdout.count("success") == 7 and "failure" in done.stdout
     assert f"http://127.0.0.1:{port}/docs" in done.stdout
     assert (tmp_path / "workflow" / "workflow.db").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -208,3 +209,25 @@ def test_result_arrives_after_the_server_was_down_for_10_s(server: Server, runne
     done = _get(server, id)
     assert done["status"] == "success" and done["results"] == {"slept": 1}, out
     assert [e["outcome"] for e in done["history"]] == ["success"]
+
+
+def test_outcome_spooled_by_a_dead_runner_is_delivered_by_the_next(
+    server: Server, runner: Any, tmp_path: Path
+) -> None:
+    (id,) = _deposit(server, {"pipeline": "spooled", "function": "usertasks.double",
+                              "parameters": {"x": 5}})  # fmt: skip
+    claim = {"pipelines": ["spooled"], "lease": 120, "runner": "died-after-finishing"}
+    (work,) = httpx.post(f"{server.url}/buckets/withdraw", json=claim, timeout=10).json()
+    # What a runner writes before it reports, then it died: the outcome is on disk only.
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    record = {"id": id, "attempt": work["attempt"], "reason": None,
+              "body": {"status": "success", "results": {"doubled": 10}}}  # fmt: skip
+    (spool / f"{id}.{work['attempt']}.json").write_text(json.dumps(record))
+    (spool / "gone.1.json").write_text(json.dumps({**record, "id": "gone"}))  # stale
+    out = _finish(runner("spooled", "--burst", "--spool", str(spool)))
+    done = _get(server, id)
+    assert (done["status"], done["results"]) == ("success", {"doubled": 10})
+    assert [e["outcome"] for e in done["history"]] == ["success"]
+    assert list(spool.iterdir()) == [], "delivered and stale outcomes leave the spool"
+    assert "dropped as stale" in out

@@ -94,9 +94,15 @@ class Runner:
                 while waiting and len(running) < self.options.concurrency:
                     work = waiting.popleft()
                     running[pool.submit(self._attempt, work)] = work
-                if not running:
-                    if self.options.burst:
+                if not running and self.options.burst:
+                    # Our own undelivered outcomes may queue work again (a failure
+                    # with retries left): settle them before deciding nothing is left.
+                    self.outbox.wait(timeout=60)
+                    waiting.extend(self._withdraw(free, 0))
+                    if not waiting:
                         break
+                    continue
+                if not running:
                     self.stopping.wait(idle)
                     idle = min(idle * 2, self.options.max_sleep)
                     continue
