@@ -64,3 +64,34 @@ def test_text_pages_are_the_same_walked_or_sorted(tmp_path: Path) -> None:
     assert walked_pages == sorted_pages
     assert sum(len(page) for page in walked_pages) == 20
     store.close()
+
+
+def test_a_batch_reads_and_writes_on_a_fresh_thread_without_deadlock(tmp_path: Path) -> None:
+    import threading
+
+    from workflow.errors import NotFound, TransitionConflict
+
+    store = SqliteStore(f"sqlite:///{tmp_path / 'batch.db'}")
+    store.results.insert([_finished("x", [], "one")])
+    outcome: list[object] = []
+
+    def batch() -> None:
+        with store.batch():
+            outcome.append(store.results.get("x") is not None)  # first read of this thread
+            try:
+                store.results.swap("x", {"status": "failure"}, _finished("x", [], "two"))
+            except TransitionConflict:
+                outcome.append("conflict")  # undone alone; the batch goes on
+            try:
+                store.results.swap("missing", {"status": "success"}, _finished("y", [], ""))
+            except NotFound:
+                outcome.append("missing")
+            store.results.swap("x", {"status": "success"}, _finished("x", ["t"], "three"))
+
+    thread = threading.Thread(target=batch)
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "the batch deadlocked"
+    assert outcome == [True, "conflict", "missing"]
+    assert store.results.get("x")["tags"] == ["t"]  # type: ignore[index]
+    store.close()

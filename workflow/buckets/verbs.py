@@ -14,7 +14,13 @@ from typing import Any
 
 from workflow import policy
 from workflow.buckets.settings import PipelineSettings, parse_settings, with_defaults
-from workflow.errors import DuplicateWork, InvalidWork, NotFound, TransitionConflict
+from workflow.errors import (
+    DuplicateWork,
+    InvalidWork,
+    NotFound,
+    TransitionConflict,
+    WorkflowError,
+)
 from workflow.store.base import Claim, Doc, Query, Store
 from workflow.work import (
     RESULTS_LIMIT,
@@ -182,6 +188,28 @@ class Buckets:
         entry = self._entry(doc, status, error=error, started=started, stopped=doc["stop"],
                             reason=reason or ("retry-requested" if status == "retry" else None))
         return self._after_attempt(doc, entry, retry_delay)
+
+    def complete_many(self, outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Record several outcomes (each the keyword arguments of ``complete`` plus ``id``
+        and ``attempt``) in one transaction; each is recorded or refused on its own.
+
+        Returns:
+            Per outcome, in order: ``{"id", "ok": True, "status"}`` or ``{"id", "ok":
+            False, "status_code", "error", "message", ...}``.
+        """
+        replies: list[dict[str, Any]] = []
+        with self.store.batch():
+            for outcome in outcomes:
+                outcome = dict(outcome)
+                id, attempt = outcome.pop("id"), outcome.pop("attempt")
+                status = outcome.pop("status")
+                try:
+                    done = self.complete(id, attempt, status, **outcome)
+                    replies.append({"id": id, "ok": True, "status": done["status"]})
+                except WorkflowError as exc:
+                    replies.append({"id": id, "ok": False, "status_code": exc.status_code,
+                                    **exc.to_dict()})  # fmt: skip
+        return replies
 
     def release(self, id: str, attempt: int, reason: str = "released") -> Doc:
         """Give a running work back to the queue without using up an attempt."""

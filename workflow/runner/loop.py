@@ -15,8 +15,6 @@ import signal
 import socket
 import threading
 import time
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -71,6 +69,9 @@ class Runner:
         self._running: dict[str, Slot | None] = {}
         self._claimed: dict[str, float] = {}  # monotonic claim time per work
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # in-flight count went down
+        self._in_flight = 0  # claimed works queued or running here
+        self._todo: queue.Queue[Work | None] = queue.Queue()
         self._slots: queue.Queue[Slot] = queue.Queue()
         self._slot_count = 0
         self.outbox = Outbox(client, options.spool, self._settled)
@@ -81,50 +82,94 @@ class Runner:
         """Work until done (lives, burst) or stopped by a signal; return the exit code."""
         self._install_signals()
         self.outbox.start()
-        beat = threading.Thread(target=self._heartbeat, name="workflow-heartbeat", daemon=True)
-        beat.start()
-        waiting: deque[Work] = deque()
-        running: dict[Future[None], Work] = {}
+        threading.Thread(target=self._heartbeat, name="workflow-heartbeat", daemon=True).start()
+        workers = [threading.Thread(target=self._worker, name=f"workflow-attempt-{n}")
+                   for n in range(self.options.concurrency)]  # fmt: skip
+        for worker in workers:
+            worker.start()
         idle = self.options.sleep
-        with ThreadPoolExecutor(self.options.concurrency, "workflow-attempt") as pool:
-            while not self.stopping.is_set() and not self._lives_spent(len(running)):
-                free = self.options.concurrency - len(running)
-                if free and not waiting:
-                    waiting.extend(self._withdraw(free, len(running)))
-                while waiting and len(running) < self.options.concurrency:
-                    work = waiting.popleft()
-                    running[pool.submit(self._attempt, work)] = work
-                if not running and self.options.burst:
-                    # Our own undelivered outcomes may queue work again (a failure
-                    # with retries left): settle them before deciding nothing is left.
-                    self.outbox.wait(timeout=60)
-                    waiting.extend(self._withdraw(free, 0))
-                    if not waiting:
-                        break
+        # Keep up to `backlog` works claimed. Fetch when an attempt thread is free or,
+        # when prefetching, while the last work still runs, so none waits for a withdraw.
+        backlog = max(self.options.prefetch, self.options.concurrency)
+        refill_at = self.options.concurrency - (0 if backlog > self.options.concurrency else 1)
+        while not self.stopping.is_set():
+            with self._changed:
+                in_flight = self._in_flight
+                if self._lives_spent(in_flight):
+                    break
+                if in_flight > refill_at:
+                    self._changed.wait(0.5)
                     continue
-                if not running:
-                    self.stopping.wait(idle)
-                    idle = min(idle * 2, self.options.max_sleep)
-                    continue
+            works = self._withdraw(backlog - in_flight, in_flight)
+            if works:
                 idle = self.options.sleep
-                done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
-                for future in done:
-                    running.pop(future)
-                    future.result()  # an attempt thread's own bug surfaces here
-            self._hand_back(list(waiting), "runner-stopping")
-            self._finish_running(running)
+                self._queue(works)
+            elif in_flight:
+                with self._changed:
+                    self._changed.wait(0.5)
+            elif self.options.burst:
+                # Our own undelivered outcomes may queue work again (a failure with
+                # retries left): settle them before deciding nothing is left.
+                self.outbox.wait(timeout=60)
+                works = self._withdraw(backlog, 0)
+                if not works:
+                    break
+                self._queue(works)
+            else:
+                self.stopping.wait(idle)
+                idle = min(idle * 2, self.options.max_sleep)
+        self._stop(workers)
+        return 0
+
+    def _queue(self, works: list[Work]) -> None:
+        with self._changed:
+            self._in_flight += len(works)
+        for work in works:
+            self._todo.put(work)
+
+    def _worker(self) -> None:
+        """An attempt thread: runs queued works one after another until told to stop."""
+        while (work := self._todo.get()) is not None:
+            try:
+                self._attempt(work)
+            finally:
+                with self._changed:
+                    self._in_flight -= 1
+                    self._changed.notify_all()
+
+    def _stop(self, workers: list[threading.Thread]) -> None:
+        """Hand back unstarted work, give running work its grace, then shut down."""
+        unstarted = []
+        while True:
+            try:
+                work = self._todo.get_nowait()
+            except queue.Empty:
+                break
+            if work is not None:
+                unstarted.append(work)
+        with self._changed:
+            self._in_flight -= len(unstarted)
+        self._hand_back(unstarted, "runner-stopping")
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._in_flight == 0, self.options.grace):
+                for slot in self._running.values():
+                    if slot is not None:
+                        slot.abort()
+                self._changed.wait_for(lambda: self._in_flight == 0, 30)
+        for _ in workers:
+            self._todo.put(None)
+        for worker in workers:
+            worker.join(timeout=30)
         self.outbox.wait(timeout=self.options.grace)
         self.outbox.close()
         self.stopping.set()
         self._close_slots()
-        return 0
 
     def _lives_spent(self, in_flight: int) -> bool:
         lives = self.options.lives
-        return lives is not None and self.finished + in_flight >= lives and in_flight == 0
+        return lives is not None and self.finished >= lives and in_flight == 0
 
-    def _withdraw(self, free: int, in_flight: int) -> list[Work]:
-        limit = max(free, self.options.prefetch)
+    def _withdraw(self, limit: int, in_flight: int) -> list[Work]:
         if self.options.lives is not None:
             limit = min(limit, self.options.lives - self.finished - in_flight)
         if limit <= 0:
@@ -238,18 +283,6 @@ class Runner:
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, stop)
-
-    def _finish_running(self, running: dict[Future[None], Work]) -> None:
-        if not running:
-            return
-        done, late = wait(running, timeout=self.options.grace)
-        if late:
-            with self._lock:
-                slots = [self._running.get(str(running[f].id)) for f in late]
-            for slot in slots:
-                if slot is not None:
-                    slot.abort()
-            wait(late, timeout=30)
 
     def _hand_back(self, works: list[Work], reason: str) -> None:
         for work in works:

@@ -25,7 +25,9 @@ from workflow.runner.outcome import Outcome
 
 log = logging.getLogger("workflow.run")
 #: Outcomes sent in one request at most.
-BATCH = 100
+BATCH = 500
+#: Seconds the delivery waits for more outcomes to send along with the first.
+LINGER = 0.01
 
 
 class Outbox:
@@ -62,10 +64,10 @@ class Outbox:
         temporary = path.with_suffix(".tmp")
         record = {"id": id, "attempt": attempt, "body": outcome.body(),
                   "reason": outcome.extra.get("reason")}  # fmt: skip
+        # No fsync: the file must outlive a crash of this process, which the page cache
+        # does; surviving a crash of the machine would cost a disk flush per work.
         with open(temporary, "w") as out:
             json.dump(record, out)
-            out.flush()
-            os.fsync(out.fileno())
         os.replace(temporary, path)  # atomic: a crash leaves the whole file or none
         self._enqueue(path)
 
@@ -93,9 +95,10 @@ class Outbox:
     def _deliver_all(self) -> None:
         while (first := self._queue.get()) is not None:
             batch = [first]
-            while len(batch) < BATCH:  # whatever else is waiting goes in the same request
+            until = time.monotonic() + LINGER
+            while len(batch) < BATCH:  # what else comes within LINGER goes along
                 try:
-                    path = self._queue.get_nowait()
+                    path = self._queue.get(timeout=max(0.0, until - time.monotonic()))
                 except queue.Empty:
                     break
                 if path is None:

@@ -7,13 +7,10 @@ import sys
 import time
 from typing import Any, TextIO
 
-from rich.console import Console
-from rich.markup import escape
-
 from workflow.runner.outcome import Outcome
 from workflow.work import Work
 
-_STYLE = {"success": "green", "failure": "red", "retry": "yellow"}
+_COLOR = {"success": "32", "failure": "31", "retry": "33"}
 
 
 class Reporter:
@@ -27,7 +24,7 @@ class Reporter:
     def __init__(self, form: str = "text", stream: TextIO | None = None):
         self.form = form
         self.stream = stream or sys.stderr
-        self._console = Console(file=self.stream, highlight=False, soft_wrap=True)
+        self._color = self.stream.isatty()
 
     def _json(self, record: dict[str, Any]) -> None:
         self.stream.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
@@ -42,16 +39,19 @@ class Reporter:
                         "attempt": work.attempt, "status": outcome.status,
                         "seconds": round(took, 4), "error": error or None})  # fmt: skip
             return
-        style = _STYLE.get(outcome.status, "")
+        # Plain writes: a runner may report thousands of works a second.
         why = f"  {error.get('type')}: {error.get('message')}" if error else ""
-        self._console.print(
-            f"[{style}]{outcome.status:<7}[/] {work.id}  {escape(work.pipeline)}  "
-            f"attempt {work.attempt}  {took:.3f} s{escape(why)}"
-        )
+        status = f"{outcome.status:<7}"
+        if self._color:
+            status = f"\033[{_COLOR.get(outcome.status, '0')}m{status}\033[0m"
+        self.stream.write(f"{status} {work.id}  {work.pipeline}  attempt {work.attempt}  "
+                          f"{took:.3f} s{why}\n")  # fmt: skip
+        self.stream.flush()
 
     def problem(self, message: str) -> None:
         """One line about something the runner noticed."""
         if self.form == "json":
             self._json({"event": "notice", "message": message})
         else:
-            self._console.print(f"[yellow]notice[/]  {escape(message)}")
+            self.stream.write(f"notice  {message}\n")
+            self.stream.flush()

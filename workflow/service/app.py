@@ -76,7 +76,7 @@ def _version_router() -> APIRouter:
     return router
 
 
-def _authorized(request: Request) -> None:
+async def _authorized(request: Request) -> None:
     """Require one of the configured tokens (``x-access-token`` or ``Authorization``)."""
     tokens: frozenset[str] = request.app.state.settings.tokens
     if not tokens:

@@ -16,7 +16,7 @@ from workflow.service.buckets_api import View
 router = APIRouter(tags=["results"])
 
 
-def _results(request: Request) -> Results:
+async def _results(request: Request) -> Results:
     return request.app.state.results  # type: ignore[no-any-return]
 
 

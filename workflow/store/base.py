@@ -12,6 +12,7 @@ expect (status, and the attempt number as a fencing token) and raise
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -125,6 +126,11 @@ class Store(Protocol):
             NotFound: no work with that id in the bucket.
             TransitionConflict: the stored work does not match ``expect``.
         """
+        ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """A context in which writes share one transaction where the backend can; each
+        write still succeeds or fails on its own."""
         ...
 
     def expired(self, now: float, limit: int = 100) -> list[Doc]:

@@ -8,7 +8,6 @@ per thread and, in WAL mode, never block writes.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -16,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import orjson
 
 from workflow.errors import (
     ConfigurationError,
@@ -36,7 +37,7 @@ SYNCHRONOUS = {"off", "normal", "full", "extra"}
 
 
 def _dumps(doc: Doc) -> str:
-    return json.dumps(doc, separators=(",", ":"))
+    return orjson.dumps(doc).decode()
 
 
 class SqliteCollection:
@@ -73,7 +74,7 @@ class SqliteCollection:
         row = self._store.read().execute(
             f"SELECT doc FROM {self.table} WHERE id = ?", (id,)
         ).fetchone()
-        return json.loads(row[0]) if row else None
+        return orjson.loads(row[0]) if row else None
 
     def _where(self, query: Query, text: str | None, *, counting: bool = False,
                walk: bool = False) -> tuple[str, list[Any]]:  # fmt: skip
@@ -139,7 +140,7 @@ class SqliteCollection:
         sql = (f"SELECT doc FROM {self.table} WHERE rowid IN (SELECT rowid FROM {self.table} "
                f"WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?) ORDER BY {order}")
         params += [-1 if limit is None else limit, skip]
-        return [json.loads(row[0]) for row in self._store.read().execute(sql, params)]
+        return [orjson.loads(row[0]) for row in self._store.read().execute(sql, params)]
 
     def count(self, query: Query, *, text: str | None = None) -> int:
         db = self._store.read()
@@ -194,7 +195,7 @@ class SqliteCollection:
 
 
 def _text(doc: str) -> str:
-    return text_of(json.loads(doc))
+    return text_of(orjson.loads(doc))
 
 
 def _fts_terms(text: str) -> str:
@@ -217,6 +218,7 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         self._writer = self._connect()
         self._writer.executescript(SCHEMA)
         self.work = SqliteCollection(self, "work", WORK_COLUMNS)
@@ -240,42 +242,81 @@ class SqliteStore:
         db = getattr(self._local, "db", None)
         if db is None:
             db = self._local.db = self._connect()
-            with self._lock:
+            # Not the writer's lock: a batch holding it may read on a fresh thread.
+            with self._readers_lock:
                 self._readers.append(db)
         return db
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run the writes inside in one transaction; each still succeeds or fails alone."""
+        with self.write():
+            yield
+
+    @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction on the writer connection; rolled back on any error."""
+        """One write transaction on the writer connection; rolled back on any error.
+
+        Inside ``batch()`` (the same thread already holds the transaction) it is a
+        savepoint instead, so a failing operation undoes only itself.
+        """
+        depth = getattr(self._local, "depth", 0)
+        if depth:
+            yield from self._savepoint(depth)
+            return
         with self._lock:
-            db = self._writer
+            self._local.depth = 1
             try:
-                db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"cannot write {self.path}: {exc}") from exc
-            try:
-                yield db
-            except sqlite3.IntegrityError as exc:
-                db.execute("ROLLBACK")
+                yield from self._transaction()
+            finally:
+                self._local.depth = 0
+
+    def _savepoint(self, depth: int) -> Iterator[sqlite3.Connection]:
+        db, name = self._writer, f"operation{depth}"
+        db.execute(f"SAVEPOINT {name}")
+        self._local.depth = depth + 1
+        try:
+            yield db
+        except BaseException as exc:
+            db.execute(f"ROLLBACK TO {name}")
+            db.execute(f"RELEASE {name}")
+            if isinstance(exc, sqlite3.IntegrityError):
                 raise DuplicateWork(f"a work with that id exists already ({exc})") from exc
-            except sqlite3.Error as exc:
-                db.execute("ROLLBACK")
-                raise StoreUnavailable(f"cannot write {self.path}: {exc}") from exc
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            try:
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                db.execute("ROLLBACK")
-                raise StoreUnavailable(f"cannot commit to {self.path}: {exc}") from exc
+            raise
+        else:
+            db.execute(f"RELEASE {name}")
+        finally:
+            self._local.depth = depth
+
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._writer
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot write {self.path}: {exc}") from exc
+        try:
+            yield db
+        except sqlite3.IntegrityError as exc:
+            db.execute("ROLLBACK")
+            raise DuplicateWork(f"a work with that id exists already ({exc})") from exc
+        except sqlite3.Error as exc:
+            db.execute("ROLLBACK")
+            raise StoreUnavailable(f"cannot write {self.path}: {exc}") from exc
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            db.execute("ROLLBACK")
+            raise StoreUnavailable(f"cannot commit to {self.path}: {exc}") from exc
 
     def find_anywhere(self, db: sqlite3.Connection, id: str) -> Doc | None:
         """The work with that id in the bucket or the results, read inside ``db``."""
         for table in ("work", "results"):
             row = db.execute(f"SELECT doc FROM {table} WHERE id = ?", (id,)).fetchone()
             if row:
-                return json.loads(row[0])  # type: ignore[no-any-return]
+                return orjson.loads(row[0])  # type: ignore[no-any-return]
         return None
 
     def conflict(self, db: sqlite3.Connection, table: str, id: str, expect: dict[str, Any]
@@ -304,7 +345,7 @@ class SqliteStore:
             found: list[Doc] = []
             for pipeline in pipelines:
                 rows = db.execute(sql, [pipeline, claim.now, *params, limit])
-                found.extend(json.loads(row[0]) for row in rows)
+                found.extend(orjson.loads(row[0]) for row in rows)
             taken = [claimed(doc, claim) for doc in sorted(found, key=claim_order)[:limit]]
             for doc in taken:
                 self.work.swap_in(db, doc["id"], {"status": "queued"}, doc)
@@ -326,11 +367,11 @@ class SqliteStore:
             "ORDER BY expires LIMIT ?",
             (now, limit),
         )
-        return [json.loads(row[0]) for row in rows]
+        return [orjson.loads(row[0]) for row in rows]
 
     def settings(self) -> dict[str, dict[str, Any]]:
         rows = self.read().execute("SELECT name, settings FROM pipelines")
-        return {name: json.loads(text) for name, text in rows}
+        return {name: orjson.loads(text) for name, text in rows}
 
     def put_settings(self, pipeline: str, settings: dict[str, Any]) -> None:
         with self.write() as db:
@@ -341,7 +382,7 @@ class SqliteStore:
             )
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._readers_lock:
             for db in [*self._readers, self._writer]:
                 db.close()
             self._readers.clear()

@@ -1,0 +1,19 @@
+"""Work functions for the benchmarks: they do nothing, so what is measured is the overhead.
+
+Runners import this module as ``noop_tasks`` with ``benchmarks/`` on ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+def noop(**kwargs: object) -> None:
+    """Do nothing; the work succeeds with no results."""
+    return None
+
+
+def stamp(**kwargs: object) -> dict[str, float]:
+    """Do nothing, but say when: ``entered`` and ``left`` in unix seconds."""
+    entered = time.time()
+    return {"entered": entered, "left": time.time()}
