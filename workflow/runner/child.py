@@ -7,6 +7,7 @@ parent, and the runner carries on.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import time
@@ -42,8 +43,9 @@ def load(target: str, cache: dict[str, Callable[..., Any]]) -> Callable[..., Any
     return found  # type: ignore[no-any-return]
 
 
+@functools.cache
 def wants_work(function: Callable[..., Any]) -> bool:
-    """True when ``function`` takes a parameter called ``work``."""
+    """True when ``function`` takes a parameter called ``work`` (cached per function)."""
     try:
         return "work" in inspect.signature(function).parameters
     except (TypeError, ValueError):

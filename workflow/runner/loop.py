@@ -72,6 +72,9 @@ class Runner:
         self._changed = threading.Condition(self._lock)  # in-flight count went down
         self._in_flight = 0  # claimed works queued or running here
         self._todo: queue.Queue[Work | None] = queue.Queue()
+        # The main loop claims more works once no more than this many are in flight.
+        spare = 0 if options.prefetch > options.concurrency else 1
+        self._refill_at = options.concurrency - spare
         self._slots: queue.Queue[Slot] = queue.Queue()
         self._slot_count = 0
         self.outbox = Outbox(client, options.spool, self._settled)
@@ -91,7 +94,7 @@ class Runner:
         # Keep up to `backlog` works claimed. Fetch when an attempt thread is free or,
         # when prefetching, while the last work still runs, so none waits for a withdraw.
         backlog = max(self.options.prefetch, self.options.concurrency)
-        refill_at = self.options.concurrency - (0 if backlog > self.options.concurrency else 1)
+        refill_at = self._refill_at
         while not self.stopping.is_set():
             with self._changed:
                 in_flight = self._in_flight
@@ -135,7 +138,10 @@ class Runner:
             finally:
                 with self._changed:
                     self._in_flight -= 1
-                    self._changed.notify_all()
+                    # Wake the main loop only when it has something to do: waking it
+                    # after every work costs more than the work's bookkeeping.
+                    if self._in_flight <= self._refill_at:
+                        self._changed.notify_all()
 
     def _stop(self, workers: list[threading.Thread]) -> None:
         """Hand back unstarted work, give running work its grace, then shut down."""

@@ -9,7 +9,6 @@ is harmless: the server records a completion once.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -18,6 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from workflow import errors
 from workflow.client import Client
@@ -66,8 +67,8 @@ class Outbox:
                   "reason": outcome.extra.get("reason")}  # fmt: skip
         # No fsync: the file must outlive a crash of this process, which the page cache
         # does; surviving a crash of the machine would cost a disk flush per work.
-        with open(temporary, "w") as out:
-            json.dump(record, out)
+        with open(temporary, "wb") as out:
+            out.write(orjson.dumps(record))
         os.replace(temporary, path)  # atomic: a crash leaves the whole file or none
         self._enqueue(path)
 
@@ -116,7 +117,7 @@ class Outbox:
         records: list[tuple[Path, dict[str, Any]]] = []
         for path in paths:
             try:
-                records.append((path, json.loads(path.read_text())))
+                records.append((path, orjson.loads(path.read_bytes())))
             except (OSError, ValueError):
                 continue  # delivered and removed by another runner sharing the spool
         delay = 0.5
