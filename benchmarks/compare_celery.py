@@ -40,10 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle import machine, numbers, run_lifecycle
-from processes import BENCHMARKS, CpuMeter, clean_env, note, stop
+from processes import BENCHMARKS, CpuMeter, clean_env, free_port, note, stop
 from rich.console import Console
 from rich.table import Table
-from withdraw_latency import free_port
 
 CELERY_VENV = BENCHMARKS.parent / ".venv-celery"
 #: Least ratio ours / Celery: (now, later) per mode; None where no goal is set.

@@ -1,12 +1,13 @@
 """Processes for the benchmarks: a ``workflow serve`` subprocess, CPU time of process trees.
 
-Shared by ``lifecycle.py``, ``runner_overhead.py`` and ``compare_celery.py`` (run from the
+Shared by every benchmark script (run from the
 project root; Python puts ``benchmarks/`` first on ``sys.path`` for them).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -15,10 +16,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from withdraw_latency import free_port
 
 BENCHMARKS = Path(__file__).resolve().parent
 _TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def note(message: str) -> None:

@@ -50,245 +50,40 @@ from __future__ import annotations
 
 import argparse
 import gc
-import itertools
 import json
 import os
 import platform
-import random
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from processes import serve
+from results_seed import (
+    COMMON_TAGS,
+    DAY,
+    PAGE,
+    PIPELINES,
+    RARE_TAGS,
+    USERS,
+    Vocabulary,
+    seed,
+    vocabulary,
+)
 from rich.console import Console
 from rich.table import Table
 
-from workflow.buckets import Buckets
 from workflow.results import Results, Search
 from workflow.store.sqlite import SqliteStore
-from workflow.work import Work
 
 #: p99 goal in milliseconds for the first page (search in-process, and over HTTP).
 GOAL_MS = 100.0
-BATCH = 20_000
-DAY = 86_400.0
-SPAN = 90 * DAY
-PAGE = 50
-
-#: Pipelines and their share of the works, in percent.
-PIPELINES = {
-    "frb-l1": 38,
-    "baseband": 20,
-    "classifier": 14,
-    "localization": 10,
-    "intensity-callback": 8,
-    "dm-refine": 5,
-    "calibration": 3,
-    "pulsar-timing": 2,
-}
-STATUSES = {"success": 90, "failure": 8, "cancelled": 2}
-SITES = {"chime": 70, "kko": 20, "gbo": 10}
-USERS = [f"user{n:02d}" for n in range(20)]
-COMMON_TAGS = [f"tag{n:02d}" for n in range(45)]
-RARE_TAGS = [f"raretag{n}" for n in range(5)]
-#: Chance that a work carries a given rare tag.
-RARE_TAG_P = 0.001
-ERRORS = [
-    "ValueError",
-    "TimeoutError",
-    "FileNotFoundError",
-    "RuntimeError",
-    "MemoryError",
-    "KeyError",
-]
-WORDS = 5_000
-#: Words of each work's parameters and results (and of a failure's error message).
-WORDS_PER_WORK = 5
-FUNCTIONS = {p: f"pipelines.{p.replace('-', '_')}.run" for p in PIPELINES}
-
-
-@dataclass
-class Vocabulary:
-    """What the seed draws from, and the values the queries pick."""
-
-    words: list[str]
-    word_cum: list[float]
-    user_cum: list[float]
-    tag_cum: list[float]
-    end: float  # creation of the newest work
-
-    def common_words(self) -> list[str]:
-        return self.words[:5]
-
-    def rare_words(self) -> list[str]:
-        return self.words[-50:]
-
-
-def vocabulary(end: float) -> Vocabulary:
-    """5,000 pseudo-words of six letters (so none is a prefix of another; FTS search
-    matches prefixes) that are no prefix of any other token of a work, Zipf-weighted."""
-    rng = random.Random(7)
-    fixed = {t.lower() for t in (*USERS, *COMMON_TAGS, *RARE_TAGS, *SITES, *ERRORS)}
-    fixed |= {part for f in FUNCTIONS.values() for part in f.replace("_", ".").split(".")}
-    fixed |= {"event", "beam", "dm", "source", "note", "snr", "label", "comment", "chime"}
-    words: list[str] = []
-    seen: set[str] = set()
-    while len(words) < WORDS:
-        word = "".join(rng.choice("bdfgklmnprstvz") + rng.choice("aeiou") for _ in range(3))
-        if word not in seen and not any(t.startswith(word) for t in fixed):
-            seen.add(word)
-            words.append(word)
-    return Vocabulary(words, zipf(WORDS), zipf(len(USERS)), zipf(len(COMMON_TAGS)), end)
-
-
-def zipf(n: int) -> list[float]:
-    """Cumulative Zipf weights of ``n`` choices: the k-th is drawn in proportion to 1/k."""
-    return list(itertools.accumulate(1 / (k + 1) for k in range(n)))
-
-
-def weighted(choices: dict[str, int]) -> tuple[list[str], list[float]]:
-    return list(choices), list(itertools.accumulate(choices.values()))
-
-
-def templates(store: SqliteStore, now: float) -> list[dict[str, Any]]:
-    """A success, a failure (with an error) and a cancelled work, finished for real."""
-    buckets = Buckets(store)
-    works = [
-        Work(
-            pipeline="bench-template",
-            function="bench.task",
-            retries=0,
-            parameters={"i": n},
-            creation=now,
-        ).payload()
-        for n in range(3)
-    ]
-    buckets.deposit(works)
-    running = buckets.withdraw(["bench-template"], limit=3, runner="runner-7", host="node-7")
-    if len(running) != 3:
-        raise RuntimeError(f"withdrew {len(running)} template works, not 3")
-    done, failed, cancelled = running
-    buckets.complete(done["id"], done["attempt"], "success", results={"snr": 1.0})
-    error = {
-        "type": "ValueError",
-        "message": "bad input",
-        "traceback": 'Traceback (most recent call last):\n  File "task.py", line 42, '
-        "in run\nValueError: bad input\n",
-    }
-    buckets.complete(failed["id"], failed["attempt"], "failure", error=error)
-    buckets.cancel(cancelled["id"], by="user00")
-    out = []
-    for doc in running:
-        stored = store.results.get(doc["id"])
-        assert stored is not None
-        out.append(stored)
-    return out
-
-
-def seed(url: str, size: int, vocab: Vocabulary) -> None:
-    """Fill the fresh store at ``url`` with ``size`` finished works.
-
-    Raises:
-        RuntimeError: the store does not hold exactly what was seeded.
-    """
-    rng = random.Random(42)
-    pipelines, pipeline_cum = weighted(PIPELINES)
-    statuses, status_cum = weighted(STATUSES)
-    sites, site_cum = weighted(SITES)
-    words, word_cum = vocab.words, vocab.word_cum
-    store = SqliteStore(url)
-    try:
-        shapes = dict(
-            zip(("success", "failure", "cancelled"), templates(store, vocab.end), strict=True)
-        )
-        begin = vocab.end - SPAN
-        step = SPAN / size
-        marks = {size * k // 10 for k in range(1, 10)}
-        for first in range(0, size, BATCH):
-            batch = []
-            for i in range(first, min(size, first + BATCH)):
-                status = rng.choices(statuses, cum_weights=status_cum)[0]
-                pipeline = rng.choices(pipelines, cum_weights=pipeline_cum)[0]
-                creation = begin + (i + rng.random()) * step
-                start = creation + rng.expovariate(1 / 120)
-                stop = start + min(3600.0, rng.lognormvariate(3, 1.5))
-                tags = rng.choices(COMMON_TAGS, cum_weights=vocab.tag_cum, k=rng.randint(1, 3))
-                tags = list(dict.fromkeys(tags))
-                tags += [t for t in RARE_TAGS if rng.random() < RARE_TAG_P]
-                w = rng.choices(words, cum_weights=word_cum, k=WORDS_PER_WORK)
-                doc = shapes[status].copy()  # shallow: insert serializes each copy at once
-                doc.update(
-                    id=f"{int(creation):08x}{i % 0xFFFFFF:06x}{rng.getrandbits(40):010x}",
-                    pipeline=pipeline,
-                    function=FUNCTIONS[pipeline],
-                    status=status,
-                    site=rng.choices(sites, cum_weights=site_cum)[0],
-                    user=rng.choices(USERS, cum_weights=vocab.user_cum)[0],
-                    tags=tags,
-                    event=[10_000_000 + i // 3],
-                    priority=rng.randint(1, 5),
-                    creation=creation,
-                    start=start,
-                    stop=stop,
-                    parameters={
-                        "event": 10_000_000 + i // 3,
-                        "beam": rng.randrange(1024),
-                        "dm": round(rng.uniform(50, 2000), 2),
-                        "source": w[0],
-                        "note": f"{w[1]} {w[2]}",
-                    },
-                    results=None,
-                )
-                entry = dict(doc["history"][0])
-                entry.update(
-                    claimed=start - 0.5,
-                    started=start,
-                    stopped=stop,
-                    runner=f"runner-{rng.randrange(64)}",
-                )
-                if status == "success":
-                    doc["results"] = {
-                        "snr": round(rng.uniform(5, 100), 2),
-                        "label": w[3],
-                        "comment": w[4],
-                    }
-                elif status == "failure":
-                    kind = rng.choice(ERRORS)
-                    message = f"{kind} in {w[3]}: cannot process {w[4]}"
-                    entry["error"] = {**entry["error"], "type": kind, "message": message}
-                actions = [{**a, "at": stop} for a in doc["history"][1:]]  # cancelled
-                doc["history"] = [entry, *actions]
-                batch.append(doc)
-                if i + 1 in marks:
-                    note(f"  seeded {i + 1:,} works")
-            if any(store.results.insert(batch)):
-                raise RuntimeError("an id clashed while seeding")
-        if store.results.delete([doc["id"] for doc in shapes.values()]) != 3:
-            raise RuntimeError("the template works were not deleted")
-        tally = store.results.tally()
-        if sum(n for *_, n in tally) != size or {p for p, *_ in tally} - set(PIPELINES):
-            raise RuntimeError(f"the tally does not match the seed: {tally}")
-        (texts,) = store.read().execute("SELECT count(*) FROM results_text").fetchone()
-        if texts != size:
-            raise RuntimeError(f"results_text has {texts} rows, not {size}")
-        for doc in store.results.find({"status": "failure"}, limit=20):
-            Work.model_validate(doc)  # every seeded document is a valid work
-    finally:
-        store.close()  # the last connection to close checkpoints the WAL away
-
-
-# -- the queries ------------------------------------------------------------------------
-
-
 @dataclass
 class Case:
     """One UI query: a name and the Search of repetition ``n``."""
@@ -418,51 +213,6 @@ def explain(store: SqliteStore, case: Case) -> None:
 # -- running ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serve(url: str, log: Path, timeout: float = 30.0) -> Iterator[str]:
-    """Run ``workflow serve`` on ``url`` for the ``with`` block; yield its base URL."""
-    port = free_port()
-    # No WORKFLOW_* variable of the caller's shell (tokens, store) reaches the server.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKFLOW_")}
-    with open(log, "ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "workflow", "serve", "--port", str(port), "--store", url],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + timeout
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"workflow serve exited with {process.returncode}; see {log}"
-                    )
-                try:
-                    if httpx.get(f"{base}/version", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"workflow serve did not answer in time; see {log}")
-                time.sleep(0.05)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
 
 def measure(url: str, folder: Path, all_cases: list[Case], args: argparse.Namespace) -> None:
     """Time every case in-process (search, find, count), then over HTTP."""
@@ -491,7 +241,7 @@ def measure(url: str, folder: Path, all_cases: list[Case], args: argparse.Namesp
             store.close()
     if args.http:
         with (
-            serve(url, folder / "serve.log") as base,
+            serve(url, folder / "serve.log") as (base, _),
             httpx.Client(base_url=base, timeout=120) as client,
         ):
 

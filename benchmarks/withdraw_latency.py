@@ -32,19 +32,16 @@ import gc
 import json
 import os
 import platform
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
+from processes import serve
 from rich.console import Console
 from rich.table import Table
 
@@ -126,51 +123,6 @@ def measure(
     return timings
 
 
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serve(url: str, log: Path, timeout: float = 30.0) -> Iterator[str]:
-    """Run ``workflow serve`` on ``url`` for the ``with`` block; yield its base URL."""
-    port = free_port()
-    # No WORKFLOW_* variable of the caller's shell (tokens, store) reaches the server.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKFLOW_")}
-    with open(log, "ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "workflow", "serve", "--port", str(port), "--store", url],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + timeout
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"workflow serve exited with {process.returncode}; see {log}"
-                    )
-                try:
-                    if httpx.get(f"{base}/version", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"workflow serve did not answer in time; see {log}")
-                time.sleep(0.05)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
 
 def summary(size: int, mode: str, timings: list[float], seed_s: float) -> dict[str, Any]:
     """One result row: p50, p99, mean and max in milliseconds."""
@@ -213,7 +165,7 @@ def run_size(size: int, folder: Path, args: argparse.Namespace) -> list[dict[str
         note(f"{size:>9,} works: in-process p99 {rows[-1]['p99_ms']} ms")
     if args.http:
         with (
-            serve(url, folder / f"serve-{size}.log") as base,
+            serve(url, folder / f"serve-{size}.log") as (base, _),
             Client(base, token="", timeout=30) as client,
         ):
             timings = measure(
