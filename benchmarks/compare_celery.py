@@ -33,14 +33,13 @@ import json
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from lifecycle import machine, numbers, run_lifecycle
-from processes import BENCHMARKS, CpuMeter, clean_env, free_port, note, stop
+from processes import BENCHMARKS, CpuMeter, clean_env, free_port, note, stop, workdir
 from rich.console import Console
 from rich.table import Table
 
@@ -295,11 +294,7 @@ def main() -> None:
     redis_version = subprocess.run([redis, "--version"], capture_output=True,
                                    text=True).stdout.split(" v=")[-1].split()[0]  # fmt: skip
     with ExitStack() as stack:
-        if args.keep is not None:
-            args.keep.mkdir(parents=True, exist_ok=True)
-            folder = args.keep
-        else:
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="celery-")))
+        folder = workdir(stack, args.keep, "celery-")
         celery = run_celery(args.works, args.workers, folder, python, redis)
         celery["prefetch"] = None
         rows = [ours(args.works, args.workers, prefetch, folder)

@@ -34,7 +34,6 @@ import platform
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import profiles
-from processes import CpuMeter, clean_env, note, serve, stop
+from processes import CpuMeter, clean_env, note, serve, stop, workdir
 from rich.console import Console
 from rich.table import Table
 
@@ -298,11 +297,7 @@ def main() -> None:
 
     began = time.perf_counter()
     with ExitStack() as stack:
-        if args.keep is not None:
-            args.keep.mkdir(parents=True, exist_ok=True)
-            folder = args.keep
-        else:
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lifecycle-")))
+        folder = workdir(stack, args.keep, "lifecycle-")
         rows = [run_lifecycle(args.works, args.runners, prefetch, args.concurrency, folder,
                               args.profile, args.log_format)
                 for prefetch in numbers(args.prefetch)]  # fmt: skip

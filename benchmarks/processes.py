@@ -10,9 +10,10 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -26,6 +27,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def workdir(stack: ExitStack, keep: Path | None, prefix: str) -> Path:
+    """``keep`` (created if needed), or a temporary directory removed with ``stack``."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        return keep
+    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
 
 
 def note(message: str) -> None:

@@ -133,13 +133,13 @@ def native(path: Path, cpu_s: float, works: float, top: int = 15) -> dict[str, A
                 found.append((float(match[1]) / 100, re.sub(r"\s+", " ", match[2])))
         return found
 
-    kinds: Counter[str] = Counter()
+    kinds: dict[str, float] = {}
     for share, dso in report("dso"):
         kind = next((k for pattern, k in DSOS if re.search(pattern, dso)), dso)
-        kinds[kind] += share
+        kinds[kind] = kinds.get(kind, 0.0) + share
     return {
         "kinds": [{"name": k, "share": round(v, 4), "ms_per_work": round(per_work_ms * v, 4)}
-                  for k, v in kinds.most_common()],
+                  for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])],
         "symbols": [{"name": name, "share": round(v, 4),
                      "ms_per_work": round(per_work_ms * v, 4)}
                     for v, name in report("dso,sym")[:top]],

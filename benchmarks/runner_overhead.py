@@ -44,7 +44,6 @@ import re
 import signal
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from contextlib import ExitStack
@@ -52,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle import deposit, machine, numbers
-from processes import note, serve
+from processes import note, serve, workdir
 from rich.console import Console
 from rich.table import Table
 
@@ -279,11 +278,7 @@ def main() -> None:
 
     began = time.perf_counter()
     with ExitStack() as stack:
-        if args.keep is not None:
-            args.keep.mkdir(parents=True, exist_ok=True)
-            folder = args.keep
-        else:
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="overhead-")))
+        folder = workdir(stack, args.keep, "overhead-")
         results = [measure(args.works, prefetch, folder, args.bare)
                    for prefetch in numbers(args.prefetch)]  # fmt: skip
     runtime = time.perf_counter() - began
