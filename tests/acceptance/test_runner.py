@@ -231,3 +231,19 @@ def test_outcome_spooled_by_a_dead_runner_is_delivered_by_the_next(
     assert [e["outcome"] for e in done["history"]] == ["success"]
     assert list(spool.iterdir()) == [], "delivered and stale outcomes leave the spool"
     assert "dropped as stale" in out
+
+
+def test_cancelling_a_running_work_stops_its_attempt(server: Server, runner: Any) -> None:
+    (id,) = _deposit(server, {"pipeline": "cancel", "function": "usertasks.slow",
+                              "parameters": {"seconds": 60}})  # fmt: skip
+    worker = runner("cancel", "--lives", "1", "--lease", "1")
+    _wait(lambda: _get(server, id)["status"] == "running")
+    started = time.monotonic()
+    assert httpx.post(f"{server.url}/buckets/work/{id}/cancel", timeout=10).status_code == 200
+    out = _finish(worker, 30)
+    assert time.monotonic() - started < 15, "the attempt was stopped, not waited for"
+    assert "taken away" in out
+    done = _get(server, id)
+    assert done["status"] == "cancelled"
+    assert [e.get("outcome") or e.get("action") for e in done["history"]] == [
+        "cancelled", "cancel"]

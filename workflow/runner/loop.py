@@ -245,9 +245,14 @@ class Runner:
 
     def _heartbeat(self) -> None:
         period = max(0.2, min(self.options.lease / 3, 10.0))
-        while not self.stopping.wait(period) or self._held:
+        while True:
+            # A plain sleep: after a stop, works still held (outcomes not yet delivered)
+            # keep their leases at the same pace. The thread is a daemon.
+            time.sleep(period)
             with self._lock:
                 held = list(self._held.values())
+            if self.stopping.is_set() and not held:
+                return
             for work in held:
                 assert work.id is not None
                 try:
@@ -256,14 +261,14 @@ class Runner:
                     self._taken_away(work)
                 except errors.WorkflowError as exc:
                     self.report.problem(f"heartbeat of {work.id} failed: {exc.message}")
-            if self.stopping.is_set() and not held:
-                return
 
     def _taken_away(self, work: Work) -> None:
         """The server no longer has us on this work (cancelled, or the lease expired)."""
         with self._lock:
-            self._held.pop(str(work.id), None)
+            still_held = self._held.pop(str(work.id), None)
             slot = self._running.get(str(work.id))
+        if still_held is None:
+            return  # its outcome was delivered while the heartbeat was on its way
         if slot is not None:
             slot.abort()
         self.report.problem(f"{work.id} was taken away (cancelled or lease expired); stopped")
