@@ -247,3 +247,22 @@ def test_cancelling_a_running_work_stops_its_attempt(server: Server, runner: Any
     assert done["status"] == "cancelled"
     assert [e.get("outcome") or e.get("action") for e in done["history"]] == [
         "cancelled", "cancel"]
+
+
+def test_undelivered_outcome_exits_3_and_the_next_runner_delivers_it(
+    server: Server, runner: Any
+) -> None:
+    (id,) = _deposit(server, {"pipeline": "later", "function": "usertasks.slow",
+                              "parameters": {"seconds": 1}})  # fmt: skip
+    first = runner("later", "--lives", "1", "--grace", "1")
+    _wait(lambda: _get(server, id)["status"] == "running")
+    server.kill()
+    out, _ = first.communicate(timeout=60)
+    assert first.returncode == 3, out
+    assert "not yet delivered" in out
+    server.start()
+    assert _get(server, id)["status"] == "running"
+    _finish(runner("later", "--burst"))
+    done = _get(server, id)
+    assert (done["status"], done["results"]) == ("success", {"slept": 1})
+    assert [e["outcome"] for e in done["history"]] == ["success"]

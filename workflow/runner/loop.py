@@ -27,6 +27,9 @@ from workflow.runner.report import Reporter
 from workflow.runner.slot import Slot, run_command
 from workflow.work import Work
 
+#: Exit code of a runner that stopped with outcomes left undelivered in its spool.
+UNDELIVERED = 3
+
 
 def default_spool() -> Path:
     """``$XDG_DATA_HOME/workflow/spool``: outcomes not yet delivered."""
@@ -76,7 +79,6 @@ class Runner:
         spare = 0 if options.prefetch > options.concurrency else 1
         self._refill_at = options.concurrency - spare
         self._slots: queue.Queue[Slot] = queue.Queue()
-        self._slot_count = 0
         self.outbox = Outbox(client, options.spool, self._settled)
 
     # -- the main loop -------------------------------------------------------------------
@@ -121,8 +123,7 @@ class Runner:
             else:
                 self.stopping.wait(idle)
                 idle = min(idle * 2, self.options.max_sleep)
-        self._stop(workers)
-        return 0
+        return 0 if self._stop(workers) else UNDELIVERED
 
     def _queue(self, works: list[Work]) -> None:
         with self._changed:
@@ -143,8 +144,12 @@ class Runner:
                     if self._in_flight <= self._refill_at:
                         self._changed.notify_all()
 
-    def _stop(self, workers: list[threading.Thread]) -> None:
-        """Hand back unstarted work, give running work its grace, then shut down."""
+    def _stop(self, workers: list[threading.Thread]) -> bool:
+        """Hand back unstarted work, give running work its grace, then shut down.
+
+        Returns:
+            False when outcomes are left in the spool, undelivered.
+        """
         unstarted = []
         while True:
             try:
@@ -166,10 +171,14 @@ class Runner:
             self._todo.put(None)
         for worker in workers:
             worker.join(timeout=30)
-        self.outbox.wait(timeout=self.options.grace)
+        delivered = self.outbox.wait(timeout=self.options.grace)
+        if not delivered:
+            self.report.problem(f"stopping with outcomes not yet delivered; they stay in "
+                                f"{self.options.spool} for the next runner")  # fmt: skip
         self.outbox.close()
         self.stopping.set()
         self._close_slots()
+        return delivered
 
     def _lives_spent(self, in_flight: int) -> bool:
         lives = self.options.lives
@@ -237,8 +246,6 @@ class Runner:
         try:
             return self._slots.get_nowait()
         except queue.Empty:
-            with self._lock:
-                self._slot_count += 1
             return Slot()
 
     # -- leases --------------------------------------------------------------------------

@@ -124,9 +124,10 @@ class Outbox:
         while records:
             try:
                 replies = self.client.complete_many([_item(record) for _, record in records])
-            except errors.WorkflowError as exc:  # unreachable or unavailable: keep trying
+            except Exception as exc:  # noqa: BLE001 - unreachable, unavailable, closing
+                reason = exc.message if isinstance(exc, errors.WorkflowError) else str(exc)
                 log.warning("cannot deliver %d outcomes yet (%s); retrying in %.0f s",
-                            len(records), exc.message, delay)  # fmt: skip
+                            len(records), reason, delay)  # fmt: skip
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue
