@@ -19,6 +19,8 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -248,32 +250,40 @@ class Work(BaseModel):
 
     def deposit(self, client: Client | None = None) -> str:
         """Deposit this work and return its id (chosen here, so a retried deposit is safe)."""
-        return _client(client).deposit([self])[0]
+        with _using(client) as http:
+            return http.deposit([self])[0]
 
     @classmethod
     def withdraw(cls, pipeline: str | list[str], client: Client | None = None, **filters: Any
                  ) -> Work | None:  # fmt: skip
         """Claim the next work of ``pipeline`` (highest priority, then oldest), or None."""
-        found = _client(client).withdraw(pipeline, limit=1, **filters)
+        with _using(client) as http:
+            found = http.withdraw(pipeline, limit=1, **filters)
         return found[0] if found else None
 
     def update(self, client: Client | None = None) -> Work:
         """Send this work's outcome: ``status`` success or failure finishes the attempt."""
-        return _client(client).update(self)
+        with _using(client) as http:
+            return http.update(self)
 
     def delete(self, client: Client | None = None) -> bool:
         """Delete this work from its bucket."""
         if self.id is None:
             raise ValueError("this work has no id: it was never deposited")
-        return _client(client).delete([self.id]) > 0
+        with _using(client) as http:
+            return http.delete([self.id]) > 0
 
 
-def _client(client: Client | None) -> Client:
+@contextmanager
+def _using(client: Client | None) -> Iterator[Client]:
+    """``client``, or one for ``WORKFLOW_URL`` and ``WORKFLOW_TOKEN``, closed afterwards."""
     if client is not None:
-        return client
+        yield client
+        return
     from workflow.client import Client
 
-    return Client.from_env()
+    with Client.from_env() as made:
+        yield made
 
 
 def results_size(results: dict[str, Any] | None) -> int:

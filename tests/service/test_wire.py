@@ -118,3 +118,27 @@ def test_batch_complete_settles_each_outcome_on_its_own(make_server: Callable[..
         assert http.get(f"/buckets/work/{c['id']}").json()["status"] == "running"
         refused = http.post("/buckets/complete", json={"works": []})
         assert refused.status_code == 422 and refused.json()["field"] == "works"
+
+
+def test_work_methods_use_the_server_named_by_the_environment(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workflow import Work
+
+    monkeypatch.setenv("WORKFLOW_URL", server.url)
+    first = Work(pipeline="methods", parameters={"n": 1}, priority=5)
+    work_id = first.deposit()
+    assert work_id == first.id and first.status == "queued"
+    second_id = Work(pipeline="methods", parameters={"n": 2}).deposit()
+
+    taken = Work.withdraw("methods")
+    assert taken is not None and (taken.id, taken.status, taken.attempt) == (work_id, "running", 1)
+    taken.status, taken.results = "success", {"n": 2}
+    done = taken.update()
+    assert (done.status, done.results, len(done.history)) == ("success", {"n": 2}, 1)
+
+    queued = Work.withdraw("methods", priority=5)
+    assert queued is None  # the other one has priority 3
+    other = httpx.get(f"{server.url}/buckets/work/{second_id}").json()
+    assert Work.model_validate(other).delete() is True
+    assert Work.withdraw("methods") is None

@@ -71,6 +71,7 @@ class Runner:
         self._held: dict[str, Work] = {}  # claimed and not yet settled
         self._running: dict[str, Slot | None] = {}
         self._claimed: dict[str, float] = {}  # monotonic claim time per work
+        self._taken: set[str] = set()  # works the server took away while we held them
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # in-flight count went down
         self._in_flight = 0  # claimed works queued or running here
@@ -220,7 +221,8 @@ class Runner:
             with self._lock:
                 self._running[work.id] = slot
             try:
-                outcome = slot.run(target, work.parameters, work.payload(), timeout)
+                outcome = slot.run(target, work.parameters, work.payload(), timeout,
+                                   key=work.id, cancelled=lambda: self._is_taken(work))  # fmt: skip
             finally:
                 with self._lock:
                     self._running.pop(work.id, None)
@@ -273,16 +275,22 @@ class Runner:
         """The server no longer has us on this work (cancelled, or the lease expired)."""
         with self._lock:
             still_held = self._held.pop(str(work.id), None)
+            if still_held is None:
+                return  # its outcome was delivered while the heartbeat was on its way
+            self._taken.add(str(work.id))  # in case its attempt has not started yet
             slot = self._running.get(str(work.id))
-        if still_held is None:
-            return  # its outcome was delivered while the heartbeat was on its way
         if slot is not None:
-            slot.abort()
+            slot.abort(str(work.id))
         self.report.problem(f"{work.id} was taken away (cancelled or lease expired); stopped")
+
+    def _is_taken(self, work: Work) -> bool:
+        with self._lock:
+            return str(work.id) in self._taken
 
     def _settled(self, id: str, attempt: int, note: str) -> None:
         with self._lock:
             self._held.pop(id, None)
+            self._taken.discard(id)
         if note != "delivered":
             self.report.problem(f"{id} attempt {attempt}: {note}")
 

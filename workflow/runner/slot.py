@@ -15,6 +15,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from workflow.runner import child
@@ -39,6 +40,7 @@ class Slot:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._aborted = False
+        self._key: str | None = None  # the work being run, for abort()
         self._start()
 
     def _start(self) -> None:
@@ -49,13 +51,31 @@ class Slot:
         theirs.close()
 
     def run(self, function: str, parameters: dict[str, Any] | None, payload: dict[str, Any],
-            timeout: float) -> Outcome:  # fmt: skip
-        """Run ``function(**parameters)`` in the child; at most ``timeout`` seconds."""
+            timeout: float, key: str | None = None,
+            cancelled: Callable[[], bool] | None = None) -> Outcome:  # fmt: skip
+        """Run ``function(**parameters)`` in the child; at most ``timeout`` seconds.
+
+        Args:
+            key: Names the attempt for ``abort(key)``.
+            cancelled: Asked once the attempt is registered; True skips it (it was
+                cancelled before ``abort`` could reach it).
+        """
         started = time.time()
         with self._lock:
-            self._aborted = False
+            self._key, self._aborted = key, False
+            if cancelled is not None and cancelled():
+                self._key = None
+                return _aborted(started)
             if not self._process.is_alive():
                 self._start()
+        try:
+            return self._exchange(function, parameters, payload, timeout, started)
+        finally:
+            with self._lock:
+                self._key = None
+
+    def _exchange(self, function: str, parameters: dict[str, Any] | None,
+                  payload: dict[str, Any], timeout: float, started: float) -> Outcome:  # fmt: skip
         try:
             self._conn.send((function, parameters, payload))
             if self._conn.poll(timeout):
@@ -70,16 +90,19 @@ class Slot:
             code = self._process.exitcode
             self._restart()
             if aborted:
-                outcome = failure("Aborted", "the runner stopped this attempt")
-                outcome.extra["reason"] = "aborted"
-            else:
-                outcome = failure("ProcessDied", _death(code))
+                return _aborted(started)
+            outcome = failure("ProcessDied", _death(code))
         outcome.started, outcome.stop = started, time.time()
         return outcome
 
-    def abort(self) -> None:
-        """Kill the attempt in progress (its ``run`` returns an ``Aborted`` failure)."""
+    def abort(self, key: str | None = None) -> None:
+        """Kill the attempt in progress (its ``run`` returns an ``Aborted`` failure).
+
+        With ``key``, only if that attempt is the one in progress.
+        """
         with self._lock:
+            if self._key is None or (key is not None and key != self._key):
+                return
             self._aborted = True
             if self._process.is_alive():
                 self._process.kill()
@@ -102,6 +125,13 @@ class Slot:
                 self._process.kill()
                 self._process.join(timeout=5)
             self._conn.close()
+
+
+def _aborted(started: float) -> Outcome:
+    outcome = failure("Aborted", "the runner stopped this attempt")
+    outcome.extra["reason"] = "aborted"
+    outcome.started, outcome.stop = started, time.time()
+    return outcome
 
 
 def run_command(argv: list[str], timeout: float) -> Outcome:
