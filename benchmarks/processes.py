@@ -6,6 +6,7 @@ project root; Python puts ``benchmarks/`` first on ``sys.path`` for them).
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
@@ -35,6 +36,16 @@ def workdir(stack: ExitStack, keep: Path | None, prefix: str) -> Path:
         keep.mkdir(parents=True, exist_ok=True)
         return keep
     return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+
+
+def add_mode_options(parser: argparse.ArgumentParser, in_process: str, keep: str) -> None:
+    """``--http/--no-http``, ``--in-process/--no-in-process`` and ``--keep DIR``."""
+    parser.add_argument("--http", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure over HTTP against workflow serve (default: yes)")
+    parser.add_argument("--in-process", action=argparse.BooleanOptionalAction, default=True,
+                        help=f"measure {in_process} in this process (default: yes)")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help=f"write {keep} here and keep them")
 
 
 def note(message: str) -> None:

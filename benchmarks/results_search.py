@@ -56,15 +56,15 @@ import platform
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from processes import serve
+from processes import add_mode_options, serve, workdir
 from results_seed import (
     COMMON_TAGS,
     DAY,
@@ -360,35 +360,15 @@ def main() -> None:
         default=5,
         help="timed calls per query and mode, at least (default: %(default)s)",
     )
-    parser.add_argument(
-        "--http",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="measure over HTTP against workflow serve (default: yes)",
-    )
-    parser.add_argument(
-        "--in-process",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="measure Results.search, find and count in this process (default: yes)",
-    )
-    parser.add_argument(
-        "--keep",
-        type=Path,
-        metavar="DIR",
-        help="write the SQLite file (and the server log) here and keep them",
-    )
+    add_mode_options(parser, "Results.search, find and count",
+                     "the SQLite file (and the server log)")
     args = parser.parse_args()
     if args.size < 1000 or args.repeat < 1 or args.min_samples < 1:
         parser.error("--size must be at least 1000, --repeat and --min-samples at least 1")
 
     began = time.perf_counter()
-    if args.keep is not None:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        report = run(args.keep, args)
-    else:
-        with tempfile.TemporaryDirectory(prefix="results-search-") as folder:
-            report = run(Path(folder), args)
+    with ExitStack() as stack:
+        report = run(workdir(stack, args.keep, "results-search-"), args)
     runtime = time.perf_counter() - began
     all_cases, seed_s, db_mb = report
 

@@ -35,13 +35,13 @@ import platform
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from processes import serve
+from processes import add_mode_options, serve, workdir
 from rich.console import Console
 from rich.table import Table
 
@@ -228,24 +228,7 @@ def main() -> None:
         default=200,
         help="untimed withdraws before them (default: %(default)s)",
     )
-    parser.add_argument(
-        "--http",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="measure over HTTP against workflow serve (default: yes)",
-    )
-    parser.add_argument(
-        "--in-process",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="measure LocalClient in this process (default: yes)",
-    )
-    parser.add_argument(
-        "--keep",
-        type=Path,
-        metavar="DIR",
-        help="write the SQLite files (and server logs) here and keep them",
-    )
+    add_mode_options(parser, "LocalClient", "the SQLite files (and server logs)")
     args = parser.parse_args()
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     if args.samples < 2 or any(size < 1 for size in sizes):
@@ -253,14 +236,10 @@ def main() -> None:
 
     began = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    if args.keep is not None:
-        args.keep.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        folder = workdir(stack, args.keep, "withdraw-latency-")
         for size in sizes:
-            rows += run_size(size, args.keep, args)
-    else:
-        with tempfile.TemporaryDirectory(prefix="withdraw-latency-") as folder:
-            for size in sizes:
-                rows += run_size(size, Path(folder), args)
+            rows += run_size(size, folder, args)
     runtime = time.perf_counter() - began
 
     Console(width=120).print(table(rows))

@@ -44,6 +44,15 @@ def deposit_payload(work: Work) -> dict[str, Any]:
     return payload
 
 
+def deposit_payloads(works: list[Work]) -> list[dict[str, Any]]:
+    """Give each work without an id one (so a repeated deposit is harmless) and return
+    what depositing them sends."""
+    for work in works:
+        if work.id is None:
+            work.id = new_id()
+    return [deposit_payload(work) for work in works]
+
+
 class Client:
     """A connection to a workflow server.
 
@@ -131,10 +140,7 @@ class Client:
 
     def deposit(self, works: list[Work]) -> list[str]:
         """Deposit works; return their ids. Ids are chosen here, so retries are safe."""
-        for work in works:
-            if work.id is None:
-                work.id = new_id()
-        body = [deposit_payload(work) for work in works]
+        body = deposit_payloads(works)
         ids: list[str] = self.call("POST", "/buckets/work", safe=True, json=body,
                                    params={"return_ids": "true"})  # fmt: skip
         for work in works:

@@ -9,10 +9,10 @@ from typing import Any
 
 from workflow.buckets import Buckets, PipelineSettings
 from workflow.buckets.verbs import plain_query
-from workflow.client import deposit_payload
+from workflow.client import deposit_payloads
 from workflow.results import Results, Search
 from workflow.store import Store, open_store
-from workflow.work import Work, default_user, new_id
+from workflow.work import Work, default_user
 
 
 class LocalClient:
@@ -28,10 +28,7 @@ class LocalClient:
         self.store.close()
 
     def deposit(self, works: list[Work]) -> list[str]:
-        for work in works:
-            if work.id is None:
-                work.id = new_id()
-        ids = self.buckets.deposit([deposit_payload(work) for work in works])
+        ids = self.buckets.deposit(deposit_payloads(works))
         for work in works:
             work.status = "queued"
         return ids

@@ -8,13 +8,13 @@ so a late update from a runner whose lease expired is refused with 409.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from workflow.buckets.verbs import Buckets
 from workflow.errors import InvalidWork, NotFound, TransitionConflict
 from workflow.store.base import Query
-from workflow.work import CHIME_FIELDS, parse_work
+from workflow.work import CHIME_FIELDS, TRANSITIONS, Work, parse_work
 
 #: Fields a CHIME update may not rewrite: the server owns them.
 _SERVER_OWNED = frozenset({"id", "status", "attempt", "start"})
@@ -67,23 +67,41 @@ def update(buckets: Buckets, raw: Any) -> None:
             f"work {work.id} is at attempt {stored['attempt']}; attempt {work.attempt} is stale",
             field="attempt", id=work.id, attempt=stored["attempt"], status=stored["status"],
         )  # fmt: skip
-    if stored["status"] == "running" and work.status in ("success", "failure"):
-        # The client sends its whole state: replace results, products and plots.
-        buckets.complete(work.id, work.attempt, work.status, results=payload["results"],
-                         products=payload["products"], plots=payload["plots"],
-                         stop=work.stop, merge=False)  # fmt: skip
-    elif work.status == stored["status"]:
+    if work.status == stored["status"]:  # same status: the client edits fields
         edits = {k: payload[k] for k in CHIME_FIELDS if k not in _SERVER_OWNED}
         new = parse_work({**stored, **edits}, "works[]").payload()
         expect = {"status": stored["status"], "attempt": stored["attempt"]}
         buckets.store.work.swap(work.id, expect, new)
-    elif stored["status"] == "running" and work.status == "queued":
-        buckets.release(work.id, work.attempt, reason="requeued-by-client")
-    else:
+        return
+    move = _MOVES.get((stored["status"], work.status))
+    if move is None:
+        why = ("the status table forbids it" if work.status not in TRANSITIONS[stored["status"]]
+               else "use withdraw or cancel for that")  # fmt: skip
         raise TransitionConflict(
-            f"work {work.id} cannot go from {stored['status']} to {work.status}",
+            f"work {work.id} cannot go from {stored['status']} to {work.status}: {why}",
             field="status", id=work.id, status=stored["status"],
         )  # fmt: skip
+    move(buckets, work, payload)
+
+
+def _complete(buckets: Buckets, work: Work, payload: dict[str, Any]) -> None:
+    # The client sends its whole state: replace results, products and plots.
+    buckets.complete(str(work.id), work.attempt, work.status, results=payload["results"],
+                     products=payload["products"], plots=payload["plots"], stop=work.stop,
+                     merge=False)  # fmt: skip
+
+
+def _release(buckets: Buckets, work: Work, payload: dict[str, Any]) -> None:
+    buckets.release(str(work.id), work.attempt, reason="requeued-by-client")
+
+
+#: The status changes a whole-work update may make, and the verb that makes each.
+_MOVES: dict[tuple[str, str], Callable[[Buckets, Work, dict[str, Any]], None]] = {
+    ("running", "success"): _complete,
+    ("running", "failure"): _complete,
+    ("running", "queued"): _release,
+}
+assert all(new in TRANSITIONS[old] for old, new in _MOVES)
 
 
 def listed(works: Any) -> list[Any]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from workflow.errors import InvalidWork
 from workflow.filters import apply_projection, check_filter, check_projection
 from workflow.results import Results, Search
 from workflow.results.verbs import MAX_PAGE
-from workflow.service.buckets_api import View
+from workflow.service.buckets_api import View, Works
 
 router = APIRouter(tags=["results"])
 
@@ -21,7 +21,6 @@ async def _results(request: Request) -> Results:
 
 
 Verbs = Annotated[Results, Depends(_results)]
-Works = Annotated[Any, Body()]
 
 
 class CountRequest(BaseModel):
