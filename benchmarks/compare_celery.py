@@ -38,8 +38,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from lifecycle import machine, numbers, run_lifecycle
-from processes import BENCHMARKS, CpuMeter, clean_env, free_port, note, stop, workdir
+from lifecycle import numbers, run_lifecycle
+from processes import BENCHMARKS, CpuMeter, clean_env, free_port, machine, note, stop, workdir
 from rich.console import Console
 from rich.table import Table
 

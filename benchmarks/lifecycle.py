@@ -29,9 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import sqlite3
 import subprocess
 import sys
 import time
@@ -41,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import profiles
-from processes import CpuMeter, clean_env, note, serve, stop, workdir
+from processes import CpuMeter, clean_env, machine, note, serve, stop, workdir
 from rich.console import Console
 from rich.table import Table
 
@@ -250,20 +247,6 @@ def profile_tables(rows: list[dict[str, Any]]) -> list[Table]:
                                 f"{item['ms_per_work']:.3f}")  # fmt: skip
                 tables.append(out)
     return tables
-
-
-def machine() -> dict[str, Any]:
-    """What the figures were measured on, and which commit of the code (``+`` if the
-    work tree of ``workflow/`` had changes)."""
-    root = Path(__file__).resolve().parent.parent
-    git = ["git", "-C", str(root)]
-    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()  # fmt: skip
-    dirty = subprocess.run([*git, "status", "--porcelain", "workflow"], capture_output=True,
-                           text=True).stdout.strip()  # fmt: skip
-    return {"cores": os.cpu_count(), "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version, "platform": platform.platform(),
-            "commit": commit + ("+" if dirty else "")}  # fmt: skip
 
 
 def numbers(text: str) -> list[int]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -16,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -46,6 +49,20 @@ def add_mode_options(parser: argparse.ArgumentParser, in_process: str, keep: str
                         help=f"measure {in_process} in this process (default: yes)")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help=f"write {keep} here and keep them")
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on, and which commit of the code (``+`` if the
+    work tree of ``workflow/`` had changes)."""
+    root = Path(__file__).resolve().parent.parent
+    git = ["git", "-C", str(root)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()  # fmt: skip
+    dirty = subprocess.run([*git, "status", "--porcelain", "workflow"], capture_output=True,
+                           text=True).stdout.strip()  # fmt: skip
+    return {"cores": os.cpu_count(), "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version, "platform": platform.platform(),
+            "commit": commit + ("+" if dirty else "")}  # fmt: skip
 
 
 def note(message: str) -> None:

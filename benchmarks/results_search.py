@@ -51,8 +51,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
 import sqlite3
 import statistics
 import sys
@@ -64,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from processes import add_mode_options, serve, workdir
+from processes import add_mode_options, machine, serve, workdir
 from results_seed import (
     COMMON_TAGS,
     DAY,
@@ -384,12 +382,6 @@ def main() -> None:
                 for line in planned["plan"]:
                     print(f"    {line}")
     print()
-    machine = {
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "platform": platform.platform(),
-    }
     print(
         json.dumps(
             {
@@ -404,7 +396,7 @@ def main() -> None:
                 },
                 "goal_p99_ms": GOAL_MS,
                 "runtime_s": round(runtime, 1),
-                "machine": machine,
+                "machine": machine(),
             }
         )
     )

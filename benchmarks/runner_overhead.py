@@ -50,8 +50,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from lifecycle import deposit, machine, numbers
-from processes import note, serve, workdir
+from lifecycle import deposit, numbers
+from processes import machine, note, serve, workdir
 from rich.console import Console
 from rich.table import Table
 

@@ -30,9 +30,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
-import sqlite3
 import statistics
 import sys
 import time
@@ -41,7 +38,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from processes import add_mode_options, serve, workdir
+from processes import add_mode_options, machine, serve, workdir
 from rich.console import Console
 from rich.table import Table
 
@@ -244,12 +241,6 @@ def main() -> None:
 
     Console(width=120).print(table(rows))
     print(f"total runtime {runtime:.0f} s")
-    machine = {
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "platform": platform.platform(),
-    }
     print(
         json.dumps(
             {
@@ -257,7 +248,7 @@ def main() -> None:
                 "results": rows,
                 "goals_p99_ms": GOALS_MS,
                 "runtime_s": round(runtime, 1),
-                "machine": machine,
+                "machine": machine(),
             }
         )
     )
