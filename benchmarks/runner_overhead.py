@@ -20,8 +20,8 @@ Per work, in milliseconds:
   reply to the completion request that carried the work (``POST /buckets/complete``;
   the server had committed the move to the results just before it replied). Split
   into *return -> outbox* (the child sends the outcome back, the attempt thread wakes
-  and reports it) and *outbox -> ack* (spool file with fsync, waiting for the delivery
-  thread and for earlier batches, the HTTP request).
+  and reports it) and *outbox -> ack* (waiting for the delivery thread and for the
+  request before, the spool file, the HTTP request).
 - **withdraw reply**: server claim -> the runner has the works (one request per batch).
 - **overhead** = claim -> start (own) + return -> ack, per work; its median is the figure
   with the goal (under 2 ms with prefetch).
@@ -60,7 +60,6 @@ from workflow.runner import Runner, RunnerOptions
 from workflow.runner.outcome import Outcome
 from workflow.runner.report import Reporter
 from workflow.store.sqlite import SqliteStore
-from workflow.work import Work
 
 PIPELINE = "bench-overhead"
 FUNCTION = "noop_tasks.stamp"
@@ -104,9 +103,11 @@ class TimedReporter(Reporter):
         super().__init__(*args, **kwargs)
         self.reported: dict[str, float] = {}
 
-    def attempt(self, work: Work, outcome: Outcome) -> None:
-        self.reported[str(work.id)] = time.time()
-        super().attempt(work, outcome)
+    def attempts(self, done: list[tuple[dict[str, Any], Outcome]]) -> None:
+        now = time.time()
+        for work, _ in done:
+            self.reported[work["id"]] = now
+        super().attempts(done)
 
 
 def stats(values: list[float]) -> dict[str, float]:

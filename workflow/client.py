@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -23,6 +24,8 @@ from workflow import errors
 from workflow.buckets.settings import DEFAULTABLE, PipelineSettings
 from workflow.settings import ClientSettings
 from workflow.work import Work, default_user, new_id
+
+_JSON_BODY = {"Content-Type": "application/json"}
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -120,9 +123,12 @@ class Client:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _once(self, method: str, path: str, **kwargs: Any) -> Any:
+        if "json" in kwargs:  # orjson: several times faster than the json module
+            kwargs["content"] = orjson.dumps(kwargs.pop("json"), option=orjson.OPT_NON_STR_KEYS)
+            kwargs["headers"] = _JSON_BODY
         reply = self._http.request(method, path, **kwargs)
         if reply.is_success:
-            return reply.json() if reply.content else None
+            return orjson.loads(reply.content) if reply.content else None
         try:
             body = reply.json()
         except ValueError:
@@ -151,11 +157,16 @@ class Client:
                  **filters: Any) -> list[Work]:  # fmt: skip
         """Claim up to ``limit`` works (filters: site, tags, event, user, priority,
         parent, lease, runner, host)."""
+        return [Work.model_validate(d) for d in self.claim(pipelines, limit=limit, **filters)]
+
+    def claim(self, pipelines: str | list[str] | None = None, *, limit: int = 1,
+              **filters: Any) -> list[dict[str, Any]]:  # fmt: skip
+        """``withdraw``, with the works as the plain dicts the server sent."""
         if isinstance(pipelines, str):
             pipelines = [p for p in pipelines.split(",") if p]
         body = {"pipelines": pipelines, "limit": limit,
                 **{k: v for k, v in filters.items() if v is not None}}  # fmt: skip
-        return [Work.model_validate(d) for d in self.call("POST", "/buckets/withdraw", json=body)]
+        return self.call("POST", "/buckets/withdraw", json=body)  # type: ignore[no-any-return]
 
     def heartbeat(self, id: str, attempt: int, lease: float | None = None) -> Work:
         """Extend the lease of a running attempt."""

@@ -223,8 +223,8 @@ def test_outcome_spooled_by_a_dead_runner_is_delivered_by_the_next(
     spool.mkdir()
     record = {"id": id, "attempt": work["attempt"], "reason": None,
               "body": {"status": "success", "results": {"doubled": 10}}}  # fmt: skip
-    (spool / f"{id}.{work['attempt']}.json").write_text(json.dumps(record))
-    (spool / "gone.1.json").write_text(json.dumps({**record, "id": "gone"}))  # stale
+    (spool / "1-2-000000.json").write_text(json.dumps([record, {**record, "id": "gone"}]))
+    (spool / "gone.1.json").write_text(json.dumps({**record, "id": "gone"}))  # older runners
     out = _finish(runner("spooled", "--burst", "--spool", str(spool)))
     done = _get(server, id)
     assert (done["status"], done["results"]) == ("success", {"doubled": 10})

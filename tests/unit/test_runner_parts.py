@@ -112,7 +112,7 @@ def test_archive_copies_moves_deletes_and_stays_inside_the_root(tmp_path: Path) 
 def test_json_log_lines() -> None:
     stream = io.StringIO()
     report = Reporter("json", stream)
-    work = Work(pipeline="logs", id="w9", attempt=2)
+    work = {"pipeline": "logs", "id": "w9", "attempt": 2}
     report.attempt(work, Outcome("failure", error={"type": "E", "message": "m"},
                                  started=1.0, stop=1.5))  # fmt: skip
     report.problem("server away")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from pathlib import Path
+from typing import Any
 
 from workflow.runner.outcome import Outcome
 from workflow.work import Work
@@ -33,12 +34,16 @@ def _free_name(folder: Path, name: str) -> Path:
     return candidate
 
 
-def archive_outcome(work: Work, outcome: Outcome, root: Path) -> None:
+def archive_outcome(work: Work | dict[str, Any], outcome: Outcome, root: Path) -> None:
     """Apply the work's archive strategies to the products and plots of ``outcome``.
 
     Files that cannot be archived keep their path and are listed in
     ``results["archive_errors"]``; archiving never changes the attempt's status.
     """
+    if not outcome.products and not outcome.plots:
+        return
+    if isinstance(work, dict):
+        work = Work.model_validate(work)
     problems: list[str] = []
     for kind in ("products", "plots"):
         paths: list[str] | None = getattr(outcome, kind)

@@ -1,8 +1,15 @@
-"""The child process that runs work functions, one attempt at a time.
+"""The child process that runs work functions, a batch of attempts per message.
 
-A runner keeps a few warm children, so an attempt costs a message, not a process
-start; a child that crashes or overruns its timeout is killed and replaced by the
-parent, and the runner carries on.
+A runner keeps a few warm children, so an attempt costs no process start. The parent
+sends a whole batch at once and the child answers each attempt as soon as it ends, so
+a crash or a timeout is always charged to the attempt that caused it. Between attempts
+the child looks for control messages: ``skip`` one attempt of the batch (it was
+cancelled) or ``halt`` (the runner is stopping: start nothing more). A child that
+crashes or overruns a timeout is killed and replaced by the parent.
+
+Messages, parent to child: ``("run", [(key, target, parameters, work), ...])``,
+``("skip", key)``, ``("halt",)``, or ``None`` to exit. Child to parent, per attempt:
+``(key, Outcome)``, or ``(key, None)`` for an attempt not started (skipped, halted).
 """
 
 from __future__ import annotations
@@ -15,10 +22,13 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+import orjson
+
 from workflow.runner.outcome import Outcome, failure, from_exception, from_return
 
-#: A request to the child: (dotted function path, parameters, the work as a dict).
-Request = tuple[str, dict[str, Any] | None, dict[str, Any]]
+_JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+#: One attempt: (key, dotted function path, parameters, the work as a dict).
+Job = tuple[str, str, dict[str, Any] | None, dict[str, Any]]
 
 
 def load(target: str, cache: dict[str, Callable[..., Any]]) -> Callable[..., Any]:
@@ -64,24 +74,51 @@ def call(target: str, parameters: dict[str, Any] | None, payload: dict[str, Any]
 
             kwargs["work"] = Work.model_validate(payload)
         outcome = from_return(function(**kwargs))
+        if outcome.results:
+            # Results travel as JSON: make them plain JSON data here (numpy values become
+            # numbers and lists, keys strings), and say so here when they cannot be.
+            outcome.results = orjson.loads(orjson.dumps(outcome.results, option=_JSON))
     except BaseException as exc:  # noqa: BLE001 - user code may raise SystemExit too
         outcome = from_exception(exc)
+        if isinstance(exc, orjson.JSONEncodeError):
+            outcome = failure("TypeError", f"the results cannot be stored as JSON: {exc}")
     outcome.started, outcome.stop = started, time.time()
     return outcome
 
 
 def serve(conn: Connection) -> None:
-    """The child's loop: answer each request with an ``Outcome`` until told to stop."""
+    """The child's loop: run each batch, answering attempt by attempt, until told to stop."""
     cache: dict[str, Callable[..., Any]] = {}
     while True:
         try:
-            request: Request | None = conn.recv()
+            message = conn.recv()
         except (EOFError, OSError, KeyboardInterrupt):
             return
-        if request is None:
+        if message is None:
             return
-        outcome = call(*request, cache)
+        if message[0] == "run" and not _run(conn, message[1], cache):
+            return
+
+
+def _run(conn: Connection, jobs: list[Job], cache: dict[str, Callable[..., Any]]) -> bool:
+    """Run one batch; False when the parent asked the child to exit."""
+    skip: set[str] = set()
+    halted = False
+    for key, target, parameters, payload in jobs:
+        while conn.poll(0):  # control messages come between attempts, never during one
+            control = conn.recv()
+            if control is None:
+                return False
+            if control[0] == "skip":
+                skip.add(control[1])
+            elif control[0] == "halt":
+                halted = True
+        if halted or key in skip:
+            conn.send((key, None))
+            continue
+        outcome = call(target, parameters, payload, cache)
         try:
-            conn.send(outcome)
+            conn.send((key, outcome))
         except Exception as exc:  # noqa: BLE001 - e.g. results that cannot be pickled
-            conn.send(failure(type(exc).__name__, f"cannot send the outcome back: {exc}"))
+            conn.send((key, failure(type(exc).__name__, f"cannot send the outcome back: {exc}")))
+    return True

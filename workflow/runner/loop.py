@@ -1,7 +1,7 @@
 """The runner: withdraw work, run it, report the outcome, until told to stop.
 
 Threads: the main loop withdraws (``prefetch`` at a time) and hands works to up to
-``concurrency`` attempt threads, each running one work in its own slot; a heartbeat
+``concurrency`` attempt threads, each running chunks of works in its own slot; a heartbeat
 thread keeps every held lease alive; the outbox thread delivers outcomes. On SIGTERM
 or SIGINT the runner stops withdrawing, hands back what it has not started, lets
 running attempts finish within ``grace`` seconds, and hands back the rest, uncounted.
@@ -15,17 +15,21 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from workflow import errors
 from workflow.client import Client
-from workflow.runner.outbox import Outbox
-from workflow.runner.outcome import failure
+from workflow.runner.outbox import Outbox, record
+from workflow.runner.outcome import Outcome, failure
 from workflow.runner.report import Reporter
-from workflow.runner.slot import Slot, run_command
-from workflow.work import Work
+from workflow.runner.slot import Attempt, Slot, aborted, run_command
+
+#: A work as the server sent it.
+Doc = dict[str, Any]
 
 #: Exit code of a runner that stopped with outcomes left undelivered in its spool.
 UNDELIVERED = 3
@@ -59,7 +63,12 @@ class RunnerOptions:
 
 
 class Runner:
-    """Runs works from ``options.pipelines`` through ``client`` until it should stop."""
+    """Runs works from ``options.pipelines`` through ``client`` until it should stop.
+
+    Works travel as the plain dicts the server sent (no model per work: a runner may
+    handle thousands a second). Attempt threads take them in chunks, each run as one
+    batch in a warm child; outcomes go to the outbox as they arrive.
+    """
 
     def __init__(self, client: Client, options: RunnerOptions, reporter: Reporter):
         self.client = client
@@ -68,18 +77,25 @@ class Runner:
         self.host = socket.gethostname()
         self.stopping = threading.Event()
         self.finished = 0  # attempts whose outcome was handed to the outbox
-        self._held: dict[str, Work] = {}  # claimed and not yet settled
-        self._running: dict[str, Slot | None] = {}
+        self._held: dict[str, Doc] = {}  # claimed and not yet settled
+        self._running: dict[str, Slot] = {}  # handed to a slot, no outcome yet
         self._claimed: dict[str, float] = {}  # monotonic claim time per work
         self._taken: set[str] = set()  # works the server took away while we held them
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # in-flight count went down
+        self._ready = threading.Condition(self._lock)  # works queued for attempt threads
         self._in_flight = 0  # claimed works queued or running here
-        self._todo: queue.Queue[Work | None] = queue.Queue()
-        # The main loop claims more works once no more than this many are in flight.
-        spare = 0 if options.prefetch > options.concurrency else 1
-        self._refill_at = options.concurrency - spare
+        self._todo: deque[Doc] = deque()
+        self._closing = False  # attempt threads take nothing more
+        backlog = max(options.prefetch, options.concurrency)
+        # The main loop claims more once no more than this many are in flight: with
+        # prefetch, while half the batch is still to run, so that no attempt thread
+        # waits for a withdraw; without, as soon as an attempt thread is free.
+        self._refill_at = backlog // 2 if options.prefetch > options.concurrency else (
+            options.concurrency - 1)  # fmt: skip
         self._slots: queue.Queue[Slot] = queue.Queue()
+        self._all_slots: list[Slot] = []
+        self._warming: threading.Thread | None = None
         self.outbox = Outbox(client, options.spool, self._settled)
 
     # -- the main loop -------------------------------------------------------------------
@@ -87,6 +103,10 @@ class Runner:
     def run(self) -> int:
         """Work until done (lives, burst) or stopped by a signal; return the exit code."""
         self._install_signals()
+        # The first work process starts while the first withdraw is on its way.
+        self._warming = threading.Thread(target=lambda: self._slots.put(self._new_slot()),
+                                         name="workflow-warm", daemon=True)  # fmt: skip
+        self._warming.start()
         self.outbox.start()
         threading.Thread(target=self._heartbeat, name="workflow-heartbeat", daemon=True).start()
         workers = [threading.Thread(target=self._worker, name=f"workflow-attempt-{n}")
@@ -94,8 +114,6 @@ class Runner:
         for worker in workers:
             worker.start()
         idle = self.options.sleep
-        # Keep up to `backlog` works claimed. Fetch when an attempt thread is free or,
-        # when prefetching, while the last work still runs, so none waits for a withdraw.
         backlog = max(self.options.prefetch, self.options.concurrency)
         refill_at = self._refill_at
         while not self.stopping.is_set():
@@ -126,24 +144,26 @@ class Runner:
                 idle = min(idle * 2, self.options.max_sleep)
         return 0 if self._stop(workers) else UNDELIVERED
 
-    def _queue(self, works: list[Work]) -> None:
-        with self._changed:
+    def _queue(self, works: list[Doc]) -> None:
+        with self._lock:
             self._in_flight += len(works)
-        for work in works:
-            self._todo.put(work)
+            self._todo.extend(works)
+            self._ready.notify_all()
+
+    def _take(self) -> list[Doc] | None:
+        """The next chunk for an attempt thread: a share of what is queued, so that
+        every thread gets some and none waits while another holds a long list."""
+        with self._ready:
+            self._ready.wait_for(lambda: self._todo or self._closing)
+            if not self._todo:
+                return None
+            size = -(-len(self._todo) // self.options.concurrency)
+            return [self._todo.popleft() for _ in range(size)]
 
     def _worker(self) -> None:
-        """An attempt thread: runs queued works one after another until told to stop."""
-        while (work := self._todo.get()) is not None:
-            try:
-                self._attempt(work)
-            finally:
-                with self._changed:
-                    self._in_flight -= 1
-                    # Wake the main loop only when it has something to do: waking it
-                    # after every work costs more than the work's bookkeeping.
-                    if self._in_flight <= self._refill_at:
-                        self._changed.notify_all()
+        """An attempt thread: runs chunks of queued works until told to stop."""
+        while (chunk := self._take()) is not None:
+            self._attempts(chunk)
 
     def _stop(self, workers: list[threading.Thread]) -> bool:
         """Hand back unstarted work, give running work its grace, then shut down.
@@ -151,25 +171,21 @@ class Runner:
         Returns:
             False when outcomes are left in the spool, undelivered.
         """
-        unstarted = []
-        while True:
-            try:
-                work = self._todo.get_nowait()
-            except queue.Empty:
-                break
-            if work is not None:
-                unstarted.append(work)
-        with self._changed:
+        with self._lock:
+            unstarted = list(self._todo)
+            self._todo.clear()
+            self._closing = True
             self._in_flight -= len(unstarted)
+            self._ready.notify_all()
+            slots = list(self._all_slots)
         self._hand_back(unstarted, "runner-stopping")
+        for slot in slots:
+            slot.halt()  # what a slot has not started yet comes back, handed back too
         with self._changed:
             if not self._changed.wait_for(lambda: self._in_flight == 0, self.options.grace):
-                for slot in self._running.values():
-                    if slot is not None:
-                        slot.abort()
+                for slot in slots:
+                    slot.abort()
                 self._changed.wait_for(lambda: self._in_flight == 0, 30)
-        for _ in workers:
-            self._todo.put(None)
         for worker in workers:
             worker.join(timeout=30)
         delivered = self.outbox.wait(timeout=self.options.grace)
@@ -185,13 +201,13 @@ class Runner:
         lives = self.options.lives
         return lives is not None and self.finished >= lives and in_flight == 0
 
-    def _withdraw(self, limit: int, in_flight: int) -> list[Work]:
+    def _withdraw(self, limit: int, in_flight: int) -> list[Doc]:
         if self.options.lives is not None:
             limit = min(limit, self.options.lives - self.finished - in_flight)
         if limit <= 0:
             return []
         try:
-            works = self.client.withdraw(
+            works = self.client.claim(
                 self.options.pipelines, limit=limit, site=self.options.site,
                 tags=self.options.tags or None, lease=self.options.lease,
                 runner=self.options.runner, host=self.host,
@@ -202,53 +218,101 @@ class Runner:
         now = time.monotonic()
         with self._lock:
             for work in works:
-                self._held[str(work.id)] = work
-                self._claimed[str(work.id)] = now
+                self._held[work["id"]] = work
+                self._claimed[work["id"]] = now
         return works
 
-    # -- one attempt ---------------------------------------------------------------------
+    # -- attempts ------------------------------------------------------------------------
 
-    def _attempt(self, work: Work) -> None:
-        assert work.id is not None
-        target = self.options.function or work.function
+    def _attempts(self, chunk: list[Doc]) -> None:
+        """Run a chunk in order: functions as batches in a slot, commands one by one."""
+        batch: list[Attempt] = []
+        for work in chunk:
+            target = self.options.function or work.get("function")
+            if target and not self.stopping.is_set():
+                batch.append(self._attempt(work, target))
+                continue
+            if batch:
+                self._run_batch(batch)
+                batch = []
+            started = time.time()
+            if self.stopping.is_set():
+                outcome = aborted(started, started)
+            elif work.get("command"):
+                outcome = run_command(work["command"], self._time_left(work))
+            else:
+                outcome = failure("NothingToRun", "the work has neither function nor "
+                                  "command, and the runner was given no function")  # fmt: skip
+                outcome.started = outcome.stop = started
+            self._finished([(work, outcome)])
+        if batch:
+            self._run_batch(batch)
+
+    def _attempt(self, work: Doc, target: str) -> Attempt:
+        deadline = time.monotonic() + self._time_left(work)
+        return Attempt(work["id"], target, work.get("parameters"), work, deadline)
+
+    def _time_left(self, work: Doc) -> float:
         # The timeout counts from the claim, measured on this host's own clock.
         with self._lock:
-            claimed = self._claimed.pop(work.id, time.monotonic())
-        timeout = max(0.1, work.timeout - (time.monotonic() - claimed))
-        slot: Slot | None = None
-        if target:
-            slot = self._slot()
-            with self._lock:
-                self._running[work.id] = slot
-            try:
-                outcome = slot.run(target, work.parameters, work.payload(), timeout,
-                                   key=work.id, cancelled=lambda: self._is_taken(work))  # fmt: skip
-            finally:
-                with self._lock:
-                    self._running.pop(work.id, None)
-                self._slots.put(slot)
-        elif work.command:
-            outcome = run_command(work.command, timeout)
-        else:
-            outcome = failure("NothingToRun", "the work has neither function nor command, "
-                              "and the runner was given no function")  # fmt: skip
-        if self.stopping.is_set() and outcome.extra.get("reason") == "aborted":
-            self._hand_back([work], "runner-stopping")
-            return
-        if self.options.archive is not None:
-            from workflow.runner.archive import archive_outcome
+            claimed = self._claimed.pop(work["id"], time.monotonic())
+        return max(0.1, float(work["timeout"]) - (time.monotonic() - claimed))
 
-            archive_outcome(work, outcome, self.options.archive)
-        self.report.attempt(work, outcome)
+    def _run_batch(self, batch: list[Attempt]) -> None:
+        slot = self._slot()
         with self._lock:
-            self.finished += 1
-        self.outbox.put(work.id, work.attempt, outcome)
+            taken = [a for a in batch if a.key in self._taken]
+            batch = [a for a in batch if a.key not in self._taken]
+            for attempt in batch:
+                self._running[attempt.key] = slot
+        now = time.time()
+        if taken:  # cancelled before it started
+            self._finished([(a.work, aborted(now, now)) for a in taken])
+        try:
+            slot.run_many(batch, lambda done: self._finished(
+                [(attempt.work, outcome) for attempt, outcome in done]))  # fmt: skip
+        finally:
+            self._slots.put(slot)
+
+    def _finished(self, done: list[tuple[Doc, Outcome]]) -> None:
+        """Outcomes of attempts: report them and hand them to the outbox."""
+        back, records, reported = [], [], []
+        for work, outcome in done:
+            if self.stopping.is_set() and outcome.extra.get("reason") == "aborted":
+                back.append(work)
+                continue
+            if self.options.archive is not None:
+                from workflow.runner.archive import archive_outcome
+
+                archive_outcome(work, outcome, self.options.archive)
+            reported.append((work, outcome))
+            records.append(record(work["id"], work["attempt"], outcome))
+        self.report.attempts(reported)
+        self._hand_back(back, "runner-stopping")
+        self.outbox.put_many(records)
+        with self._changed:
+            self.finished += len(records)
+            for work, _ in done:
+                self._running.pop(work["id"], None)
+            self._in_flight -= len(done)
+            # Wake the main loop only when it has something to do: waking it after
+            # every outcome costs more than the outcome's bookkeeping.
+            if self._in_flight <= self._refill_at:
+                self._changed.notify_all()
 
     def _slot(self) -> Slot:
+        if self._warming is not None:
+            self._warming.join()
         try:
             return self._slots.get_nowait()
         except queue.Empty:
-            return Slot()
+            return self._new_slot()
+
+    def _new_slot(self) -> Slot:
+        slot = Slot()
+        with self._lock:
+            self._all_slots.append(slot)
+        return slot
 
     # -- leases --------------------------------------------------------------------------
 
@@ -263,29 +327,24 @@ class Runner:
             if self.stopping.is_set() and not held:
                 return
             for work in held:
-                assert work.id is not None
                 try:
-                    self.client.heartbeat(work.id, work.attempt, self.options.lease)
+                    self.client.heartbeat(work["id"], work["attempt"], self.options.lease)
                 except (errors.TransitionConflict, errors.NotFound):
-                    self._taken_away(work)
+                    self._taken_away(work["id"])
                 except errors.WorkflowError as exc:
-                    self.report.problem(f"heartbeat of {work.id} failed: {exc.message}")
+                    self.report.problem(f"heartbeat of {work['id']} failed: {exc.message}")
 
-    def _taken_away(self, work: Work) -> None:
+    def _taken_away(self, id: str) -> None:
         """The server no longer has us on this work (cancelled, or the lease expired)."""
         with self._lock:
-            still_held = self._held.pop(str(work.id), None)
+            still_held = self._held.pop(id, None)
             if still_held is None:
                 return  # its outcome was delivered while the heartbeat was on its way
-            self._taken.add(str(work.id))  # in case its attempt has not started yet
-            slot = self._running.get(str(work.id))
+            self._taken.add(id)  # in case its attempt has not started yet
+            slot = self._running.get(id)
         if slot is not None:
-            slot.abort(str(work.id))
-        self.report.problem(f"{work.id} was taken away (cancelled or lease expired); stopped")
-
-    def _is_taken(self, work: Work) -> bool:
-        with self._lock:
-            return str(work.id) in self._taken
+            slot.abort(id)
+        self.report.problem(f"{id} was taken away (cancelled or lease expired); stopped")
 
     def _settled(self, id: str, attempt: int, note: str) -> None:
         with self._lock:
@@ -310,17 +369,16 @@ class Runner:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, stop)
 
-    def _hand_back(self, works: list[Work], reason: str) -> None:
+    def _hand_back(self, works: list[Doc], reason: str) -> None:
         for work in works:
-            assert work.id is not None
             try:
-                self.client.release(work.id, work.attempt, reason)
-                self.report.problem(f"{work.id} handed back to the queue ({reason})")
+                self.client.release(work["id"], work["attempt"], reason)
+                self.report.problem(f"{work['id']} handed back to the queue ({reason})")
             except errors.WorkflowError as exc:
-                self.report.problem(f"cannot hand back {work.id}: {exc.message}; "
+                self.report.problem(f"cannot hand back {work['id']}: {exc.message}; "
                                     "its lease will expire")  # fmt: skip
             with self._lock:
-                self._held.pop(work.id, None)
+                self._held.pop(work["id"], None)
 
     def _close_slots(self) -> None:
         while True:

@@ -1,17 +1,21 @@
-"""Delivering outcomes: spooled to disk first, sent until the server has them.
+"""Delivering outcomes: spooled to disk, sent until the server has them.
 
-An outcome is written to the spool directory before it is sent and removed once the
-server accepted it or refused it as stale (409: the work moved on) or unknown (404).
-A runner killed between finishing a work and reporting it delivers the spooled outcome
-when it starts again; so may any runner sharing the spool. Delivering one outcome twice
-is harmless: the server records a completion once.
+The delivery thread takes every outcome waiting (up to ``BATCH``), writes them to one
+spool file, sends them in one request, and removes the file once the server accepted
+each outcome or refused it as stale (409: the work moved on) or unknown (404). While a
+request is on its way, further outcomes gather for the next one: an idle runner sends
+an outcome at once, a busy one sends them by the hundred.
+
+A runner killed with outcomes in the spool delivers them when it starts again; so does
+any runner sharing the spool. Delivering an outcome twice is harmless: the server
+records a completion once.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -27,8 +31,14 @@ from workflow.runner.outcome import Outcome
 log = logging.getLogger("workflow.run")
 #: Outcomes sent in one request at most.
 BATCH = 500
-#: Seconds the delivery waits for more outcomes to send along with the first.
-LINGER = 0.01
+#: A spooled outcome: {"id", "attempt", "body": the completion fields, "reason"}.
+Record = dict[str, Any]
+
+
+def record(id: str, attempt: int, outcome: Outcome) -> Record:
+    """What the spool keeps of one outcome."""
+    return {"id": id, "attempt": attempt, "body": outcome.body(),
+            "reason": outcome.extra.get("reason")}  # fmt: skip
 
 
 class Outbox:
@@ -47,83 +57,86 @@ class Outbox:
         self.spool = spool
         self.spool.mkdir(parents=True, exist_ok=True)
         self.on_done = on_done
-        self._queue: queue.Queue[Path | None] = queue.Queue()
-        self._pending = 0
-        self._idle = threading.Condition()
+        self._fresh: list[Record] = []  # handed in, not yet spooled
+        self._files: list[tuple[Path, list[Record]]] = []  # spooled by an earlier runner
+        self._pending = 0  # outcomes not yet settled
+        self._closing = False
+        self._changed = threading.Condition()
+        self._prefix = f"{time.time_ns()}-{os.getpid()}"
+        self._serial = itertools.count()  # next() on a count is atomic: no lock needed
         self._thread = threading.Thread(target=self._deliver_all, name="workflow-outbox",
                                         daemon=True)  # fmt: skip
 
     def start(self) -> None:
         """Start delivering, beginning with whatever an earlier runner left spooled."""
         for path in sorted(self.spool.glob("*.json")):
-            self._enqueue(path)
+            records = _read(path)
+            if records is not None:
+                self._files.append((path, records))
+                self._pending += len(records)
         self._thread.start()
 
-    def put(self, id: str, attempt: int, outcome: Outcome) -> None:
-        """Spool one outcome and queue it for delivery."""
-        path = self.spool / f"{id}.{attempt}.json"
-        temporary = path.with_suffix(".tmp")
-        record = {"id": id, "attempt": attempt, "body": outcome.body(),
-                  "reason": outcome.extra.get("reason")}  # fmt: skip
-        # No fsync: the file must outlive a crash of this process, which the page cache
-        # does; surviving a crash of the machine would cost a disk flush per work.
-        with open(temporary, "wb") as out:
-            out.write(orjson.dumps(record))
-        os.replace(temporary, path)  # atomic: a crash leaves the whole file or none
-        self._enqueue(path)
-
-    def _enqueue(self, path: Path) -> None:
-        with self._idle:
-            self._pending += 1
-        self._queue.put(path)
+    def put_many(self, records: list[Record]) -> None:
+        """Queue outcomes for delivery (they are spooled before they are sent)."""
+        if not records:
+            return
+        with self._changed:
+            self._fresh.extend(records)
+            self._pending += len(records)
+            self._changed.notify_all()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until everything queued is settled; False if ``timeout`` ran out."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._idle:
-            while self._pending:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._pending, timeout)
 
     def close(self) -> None:
-        """Stop the thread (outcomes not yet delivered stay spooled)."""
-        self._queue.put(None)
+        """Stop the thread; what is not delivered yet stays spooled."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
         self._thread.join(timeout=5)
+        with self._changed:
+            fresh, self._fresh = self._fresh, []
+        if fresh:
+            self._write(fresh)
 
     def _deliver_all(self) -> None:
-        while (first := self._queue.get()) is not None:
-            batch = [first]
-            until = time.monotonic() + LINGER
-            while len(batch) < BATCH:  # what else comes within LINGER goes along
-                try:
-                    path = self._queue.get(timeout=max(0.0, until - time.monotonic()))
-                except queue.Empty:
-                    break
-                if path is None:
-                    self._queue.put(None)
-                    break
-                batch.append(path)
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._closing or self._fresh or self._files)
+                if self._closing:
+                    return
+                if self._files:
+                    path, records = self._files.pop(0)
+                else:
+                    records, self._fresh = self._fresh[:BATCH], self._fresh[BATCH:]
+                    path = None
+            if path is None:
+                path = self._write(records)
             try:
-                self._deliver(batch)
+                self._deliver(records)
+                path.unlink(missing_ok=True)
             finally:
-                with self._idle:
-                    self._pending -= len(batch)
-                    self._idle.notify_all()
+                with self._changed:
+                    self._pending -= len(records)
+                    self._changed.notify_all()
 
-    def _deliver(self, paths: list[Path]) -> None:
-        records: list[tuple[Path, dict[str, Any]]] = []
-        for path in paths:
-            try:
-                records.append((path, orjson.loads(path.read_bytes())))
-            except (OSError, ValueError):
-                continue  # delivered and removed by another runner sharing the spool
+    def _write(self, records: list[Record]) -> Path:
+        # No fsync: the file must outlive a crash of this process, which the page cache
+        # does; surviving a crash of the machine would cost a disk flush per batch.
+        path = self.spool / f"{self._prefix}-{next(self._serial):06d}.json"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_bytes(orjson.dumps(records))
+        os.replace(temporary, path)  # atomic: a crash leaves the whole file or none
+        return path
+
+    def _deliver(self, records: list[Record]) -> None:
+        """Send ``records`` until each is settled."""
         delay = 0.5
         while records:
             try:
-                replies = self.client.complete_many([_item(record) for _, record in records])
+                replies = self.client.complete_many([_item(record) for record in records])
             except Exception as exc:  # noqa: BLE001 - unreachable, unavailable, closing
                 reason = exc.message if isinstance(exc, errors.WorkflowError) else str(exc)
                 log.warning("cannot deliver %d outcomes yet (%s); retrying in %.0f s",
@@ -131,13 +144,12 @@ class Outbox:
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue
-            again: list[tuple[Path, dict[str, Any]]] = []
-            for (path, record), reply in zip(records, replies, strict=True):
+            again: list[Record] = []
+            for record, reply in zip(records, replies, strict=True):
                 code = reply.get("status_code")
                 if reply.get("ok") or code in (404, 409):
                     note = "delivered" if reply.get("ok") else (
                         f"dropped as stale: {reply.get('message')}")  # fmt: skip
-                    path.unlink(missing_ok=True)
                     self.on_done(record["id"], record["attempt"], note)
                 elif code in (413, 422):
                     # The server will never take this outcome: report the attempt failed.
@@ -146,16 +158,25 @@ class Outbox:
                                       "stop": body.get("stop"), "error": {
                                           "type": reply.get("error"),
                                           "message": f"outcome refused: {reply.get('message')}"}}
-                    again.append((path, record))
+                    again.append(record)
                 else:
-                    again.append((path, record))
+                    again.append(record)
             if len(again) == len(records):
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
             records = again
 
 
-def _item(record: dict[str, Any]) -> dict[str, Any]:
+def _read(path: Path) -> list[Record] | None:
+    """The outcomes in a spool file (a list, or one record as older runners wrote)."""
+    try:
+        content = orjson.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None  # delivered and removed by another runner sharing the spool
+    return content if isinstance(content, list) else [content]
+
+
+def _item(record: Record) -> dict[str, Any]:
     item = {"id": record["id"], "attempt": record["attempt"], **record["body"]}
     if record.get("reason"):
         item["reason"] = record["reason"]

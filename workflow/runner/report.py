@@ -8,7 +8,6 @@ import time
 from typing import Any, TextIO
 
 from workflow.runner.outcome import Outcome
-from workflow.work import Work
 
 _COLOR = {"success": "32", "failure": "31", "retry": "33"}
 
@@ -30,23 +29,34 @@ class Reporter:
         self.stream.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
         self.stream.flush()
 
-    def attempt(self, work: Work, outcome: Outcome) -> None:
+    def attempt(self, work: dict[str, Any], outcome: Outcome) -> None:
         """One line for a finished attempt."""
-        took = (outcome.stop or 0) - (outcome.started or 0)
-        error = outcome.error or {}
-        if self.form == "json":
-            self._json({"event": "attempt", "id": work.id, "pipeline": work.pipeline,
-                        "attempt": work.attempt, "status": outcome.status,
-                        "seconds": round(took, 4), "error": error or None})  # fmt: skip
+        self.attempts([(work, outcome)])
+
+    def attempts(self, done: list[tuple[dict[str, Any], Outcome]]) -> None:
+        """One line per finished attempt, written at once (a runner may report thousands
+        of works a second)."""
+        if not done:
             return
-        # Plain writes: a runner may report thousands of works a second.
+        if self.form == "json":
+            now = round(time.time(), 3)
+            self.stream.write("".join(json.dumps({
+                "time": now, "event": "attempt", "id": work["id"],
+                "pipeline": work["pipeline"], "attempt": work["attempt"],
+                "status": outcome.status, "seconds": round(_took(outcome), 4),
+                "error": outcome.error or None}) + "\n" for work, outcome in done))  # fmt: skip
+        else:
+            self.stream.write("".join(self._line(work, outcome) for work, outcome in done))
+        self.stream.flush()
+
+    def _line(self, work: dict[str, Any], outcome: Outcome) -> str:
+        error = outcome.error or {}
         why = f"  {error.get('type')}: {error.get('message')}" if error else ""
         status = f"{outcome.status:<7}"
         if self._color:
             status = f"\033[{_COLOR.get(outcome.status, '0')}m{status}\033[0m"
-        self.stream.write(f"{status} {work.id}  {work.pipeline}  attempt {work.attempt}  "
-                          f"{took:.3f} s{why}\n")  # fmt: skip
-        self.stream.flush()
+        return (f"{status} {work['id']}  {work['pipeline']}  attempt {work['attempt']}  "
+                f"{_took(outcome):.3f} s{why}\n")  # fmt: skip
 
     def problem(self, message: str) -> None:
         """One line about something the runner noticed."""
@@ -55,3 +65,7 @@ class Reporter:
         else:
             self.stream.write(f"notice  {message}\n")
             self.stream.flush()
+
+
+def _took(outcome: Outcome) -> float:
+    return (outcome.stop or 0) - (outcome.started or 0)

@@ -15,7 +15,10 @@ import signal
 import subprocess
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
 from workflow.runner import child
@@ -23,7 +26,7 @@ from workflow.runner.outcome import Outcome, failure, tail
 
 # Children fork from a clean server process, never from the threaded runner itself.
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["workflow.runner.child", "workflow.work"])
+_CONTEXT.set_forkserver_preload(["workflow.runner.child"])
 
 
 def _death(exitcode: int | None) -> str:
@@ -34,13 +37,40 @@ def _death(exitcode: int | None) -> str:
     return f"the work's process exited with code {exitcode} before returning"
 
 
+@dataclass
+class Attempt:
+    """One work as a slot runs it."""
+
+    key: str  # the work id
+    target: str  # the dotted path of the function
+    parameters: dict[str, Any] | None
+    work: dict[str, Any]  # the whole work, for a function that takes ``work``
+    deadline: float  # time.monotonic() by which the attempt must have returned
+
+
+#: Called with attempts and their outcomes, in order, as they end.
+Deliver = Callable[[list[tuple[Attempt, Outcome]]], None]
+#: An attempt gets at least this many seconds once it starts, whatever its deadline.
+LEAST = 0.1
+
+
 class Slot:
-    """One warm child process that runs work functions one at a time."""
+    """One warm child process that runs work functions, a batch at a time.
+
+    ``run_many`` sends the batch in one message and hands each outcome on as it arrives;
+    another thread may ``abort`` one attempt or all, or ``halt`` (start no more). Each
+    attempt gets exactly one outcome: what it returned, ``Timeout``, ``ProcessDied``, or
+    ``Aborted`` (reason ``aborted``, also for attempts never started).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._aborted = False
-        self._key: str | None = None  # the work being run, for abort()
+        self._pending: deque[Attempt] = deque()  # sent, no outcome yet; [0] runs
+        self._aborts: set[str] = set()
+        self._abort_all = False
+        self._halted = False
+        # Set when this side kills the child: the attempt it was killed for, and why.
+        self._victim: tuple[str, str] | None = None
         self._start()
 
     def _start(self) -> None:
@@ -49,71 +79,138 @@ class Slot:
                                          name="workflow-work")  # fmt: skip
         self._process.start()
         theirs.close()
+        self._victim = None
 
-    def run(self, function: str, parameters: dict[str, Any] | None, payload: dict[str, Any],
-            timeout: float, key: str | None = None,
-            cancelled: Callable[[], bool] | None = None) -> Outcome:  # fmt: skip
-        """Run ``function(**parameters)`` in the child; at most ``timeout`` seconds.
-
-        Args:
-            key: Names the attempt for ``abort(key)``.
-            cancelled: Asked once the attempt is registered; True skips it (it was
-                cancelled before ``abort`` could reach it).
-        """
-        started = time.time()
+    def run_many(self, attempts: list[Attempt], deliver: Deliver) -> None:
+        """Run ``attempts`` in order, calling ``deliver`` as their outcomes arrive."""
         with self._lock:
-            self._key, self._aborted = key, False
-            if cancelled is not None and cancelled():
-                self._key = None
-                return _aborted(started)
-            if not self._process.is_alive():
-                self._start()
+            # halt() and abort() of all stay in force: they come when the runner stops.
+            self._pending = deque(attempts)
+            self._aborts = set()
         try:
-            return self._exchange(function, parameters, payload, timeout, started)
+            while True:
+                with self._lock:
+                    if not self._pending:
+                        return
+                    unrun = None
+                    if self._halted or self._abort_all:
+                        unrun, self._pending = list(self._pending), deque()
+                    else:
+                        conn = self._send_batch()
+                if unrun is not None:
+                    now = time.time()
+                    deliver([(attempt, aborted(now, now)) for attempt in unrun])
+                    return
+                self._watch(conn, deliver)
         finally:
             with self._lock:
-                self._key = None
+                self._pending.clear()
 
-    def _exchange(self, function: str, parameters: dict[str, Any] | None,
-                  payload: dict[str, Any], timeout: float, started: float) -> Outcome:  # fmt: skip
-        try:
-            self._conn.send((function, parameters, payload))
-            if self._conn.poll(timeout):
-                outcome: Outcome = self._conn.recv()
-                return outcome
-            self._restart()
-            outcome = failure("Timeout", f"the work ran past its timeout ({timeout:.1f} s)")
-            outcome.extra["reason"] = "timeout"
-        except (EOFError, OSError, BrokenPipeError):
-            self._process.join(timeout=5)
-            aborted = self._aborted
-            code = self._process.exitcode
-            self._restart()
-            if aborted:
-                return _aborted(started)
-            outcome = failure("ProcessDied", _death(code))
-        outcome.started, outcome.stop = started, time.time()
-        return outcome
-
-    def abort(self, key: str | None = None) -> None:
-        """Kill the attempt in progress (its ``run`` returns an ``Aborted`` failure).
-
-        With ``key``, only if that attempt is the one in progress.
-        """
-        with self._lock:
-            if self._key is None or (key is not None and key != self._key):
-                return
-            self._aborted = True
-            if self._process.is_alive():
-                self._process.kill()
-
-    def _restart(self) -> None:
-        with self._lock:
-            if self._process.is_alive():
-                self._process.kill()
+    def _send_batch(self) -> Connection:
+        """Send what is pending to a live child (the lock is held)."""
+        if not self._process.is_alive():
             self._process.join(timeout=5)
             self._conn.close()
             self._start()
+        jobs = [(a.key, a.target, a.parameters, a.work) for a in self._pending]
+        with contextlib.suppress(OSError):  # a child that just died: _watch sees it
+            self._conn.send(("run", jobs))
+        return self._conn
+
+    def _watch(self, conn: Connection, deliver: Deliver) -> None:
+        """Hand on outcomes until the batch is done or the child died or was killed."""
+        since = time.monotonic()  # when the attempt at the head started, at the latest
+        while self._pending:
+            head = self._pending[0]
+            wait = max(head.deadline, since + LEAST) - time.monotonic()
+            if wait <= 0 or not conn.poll(wait):
+                self._kill(head.key, "timeout")
+                self._process.join(timeout=5)  # so that _drain reads to the end
+            got, dead = _drain(conn)
+            done = self._settle(got)
+            if done:
+                since = time.monotonic()
+                deliver(done)
+            if dead:
+                self._died(deliver)
+                return
+            with self._lock:
+                if self._pending and self._pending[0].key in self._aborts:
+                    self._kill(self._pending[0].key, "aborted", locked=True)
+
+    def _settle(self, got: list[tuple[str, Outcome | None]]) -> list[tuple[Attempt, Outcome]]:
+        done = []
+        with self._lock:
+            for key, outcome in got:
+                if not self._pending or self._pending[0].key != key:
+                    continue  # cannot happen: the child answers in order
+                attempt = self._pending.popleft()
+                if outcome is None:
+                    now = time.time()
+                    outcome = aborted(now, now)
+                done.append((attempt, outcome))
+        return done
+
+    def _died(self, deliver: Deliver) -> None:
+        """The child is gone: charge the attempt it was running; the rest run again."""
+        self._process.join(timeout=5)
+        now = time.time()
+        with self._lock:
+            if not self._pending:
+                return
+            head = self._pending[0]
+            if self._abort_all:
+                unrun, self._pending = list(self._pending), deque()
+                outcomes = [(attempt, aborted(now, now)) for attempt in unrun]
+            elif self._victim is None:
+                outcomes = [(self._pending.popleft(),
+                             failure("ProcessDied", _death(self._process.exitcode)))]
+            elif self._victim[0] == head.key:
+                self._pending.popleft()
+                outcomes = [(head, _killed(head, self._victim[1], now))]
+            else:
+                outcomes = []  # killed just after it started, for another: it runs again
+        for _, outcome in outcomes:
+            if outcome.stop is None:
+                outcome.started, outcome.stop = now, now
+        if outcomes:
+            deliver(outcomes)
+
+    def _kill(self, key: str, why: str, locked: bool = False) -> None:
+        if not locked:
+            with self._lock:
+                self._kill(key, why, locked=True)
+            return
+        if self._victim is None:
+            self._victim = (key, why)
+        if self._process.is_alive():
+            self._process.kill()
+
+    def abort(self, key: str | None = None) -> None:
+        """Stop attempt ``key`` (or, without a key, every attempt of the batch): the one
+        running is killed; one not yet started is skipped. Each gets an ``Aborted``
+        outcome."""
+        with self._lock:
+            if not self._pending:
+                return
+            if key is None:
+                self._abort_all = True
+                self._kill(self._pending[0].key, "aborted", locked=True)
+            elif self._pending[0].key == key:
+                self._aborts.add(key)
+                self._kill(key, "aborted", locked=True)
+            elif any(attempt.key == key for attempt in self._pending):
+                self._aborts.add(key)
+                with contextlib.suppress(OSError):
+                    self._conn.send(("skip", key))
+
+    def halt(self) -> None:
+        """Start no more attempts of this batch; the one running finishes."""
+        with self._lock:
+            self._halted = True
+            if self._pending:
+                with contextlib.suppress(OSError):
+                    self._conn.send(("halt",))
 
     def close(self) -> None:
         """Stop the child."""
@@ -127,10 +224,31 @@ class Slot:
             self._conn.close()
 
 
-def _aborted(started: float) -> Outcome:
+def _drain(conn: Connection) -> tuple[list[tuple[str, Outcome | None]], bool]:
+    """Every message waiting on ``conn``, and whether the child is gone."""
+    got = []
+    try:
+        while conn.poll(0):
+            got.append(conn.recv())
+    except (EOFError, OSError):
+        return got, True
+    return got, False
+
+
+def _killed(attempt: Attempt, why: str, now: float) -> Outcome:
+    if why == "timeout":
+        outcome = failure("Timeout", f"the work ran past its timeout "
+                                     f"({attempt.work.get('timeout')} s)")  # fmt: skip
+        outcome.extra["reason"] = "timeout"
+        return outcome
+    return aborted(now, now)
+
+
+def aborted(started: float, stop: float) -> Outcome:
+    """The outcome of an attempt the runner stopped, or never started."""
     outcome = failure("Aborted", "the runner stopped this attempt")
     outcome.extra["reason"] = "aborted"
-    outcome.started, outcome.stop = started, time.time()
+    outcome.started, outcome.stop = started, stop
     return outcome
 
 

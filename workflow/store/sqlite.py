@@ -53,6 +53,7 @@ class SqliteCollection:
         self._insert_sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"
         sets = ", ".join(f"{name} = ?" for name in (*columns, "doc"))
         self._update_sql = f"UPDATE {table} SET {sets} WHERE id = ?"
+        self._cas: dict[tuple[str, ...], str] = {}
 
     def row(self, doc: Doc) -> list[Any]:
         """Parameters of the insert statement for ``doc``."""
@@ -67,8 +68,21 @@ class SqliteCollection:
         existing = self._store.find_anywhere(db, doc["id"])
         if existing is not None:
             return existing
-        db.execute(self._insert_sql, self.row(doc))
+        self.insert_row(db, doc)
         return None
+
+    def insert_row(self, db: sqlite3.Connection, doc: Doc) -> None:
+        """The insert statement, and for the results what search needs: tags in the tag
+        table now, words in the text index when the transaction commits."""
+        rowid = db.execute(self._insert_sql, self.row(doc)).lastrowid
+        assert rowid is not None  # set by every successful insert
+        if self.table != "results":
+            return
+        tags = [(tag, doc.get("creation"), doc["id"]) for tag in doc.get("tags") or ()
+                if tag is not None]  # fmt: skip
+        if tags:
+            db.executemany("INSERT OR IGNORE INTO results_tags VALUES (?, ?, ?)", tags)
+        self._store.texts.append((rowid, text_of(doc)))
 
     def get(self, id: str) -> Doc | None:
         row = self._store.read().execute(
@@ -161,13 +175,24 @@ class SqliteCollection:
         return int(row[0])
 
     def swap(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
-        with self._store.write() as db:
+        with self._store.write(alone=True) as db:
             self.swap_in(db, id, expect, doc)
         return doc
 
+    def expected(self, expect: dict[str, Any]) -> tuple[str, list[Any]]:
+        """SQL for a compare-and-set's expectation (``compile_query``, with the plain
+        equalities on indexed columns that every state change uses compiled once)."""
+        keys = tuple(expect)
+        if all(k in self._mapped and type(v) in (str, int) for k, v in expect.items()):
+            where = self._cas.get(keys)
+            if where is None:
+                where = self._cas[keys] = " AND ".join(f"{self._mapped[k]} = ?" for k in keys)
+            return where, list(expect.values())
+        return compile_query(expect, self._mapped)
+
     def swap_in(self, db: sqlite3.Connection, id: str, expect: dict[str, Any], doc: Doc) -> None:
         """Compare-and-set inside an open write transaction."""
-        where, params = compile_query(expect, self._mapped)
+        where, params = self.expected(expect)
         cursor = db.execute(
             f"{self._update_sql} AND {where} RETURNING id",
             [*column_values(doc, self.columns), _dumps(doc), id, *params],
@@ -220,7 +245,12 @@ class SqliteStore:
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._writer = self._connect()
+        # Statement journals (a statement with triggers inside a transaction writes
+        # one) in memory, not in temporary files: a write costs half as much.
+        self._writer.execute("PRAGMA temp_store = MEMORY")
         self._writer.executescript(SCHEMA)
+        #: (rowid, text) of results inserted in the open write transaction, to index.
+        self.texts: list[tuple[int, str]] = []
         self.work = SqliteCollection(self, "work", WORK_COLUMNS)
         self.results = SqliteCollection(self, "results", RESULT_COLUMNS)
 
@@ -254,15 +284,21 @@ class SqliteStore:
             yield
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self, alone: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction on the writer connection; rolled back on any error.
 
         Inside ``batch()`` (the same thread already holds the transaction) it is a
-        savepoint instead, so a failing operation undoes only itself.
+        savepoint instead, so a failing operation undoes only itself; with ``alone`` it
+        is neither, for operations that cannot fail halfway: a single statement, or
+        checks first and then statements that cannot conflict. (Savepoints are not
+        free: each one also makes SQLite flush the full-text index.)
         """
         depth = getattr(self._local, "depth", 0)
         if depth:
-            yield from self._savepoint(depth)
+            if alone:
+                yield self._writer
+            else:
+                yield from self._savepoint(depth)
             return
         with self._lock:
             self._local.depth = 1
@@ -275,11 +311,13 @@ class SqliteStore:
         db, name = self._writer, f"operation{depth}"
         db.execute(f"SAVEPOINT {name}")
         self._local.depth = depth + 1
+        texts = len(self.texts)
         try:
             yield db
         except BaseException as exc:
             db.execute(f"ROLLBACK TO {name}")
             db.execute(f"RELEASE {name}")
+            del self.texts[texts:]
             if isinstance(exc, sqlite3.IntegrityError):
                 raise DuplicateWork(f"a work with that id exists already ({exc})") from exc
             raise
@@ -294,8 +332,12 @@ class SqliteStore:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot write {self.path}: {exc}") from exc
+        self.texts.clear()
         try:
             yield db
+            # Last, in one go: once the text index is written in a transaction, every
+            # later statement with triggers makes SQLite flush it, one segment per row.
+            db.executemany("INSERT INTO results_text (rowid, body) VALUES (?, ?)", self.texts)
         except sqlite3.IntegrityError as exc:
             db.execute("ROLLBACK")
             raise DuplicateWork(f"a work with that id exists already ({exc})") from exc
@@ -334,7 +376,7 @@ class SqliteStore:
 
     def claim(self, pipelines: list[str], query: Query, claim: Claim, limit: int = 1
               ) -> list[Doc]:  # fmt: skip
-        where, params = compile_query(query, self.work._mapped)
+        where, params = self.work.expected(query) if query else ("1", [])
         sql = (
             "SELECT doc FROM work WHERE status = 'queued' AND pipeline = ? "
             "AND (not_before IS NULL OR not_before <= ?) "
@@ -352,13 +394,21 @@ class SqliteStore:
         return taken
 
     def finish(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
-        where, params = compile_query(expect, self.work._mapped)
-        with self.write() as db:
-            gone = db.execute(f"DELETE FROM work WHERE id = ? AND {where} RETURNING id",
-                              [id, *params]).fetchone()  # fmt: skip
-            if gone is None:
+        where, params = self.work.expected(expect)
+        with self.write(alone=True) as db:
+            # Check, insert, delete: the first two change nothing when they fail, and
+            # the delete cannot fail once the check passed (this transaction holds the
+            # write lock).
+            found = db.execute(f"SELECT 1 FROM work WHERE id = ? AND {where}",
+                               [id, *params]).fetchone()  # fmt: skip
+            if found is None:
                 raise self.conflict(db, "work", id, expect)
-            db.execute(self.results._insert_sql, self.results.row(doc))
+            try:
+                self.results.insert_row(db, doc)
+            except sqlite3.IntegrityError as exc:
+                raise DuplicateWork(f"work {id} is in the results already",
+                                    field="id", id=id) from exc  # fmt: skip
+            db.execute("DELETE FROM work WHERE id = ?", (id,))
         return doc
 
     def expired(self, now: float, limit: int = 100) -> list[Doc]:
