@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -52,13 +53,15 @@ DEPOSIT_BATCH = 1000
 POLL_S = 0.02
 
 
-def deposit(base: str, works: int, pipeline: str = PIPELINE, function: str = FUNCTION
-            ) -> list[str]:  # fmt: skip
-    """Deposit ``works`` no-op works through the HTTP client; return their ids."""
+def deposit(base: str, works: int, pipeline: str = PIPELINE, function: str = FUNCTION,
+            parameters: dict[str, Any] | None = None) -> list[str]:  # fmt: skip
+    """Deposit ``works`` no-op works (parameters ``i`` and ``parameters``) through the
+    HTTP client; return their ids."""
     ids: list[str] = []
     with Client(base, token="", timeout=120) as client:
         for start in range(0, works, DEPOSIT_BATCH):
-            batch = [Work(pipeline=pipeline, function=function, parameters={"i": i})
+            batch = [Work(pipeline=pipeline, function=function,
+                          parameters={"i": i, **(parameters or {})})
                      for i in range(start, min(works, start + DEPOSIT_BATCH))]  # fmt: skip
             ids += client.deposit(batch)
     return ids
@@ -249,9 +252,9 @@ def profile_tables(rows: list[dict[str, Any]]) -> list[Table]:
     return tables
 
 
-def numbers(text: str) -> list[int]:
-    """``"1,50"`` -> ``[1, 50]``."""
-    return [int(part) for part in text.split(",") if part.strip()]
+def numbers(text: str, kind: Callable[[str], Any] = int) -> list[Any]:
+    """``"1,50"`` -> ``[1, 50]`` (``kind`` converts each part)."""
+    return [kind(part) for part in text.split(",") if part.strip()]
 
 
 def main() -> None:

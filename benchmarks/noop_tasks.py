@@ -13,7 +13,10 @@ def noop(**kwargs: object) -> None:
     return None
 
 
-def stamp(**kwargs: object) -> dict[str, float]:
-    """Do nothing, but say when: ``entered`` and ``left`` in unix seconds."""
+def stamp(ms: float = 0, **kwargs: object) -> dict[str, float]:
+    """Sleep ``ms`` milliseconds (none by default), and say when: ``entered`` and ``left``
+    in unix seconds."""
     entered = time.time()
+    if ms:
+        time.sleep(ms / 1000)
     return {"entered": entered, "left": time.time()}

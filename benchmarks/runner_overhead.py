@@ -118,13 +118,14 @@ def stats(values: list[float]) -> dict[str, float]:
             "mean_ms": round(statistics.fmean(ordered), 3), "n": len(ordered)}  # fmt: skip
 
 
-def run_runner(base: str, prefetch: int, folder: Path) -> tuple[TimedClient, TimedReporter]:
+def run_runner(base: str, prefetch: int, folder: Path, name: str
+               ) -> tuple[TimedClient, TimedReporter]:  # fmt: skip
     """Work off the pipeline with one in-process runner (burst, concurrency 1)."""
     options = RunnerOptions(pipelines=[PIPELINE], function=FUNCTION, burst=True,
                             prefetch=prefetch, concurrency=1,
-                            spool=folder / f"spool-{prefetch}")  # fmt: skip
+                            spool=folder / f"spool-{name}")  # fmt: skip
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    with open(folder / f"runner-{prefetch}.log", "w") as log:
+    with open(folder / f"runner-{name}.log", "w") as log:
         client = TimedClient(base, token="", timeout=60)
         reporter = TimedReporter("text", log)
         try:
@@ -204,16 +205,18 @@ def bare_round_trips(base: str, count: int) -> dict[str, Any]:
     return {"complete() alone": stats(completes), "withdraw(limit=1) alone": stats(withdraws)}
 
 
-def measure(works: int, prefetch: int, folder: Path, bare: int) -> dict[str, Any]:
+def measure(works: int, prefetch: int, work_ms: float, folder: Path, bare: int
+            ) -> dict[str, Any]:  # fmt: skip
     """One fresh server and store: the runner's intervals, and bare round trips."""
-    path = folder / f"overhead-{prefetch}.db"
+    name = f"p{prefetch}-{work_ms:g}ms"
+    path = folder / f"overhead-{name}.db"
     url = f"sqlite:///{path.resolve()}"
-    with serve(url, folder / f"serve-{prefetch}.log") as (base, _):
-        ids = deposit(base, works, PIPELINE, FUNCTION)
-        note(f"prefetch {prefetch}: deposited {works:,} works; running them")
+    with serve(url, folder / f"serve-{name}.log") as (base, _):
+        ids = deposit(base, works, PIPELINE, FUNCTION, {"ms": work_ms} if work_ms else None)
+        note(f"{name}: deposited {works:,} works; running them")
         began = time.perf_counter()
-        client, reporter = run_runner(base, prefetch, folder)
-        note(f"prefetch {prefetch}: ran in {time.perf_counter() - began:.1f} s, "
+        client, reporter = run_runner(base, prefetch, folder, name)
+        note(f"{name}: ran in {time.perf_counter() - began:.1f} s, "
              f"{len(client.batches)} completion requests")  # fmt: skip
         store = SqliteStore(url)
         try:
@@ -226,7 +229,8 @@ def measure(works: int, prefetch: int, folder: Path, bare: int) -> dict[str, Any
         if bare:
             parts.update(bare_round_trips(base, bare))
     batches = client.batches
-    return {"prefetch": prefetch, "works": works, "parts": parts,
+    return {"prefetch": prefetch, "work_ms": work_ms, "label": f"prefetch {prefetch}, "
+            f"{work_ms:g} ms works", "works": works, "parts": parts,
             "completion_requests": len(batches),
             "works_per_completion": round(sum(batches) / max(1, len(batches)), 2)}  # fmt: skip
 
@@ -237,7 +241,7 @@ def tables(results: list[dict[str, Any]]) -> list[Table]:
     detail.add_column("interval")
     for result in results:
         for stat in ("median", "p90"):
-            detail.add_column(f"prefetch {result['prefetch']} {stat}", justify="right")
+            detail.add_column(f"{result['label']} {stat}", justify="right")
     for name in results[0]["parts"]:
         cells = []
         for result in results:
@@ -246,7 +250,7 @@ def tables(results: list[dict[str, Any]]) -> list[Table]:
                       for k in ("median_ms", "p90_ms")]  # fmt: skip
         detail.add_row(name, *cells)
     goal = Table(title=f"median overhead per work, goal < {GOAL_MS:g} ms with prefetch")
-    for column in ("prefetch", "claim -> start (own)", "return -> ack", "sum of medians",
+    for column in ("runner", "claim -> start (own)", "return -> ack", "sum of medians",
                    "median of sums", "completion requests", "works per request", "goal"):
         goal.add_column(column, justify="right")
     for result in results:
@@ -255,7 +259,7 @@ def tables(results: list[dict[str, Any]]) -> list[Table]:
         back = parts["return -> ack"]["median_ms"]
         total = parts["overhead"]["median_ms"]
         verdict = "" if result["prefetch"] == 1 else ("met" if total < GOAL_MS else "MISSED")
-        goal.add_row(str(result["prefetch"]), f"{start:.3f}", f"{back:.3f}",
+        goal.add_row(result["label"], f"{start:.3f}", f"{back:.3f}",
                      f"{start + back:.3f}", f"{total:.3f}", str(result["completion_requests"]),
                      f"{result['works_per_completion']:.1f}", verdict)  # fmt: skip
     return [detail, goal]
@@ -264,10 +268,13 @@ def tables(results: list[dict[str, Any]]) -> list[Table]:
 def main() -> None:
     """Parse the arguments, measure every prefetch value, print the tables and JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--works", type=int, default=2000,
-                        help="works per prefetch value (default: %(default)s)")
+    parser.add_argument("--works", type=int, default=1000,
+                        help="works per measurement (default: %(default)s)")
     parser.add_argument("--prefetch", default="1,50",
                         help="comma-separated works per withdraw (default: %(default)s)")
+    parser.add_argument("--work-ms", default="0,5",
+                        help="comma-separated milliseconds each work's function sleeps; 0 "
+                             "gives a backlog of no-op works (default: %(default)s)")  # fmt: skip
     parser.add_argument("--bare", type=int, default=500,
                         help="bare complete() and withdraw() round trips; 0 skips them "
                              "(default: %(default)s)")  # fmt: skip
@@ -280,8 +287,10 @@ def main() -> None:
     began = time.perf_counter()
     with ExitStack() as stack:
         folder = workdir(stack, args.keep, "overhead-")
-        results = [measure(args.works, prefetch, folder, args.bare)
-                   for prefetch in numbers(args.prefetch)]  # fmt: skip
+        runs = [(ms, prefetch) for ms in numbers(args.work_ms, float)
+                for prefetch in numbers(args.prefetch)]  # fmt: skip
+        results = [measure(args.works, prefetch, ms, folder, args.bare if n == 0 else 0)
+                   for n, (ms, prefetch) in enumerate(runs)]  # fmt: skip
     runtime = time.perf_counter() - began
 
     console = Console(width=170)
@@ -290,8 +299,8 @@ def main() -> None:
     print(f"total runtime {runtime:.0f} s")
     print(json.dumps({
         "benchmark": "runner_overhead", "works": args.works,
-        "overhead_median_ms": {str(r["prefetch"]): r["parts"]["overhead"]["median_ms"]
-                               for r in results},
+        "overhead_median_ms": {f"p{r['prefetch']}/{r['work_ms']:g}ms":
+                               r["parts"]["overhead"]["median_ms"] for r in results},
         "goal_ms": GOAL_MS, "results": results, "runtime_s": round(runtime, 1),
         "machine": machine(),
     }))  # fmt: skip

@@ -214,23 +214,35 @@ def test_result_arrives_after_the_server_was_down_for_10_s(server: Server, runne
 def test_outcome_spooled_by_a_dead_runner_is_delivered_by_the_next(
     server: Server, runner: Any, tmp_path: Path
 ) -> None:
-    (id,) = _deposit(server, {"pipeline": "spooled", "function": "usertasks.double",
-                              "parameters": {"x": 5}})  # fmt: skip
-    claim = {"pipelines": ["spooled"], "lease": 120, "runner": "died-after-finishing"}
-    (work,) = httpx.post(f"{server.url}/buckets/withdraw", json=claim, timeout=10).json()
-    # What a runner writes before it reports, then it died: the outcome is on disk only.
+    ids = _deposit(server, *[{"pipeline": "spooled", "function": "usertasks.double",
+                              "parameters": {"x": x}} for x in (5, 6, 7)])  # fmt: skip
+    claim = {"pipelines": ["spooled"], "lease": 120, "runner": "died-after-finishing",
+             "limit": 3}  # fmt: skip
+    works = httpx.post(f"{server.url}/buckets/withdraw", json=claim, timeout=10).json()
+    attempts = {w["id"]: w["attempt"] for w in works}
+
+    def record(id: str, doubled: int) -> dict[str, Any]:
+        return {"id": id, "attempt": attempts.get(id, 1), "reason": None,
+                "body": {"status": "success", "results": {"doubled": doubled}}}  # fmt: skip
+
+    # What runners wrote before they reported, then they died: outcomes on disk only.
     spool = tmp_path / "spool"
     spool.mkdir()
-    record = {"id": id, "attempt": work["attempt"], "reason": None,
-              "body": {"status": "success", "results": {"doubled": 10}}}  # fmt: skip
-    (spool / "1-2-000000.json").write_text(json.dumps([record, {**record, "id": "gone"}]))
-    (spool / "gone.1.json").write_text(json.dumps({**record, "id": "gone"}))  # older runners
+    journal = [record(ids[0], 10), record("settled-elsewhere", 0),
+               {"settled": [["settled-elsewhere", 1]]}, record(ids[1], 12)]  # fmt: skip
+    (spool / "1-2.journal").write_text("".join(json.dumps(line) + "\n" for line in journal)
+                                       + '{"id": "cut short by a cra')  # fmt: skip
+    # ... and files of older versions: a list, and a single record.
+    (spool / "1-3-000000.json").write_text(json.dumps([record(ids[2], 14)]))
+    (spool / "gone.1.json").write_text(json.dumps(record("gone", 0)))
     out = _finish(runner("spooled", "--burst", "--spool", str(spool)))
-    done = _get(server, id)
-    assert (done["status"], done["results"]) == ("success", {"doubled": 10})
-    assert [e["outcome"] for e in done["history"]] == ["success"]
+    for id, doubled in zip(ids, (10, 12, 14), strict=True):
+        done = _get(server, id)
+        assert (done["status"], done["results"]) == ("success", {"doubled": doubled})
+        assert [e["outcome"] for e in done["history"]] == ["success"]
     assert list(spool.iterdir()) == [], "delivered and stale outcomes leave the spool"
-    assert "dropped as stale" in out
+    assert "gone attempt 1: dropped as stale" in out
+    assert "settled-elsewhere" not in out, "a settled outcome is not sent again"
 
 
 def test_cancelling_a_running_work_stops_its_attempt(server: Server, runner: Any) -> None:

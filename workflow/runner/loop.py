@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -33,6 +34,8 @@ Doc = dict[str, Any]
 
 #: Exit code of a runner that stopped with outcomes left undelivered in its spool.
 UNDELIVERED = 3
+#: Exit code of a runner that stopped because of a fault of its own (it says which).
+FAULT = 4
 
 
 def default_spool() -> Path:
@@ -77,6 +80,7 @@ class Runner:
         self.host = socket.gethostname()
         self.stopping = threading.Event()
         self.finished = 0  # attempts whose outcome was handed to the outbox
+        self.failed = False  # the runner itself failed (see _worker)
         self._held: dict[str, Doc] = {}  # claimed and not yet settled
         self._running: dict[str, Slot] = {}  # handed to a slot, no outcome yet
         self._claimed: dict[str, float] = {}  # monotonic claim time per work
@@ -142,7 +146,10 @@ class Runner:
             else:
                 self.stopping.wait(idle)
                 idle = min(idle * 2, self.options.max_sleep)
-        return 0 if self._stop(workers) else UNDELIVERED
+        delivered = self._stop(workers)
+        if self.failed:
+            return FAULT
+        return 0 if delivered else UNDELIVERED
 
     def _queue(self, works: list[Doc]) -> None:
         with self._lock:
@@ -163,7 +170,23 @@ class Runner:
     def _worker(self) -> None:
         """An attempt thread: runs chunks of queued works until told to stop."""
         while (chunk := self._take()) is not None:
-            self._attempts(chunk)
+            unsettled = {work["id"]: work for work in chunk}
+            try:
+                self._attempts(chunk, unsettled)
+            except Exception as exc:  # noqa: BLE001 - a fault of the runner, not of a work
+                # Say so, hand back what has no outcome and stop: the works are not lost,
+                # and a runner that cannot run them should not take more.
+                self.report.problem(f"runner fault, stopping: {type(exc).__name__}: {exc}")
+                self.failed = True
+                self.stopping.set()
+                with self._lock:
+                    slots = {self._running[id] for id in unsettled if id in self._running}
+                for slot in slots:
+                    slot.abort()  # nothing of ours may still run what goes back
+                self._hand_back(list(unsettled.values()), "runner-fault")
+                with self._changed:
+                    self._in_flight -= len(unsettled)
+                    self._changed.notify_all()
 
     def _stop(self, workers: list[threading.Thread]) -> bool:
         """Hand back unstarted work, give running work its grace, then shut down.
@@ -224,8 +247,15 @@ class Runner:
 
     # -- attempts ------------------------------------------------------------------------
 
-    def _attempts(self, chunk: list[Doc]) -> None:
-        """Run a chunk in order: functions as batches in a slot, commands one by one."""
+    def _attempts(self, chunk: list[Doc], unsettled: dict[str, Doc]) -> None:
+        """Run a chunk in order: functions as batches in a slot, commands one by one.
+        Works leave ``unsettled`` as their outcomes are handed on."""
+
+        def finished(done: list[tuple[Doc, Outcome]]) -> None:
+            for work, _ in done:
+                unsettled.pop(work["id"], None)
+            self._finished(done)
+
         batch: list[Attempt] = []
         for work in chunk:
             target = self.options.function or work.get("function")
@@ -233,7 +263,7 @@ class Runner:
                 batch.append(self._attempt(work, target))
                 continue
             if batch:
-                self._run_batch(batch)
+                self._run_batch(batch, finished)
                 batch = []
             started = time.time()
             if self.stopping.is_set():
@@ -244,9 +274,9 @@ class Runner:
                 outcome = failure("NothingToRun", "the work has neither function nor "
                                   "command, and the runner was given no function")  # fmt: skip
                 outcome.started = outcome.stop = started
-            self._finished([(work, outcome)])
+            finished([(work, outcome)])
         if batch:
-            self._run_batch(batch)
+            self._run_batch(batch, finished)
 
     def _attempt(self, work: Doc, target: str) -> Attempt:
         deadline = time.monotonic() + self._time_left(work)
@@ -258,7 +288,8 @@ class Runner:
             claimed = self._claimed.pop(work["id"], time.monotonic())
         return max(0.1, float(work["timeout"]) - (time.monotonic() - claimed))
 
-    def _run_batch(self, batch: list[Attempt]) -> None:
+    def _run_batch(self, batch: list[Attempt],
+                   finished: Callable[[list[tuple[Doc, Outcome]]], None]) -> None:  # fmt: skip
         slot = self._slot()
         with self._lock:
             taken = [a for a in batch if a.key in self._taken]
@@ -267,9 +298,9 @@ class Runner:
                 self._running[attempt.key] = slot
         now = time.time()
         if taken:  # cancelled before it started
-            self._finished([(a.work, aborted(now, now)) for a in taken])
+            finished([(a.work, aborted(now, now)) for a in taken])
         try:
-            slot.run_many(batch, lambda done: self._finished(
+            slot.run_many(batch, lambda done: finished(
                 [(attempt.work, outcome) for attempt, outcome in done]))  # fmt: skip
         finally:
             self._slots.put(slot)
@@ -287,9 +318,9 @@ class Runner:
                 archive_outcome(work, outcome, self.options.archive)
             reported.append((work, outcome))
             records.append(record(work["id"], work["attempt"], outcome))
+        self.outbox.put_many(records)  # first: delivery starts while we report
         self.report.attempts(reported)
         self._hand_back(back, "runner-stopping")
-        self.outbox.put_many(records)
         with self._changed:
             self.finished += len(records)
             for work, _ in done:

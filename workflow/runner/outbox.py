@@ -1,19 +1,23 @@
-"""Delivering outcomes: spooled to disk, sent until the server has them.
+"""Delivering outcomes: journaled to disk, sent until the server has them.
 
-The delivery thread takes every outcome waiting (up to ``BATCH``), writes them to one
-spool file, sends them in one request, and removes the file once the server accepted
-each outcome or refused it as stale (409: the work moved on) or unknown (404). While a
-request is on its way, further outcomes gather for the next one: an idle runner sends
-an outcome at once, a busy one sends them by the hundred.
+The delivery thread takes every outcome waiting (up to ``BATCH``), appends them to the
+runner's journal, sends them in one request, and appends a line saying they are settled
+once the server accepted each or refused it as stale (409: the work moved on) or unknown
+(404). While a request is on its way, further outcomes gather for the next one: an idle
+runner sends an outcome at once, a busy one sends them by the hundred.
 
-A runner killed with outcomes in the spool delivers them when it starts again; so does
-any runner sharing the spool. Delivering an outcome twice is harmless: the server
-records a completion once.
+The journal (``SPOOL/<time>-<pid>.journal``, JSON lines) is locked by its runner while it
+runs. A runner that starts adopts every journal whose runner is gone (its lock is free)
+and delivers what it holds that is not settled; so it does with ``*.json`` files left by
+older versions. Delivering an outcome twice is harmless: the server records a
+completion once. Nothing is flushed to the disk itself: a journal outlives the crash of
+its process, which is what it is for; outliving a crash of the machine would cost a
+disk flush per batch.
 """
 
 from __future__ import annotations
 
-import itertools
+import fcntl
 import logging
 import os
 import threading
@@ -31,14 +35,80 @@ from workflow.runner.outcome import Outcome
 log = logging.getLogger("workflow.run")
 #: Outcomes sent in one request at most.
 BATCH = 500
-#: A spooled outcome: {"id", "attempt", "body": the completion fields, "reason"}.
+#: A journal with nothing left to deliver is emptied once it is this large.
+ROTATE = 4 << 20
+#: An outcome: {"id", "attempt", "body": the completion fields, "reason"}.
 Record = dict[str, Any]
 
 
 def record(id: str, attempt: int, outcome: Outcome) -> Record:
-    """What the spool keeps of one outcome."""
+    """What the journal keeps of one outcome."""
     return {"id": id, "attempt": attempt, "body": outcome.body(),
             "reason": outcome.extra.get("reason")}  # fmt: skip
+
+
+class Journal:
+    """An append-only file of outcomes and of which of them are settled, held under an
+    exclusive ``flock`` by the runner that uses it (see ``open``)."""
+
+    def __init__(self, fd: int, path: Path):
+        self.fd = fd
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path, adopt: bool = False) -> Journal | None:
+        """Open and lock ``path``, created when missing; with ``adopt``, an existing
+        journal of another runner, or None while that runner still holds it."""
+        flags = os.O_RDWR | os.O_APPEND | (0 if adopt else os.O_CREAT)
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileNotFoundError:
+            return None  # adopted and removed by another runner meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if adopt else 0))
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return cls(fd, path)
+
+    def pending(self) -> list[Record]:
+        """The outcomes in the file that are not settled, in order."""
+        outcomes: dict[tuple[str, int], Record] = {}
+        with open(self.fd, "rb", closefd=False) as lines:
+            lines.seek(0)
+            for line in lines:
+                try:
+                    entry = orjson.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a crash while it was written
+                if "settled" in entry:
+                    for id, attempt in entry["settled"]:
+                        outcomes.pop((id, attempt), None)
+                elif "id" in entry:
+                    outcomes[(entry["id"], entry["attempt"])] = entry
+        return list(outcomes.values())
+
+    def append(self, entries: list[dict[str, Any]]) -> None:
+        """Write entries at the end (one ``write``; whole lines or, after a crash, a
+        last line cut short, which ``pending`` skips)."""
+        data = memoryview(b"".join(orjson.dumps(entry) + b"\n" for entry in entries))
+        while data:
+            data = data[os.write(self.fd, data) :]
+
+    def settle(self, records: list[Record]) -> None:
+        """Note that ``records`` need no delivery any more."""
+        self.append([{"settled": [[r["id"], r["attempt"]] for r in records]}])
+
+    def empty_if_large(self) -> None:
+        """Start over when the file is large (call only when nothing is pending)."""
+        if os.fstat(self.fd).st_size >= ROTATE:
+            os.ftruncate(self.fd, 0)
+
+    def close(self, remove: bool) -> None:
+        """Release the file, removing it first when asked."""
+        if remove:
+            self.path.unlink(missing_ok=True)
+        os.close(self.fd)
 
 
 class Outbox:
@@ -46,7 +116,7 @@ class Outbox:
 
     Args:
         client: Where outcomes go.
-        spool: Directory holding outcomes not yet delivered.
+        spool: Directory of journals.
         on_done: Called with (work id, attempt, note) once an outcome is settled:
             delivered, or dropped as stale.
     """
@@ -57,27 +127,32 @@ class Outbox:
         self.spool = spool
         self.spool.mkdir(parents=True, exist_ok=True)
         self.on_done = on_done
-        self._fresh: list[Record] = []  # handed in, not yet spooled
-        self._files: list[tuple[Path, list[Record]]] = []  # spooled by an earlier runner
-        self._pending = 0  # outcomes not yet settled
+        self._fresh: list[Record] = []  # handed in, not yet journaled
+        self._unsettled = 0  # journaled by us, not yet settled
+        self._adopted: list[tuple[Path, Journal | None, list[Record]]] = []
+        self._pending = 0  # outcomes not yet settled, ours and adopted
         self._closing = False
         self._changed = threading.Condition()
-        self._prefix = f"{time.time_ns()}-{os.getpid()}"
-        self._serial = itertools.count()  # next() on a count is atomic: no lock needed
+        self._journal = Journal.open(spool / f"{time.time_ns()}-{os.getpid()}.journal")
         self._thread = threading.Thread(target=self._deliver_all, name="workflow-outbox",
                                         daemon=True)  # fmt: skip
 
     def start(self) -> None:
-        """Start delivering, beginning with whatever an earlier runner left spooled."""
-        for path in sorted(self.spool.glob("*.json")):
-            records = _read(path)
-            if records is not None:
-                self._files.append((path, records))
-                self._pending += len(records)
+        """Start delivering, beginning with whatever runners that are gone left behind."""
+        assert self._journal is not None
+        for path in sorted(self.spool.glob("*.journal")):
+            if path != self._journal.path and (journal := Journal.open(path, adopt=True)):
+                self._adopt(path, journal, journal.pending())
+        for path in sorted(self.spool.glob("*.json")):  # written by older versions
+            self._adopt(path, None, _read(path))
         self._thread.start()
 
+    def _adopt(self, path: Path, journal: Journal | None, records: list[Record]) -> None:
+        self._adopted.append((path, journal, records))
+        self._pending += len(records)
+
     def put_many(self, records: list[Record]) -> None:
-        """Queue outcomes for delivery (they are spooled before they are sent)."""
+        """Queue outcomes for delivery (they are journaled before they are sent)."""
         if not records:
             return
         with self._changed:
@@ -91,48 +166,59 @@ class Outbox:
             return self._changed.wait_for(lambda: not self._pending, timeout)
 
     def close(self) -> None:
-        """Stop the thread; what is not delivered yet stays spooled."""
+        """Stop the thread; what is not delivered yet stays in the journal."""
         with self._changed:
             self._closing = True
             self._changed.notify_all()
         self._thread.join(timeout=5)
+        assert self._journal is not None
         with self._changed:
             fresh, self._fresh = self._fresh, []
-        if fresh:
-            self._write(fresh)
+            if fresh:
+                self._journal.append(fresh)
+                self._unsettled += len(fresh)
+            if self._thread.is_alive():
+                return  # still sending: the file stays open until this process ends
+            # A journal with nothing to deliver goes; one still needed stays for the next.
+            self._journal.close(remove=not self._unsettled)
+            self._journal = None
 
     def _deliver_all(self) -> None:
+        for path, journal, records in self._adopted:
+            self._deliver_adopted(path, journal, records)
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: self._closing or self._fresh or self._files)
+                self._changed.wait_for(lambda: self._closing or self._fresh)
                 if self._closing:
                     return
-                if self._files:
-                    path, records = self._files.pop(0)
-                else:
-                    records, self._fresh = self._fresh[:BATCH], self._fresh[BATCH:]
-                    path = None
-            if path is None:
-                path = self._write(records)
-            try:
-                self._deliver(records)
-                path.unlink(missing_ok=True)
-            finally:
-                with self._changed:
-                    self._pending -= len(records)
-                    self._changed.notify_all()
+                records, self._fresh = self._fresh[:BATCH], self._fresh[BATCH:]
+                journal = self._journal
+                assert journal is not None
+                journal.append(records)
+                self._unsettled += len(records)
+            self._deliver(records, journal.settle)
+            with self._changed:
+                self._unsettled -= len(records)
+                if not self._unsettled and self._journal is journal:
+                    journal.empty_if_large()
+                self._pending -= len(records)
+                self._changed.notify_all()
 
-    def _write(self, records: list[Record]) -> Path:
-        # No fsync: the file must outlive a crash of this process, which the page cache
-        # does; surviving a crash of the machine would cost a disk flush per batch.
-        path = self.spool / f"{self._prefix}-{next(self._serial):06d}.json"
-        temporary = path.with_suffix(".tmp")
-        temporary.write_bytes(orjson.dumps(records))
-        os.replace(temporary, path)  # atomic: a crash leaves the whole file or none
-        return path
+    def _deliver_adopted(self, path: Path, journal: Journal | None,
+                         records: list[Record]) -> None:  # fmt: skip
+        for start in range(0, len(records), BATCH):
+            batch = records[start : start + BATCH]
+            self._deliver(batch, journal.settle if journal else lambda _: None)
+            with self._changed:
+                self._pending -= len(batch)
+                self._changed.notify_all()
+        if journal is None:
+            path.unlink(missing_ok=True)
+        else:
+            journal.close(remove=True)
 
-    def _deliver(self, records: list[Record]) -> None:
-        """Send ``records`` until each is settled."""
+    def _deliver(self, records: list[Record], settle: Callable[[list[Record]], None]) -> None:
+        """Send ``records`` until each is settled, noting each settled batch."""
         delay = 0.5
         while records:
             try:
@@ -145,34 +231,38 @@ class Outbox:
                 delay = min(delay * 2, 30.0)
                 continue
             again: list[Record] = []
+            settled: list[tuple[Record, str]] = []
             for record, reply in zip(records, replies, strict=True):
                 code = reply.get("status_code")
                 if reply.get("ok") or code in (404, 409):
-                    note = "delivered" if reply.get("ok") else (
-                        f"dropped as stale: {reply.get('message')}")  # fmt: skip
-                    self.on_done(record["id"], record["attempt"], note)
+                    settled.append((record, "delivered" if reply.get("ok") else
+                                    f"dropped as stale: {reply.get('message')}"))  # fmt: skip
                 elif code in (413, 422):
                     # The server will never take this outcome: report the attempt failed.
                     body = record["body"]
-                    record["body"] = {"status": "failure", "started": body.get("started"),
-                                      "stop": body.get("stop"), "error": {
-                                          "type": reply.get("error"),
-                                          "message": f"outcome refused: {reply.get('message')}"}}
-                    again.append(record)
+                    again.append({**record, "body": {
+                        "status": "failure", "started": body.get("started"),
+                        "stop": body.get("stop"), "error": {
+                            "type": reply.get("error"),
+                            "message": f"outcome refused: {reply.get('message')}"}}})
                 else:
                     again.append(record)
+            if settled:
+                settle([record for record, _ in settled])
+                for record, note in settled:
+                    self.on_done(record["id"], record["attempt"], note)
             if len(again) == len(records):
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
             records = again
 
 
-def _read(path: Path) -> list[Record] | None:
-    """The outcomes in a spool file (a list, or one record as older runners wrote)."""
+def _read(path: Path) -> list[Record]:
+    """The outcomes in an older runner's spool file (a list, or one record)."""
     try:
         content = orjson.loads(path.read_bytes())
     except (OSError, ValueError):
-        return None  # delivered and removed by another runner sharing the spool
+        return []  # delivered and removed by another runner sharing the spool
     return content if isinstance(content, list) else [content]
 
 

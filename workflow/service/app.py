@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -13,9 +12,10 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
 from workflow import __version__
 from workflow.buckets import Buckets
-from workflow.errors import Unauthorized
 from workflow.results import Results
 from workflow.service import buckets_api, errors, results_api
+from workflow.service.access import check_token
+from workflow.service.hot import HotPaths
 from workflow.settings import ServerSettings
 from workflow.store import Store, open_store
 
@@ -53,6 +53,7 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
                   description="Buckets of work, runners, and their results.")  # fmt: skip
     app.state.settings = settings
     errors.install(app)
+    app.add_middleware(HotPaths)
     guard = [Depends(_authorized)]
     for prefix, module in (("/buckets", buckets_api), ("/results", results_api)):
         app.include_router(_version_router(), prefix=prefix)
@@ -78,15 +79,8 @@ def _version_router() -> APIRouter:
 
 async def _authorized(request: Request) -> None:
     """Require one of the configured tokens (``x-access-token`` or ``Authorization``)."""
-    tokens: frozenset[str] = request.app.state.settings.tokens
-    if not tokens:
-        return
-    given = request.headers.get("x-access-token")
-    if given is None:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        given = value.strip() if scheme.lower() == "bearer" else None
-    if not given or not any(hmac.compare_digest(given, token) for token in tokens):
-        raise Unauthorized("a valid access token is required (x-access-token or Bearer)")
+    check_token(request.app.state.settings.tokens, request.headers.get("x-access-token"),
+                request.headers.get("authorization"))  # fmt: skip
 
 
 def _reap(buckets: Buckets, settings: ServerSettings, stop: threading.Event) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -31,7 +32,11 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 
 async def _request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = exc.errors()
+    return JSONResponse(invalid_body(exc.errors()), status_code=422)
+
+
+def invalid_body(errors: Sequence[Any]) -> dict[str, Any]:
+    """The 422 body for pydantic's ``errors()`` of a request (locations from ``body``)."""
     first: dict[str, Any] = dict(errors[0]) if errors else {"loc": ("body",), "msg": "invalid"}
     field = _location(tuple(first.get("loc", ())))
     reason = first.get("msg", "invalid")
@@ -40,9 +45,8 @@ async def _request_invalid(request: Request, exc: RequestValidationError) -> JSO
         errors = [{"loc": ("body",), "msg": reason}]
     detail = [{"field": _location(tuple(e.get("loc", ()))), "reason": e.get("msg")}
               for e in errors]  # fmt: skip
-    body = {"error": "InvalidWork", "message": f"{field}: {reason}", "field": field,
+    return {"error": "InvalidWork", "message": f"{field}: {reason}", "field": field,
             "detail": detail}  # fmt: skip
-    return JSONResponse(body, status_code=422)
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -1,0 +1,54 @@
+"""The outbox journal: a live runner's journal is never adopted; a dead one's is, once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from workflow.runner.outbox import Journal
+
+HOLD = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from workflow.runner.outbox import Journal
+    journal = Journal.open(Path(sys.argv[1]))
+    journal.append([{"id": "w1", "attempt": 1, "body": {"status": "success"}}])
+    print("holding", flush=True)
+    time.sleep(60)
+""")
+
+
+def test_a_live_runners_journal_is_left_alone_and_a_dead_ones_is_adopted(tmp_path: Path) -> None:
+    path = tmp_path / "1-1.journal"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        assert Journal.open(path, adopt=True) is None, "its runner still holds it"
+    finally:
+        holder.kill()
+        holder.communicate()
+    adopted = Journal.open(path, adopt=True)
+    assert adopted is not None
+    assert [r["id"] for r in adopted.pending()] == ["w1"]
+    assert Journal.open(path, adopt=True) is None, "one adopter at a time"
+    adopted.settle(adopted.pending())
+    assert adopted.pending() == []
+    adopted.close(remove=True)
+    assert not path.exists() and Journal.open(path, adopt=True) is None
+
+
+def test_pending_skips_settled_outcomes_and_a_line_cut_short(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path / "2-2.journal")
+    assert journal is not None
+    outcomes = [{"id": f"w{n}", "attempt": 1, "body": {"status": "success"}} for n in range(4)]
+    journal.append(outcomes)
+    journal.settle(outcomes[1:3])
+    journal.append([{**outcomes[1], "attempt": 2}])  # the same work, a later attempt
+    with open(tmp_path / "2-2.journal", "ab") as out:
+        out.write(b'{"id": "w9", "attem')
+    assert [(r["id"], r["attempt"]) for r in journal.pending()] == [
+        ("w0", 1), ("w3", 1), ("w1", 2)]
+    journal.close(remove=False)
