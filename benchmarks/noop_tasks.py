@@ -20,3 +20,13 @@ def stamp(ms: float = 0, **kwargs: object) -> dict[str, float]:
     if ms:
         time.sleep(ms / 1000)
     return {"entered": entered, "left": time.time()}
+
+
+def busy(ms: float = 0, **kwargs: object) -> dict[str, float]:
+    """Compute for ``ms`` milliseconds (as real processing does), and say when, as
+    ``stamp`` does."""
+    entered = time.time()
+    until = time.perf_counter() + ms / 1000
+    while time.perf_counter() < until:
+        pass
+    return {"entered": entered, "left": time.time()}

@@ -1,9 +1,13 @@
 """What the runner adds to each work: claim -> function start, function return -> ack.
 
-For each ``--prefetch`` value a fresh SQLite file gets its own ``workflow serve``; N works
-of ``noop_tasks.stamp`` (which returns ``{"entered": t0, "left": t1}``, its own
-``time.time()`` at entry and exit) are deposited, then one runner works them off with
-``burst``, ``concurrency`` 1 and that prefetch. The runner is the real
+For each ``--work-ms`` and ``--prefetch`` value a fresh SQLite file gets its own
+``workflow serve``; N works are deposited, then one runner works them off with ``burst``,
+``concurrency`` 1 and that prefetch. With 0 ms the works are ``noop_tasks.stamp`` (a
+backlog of no-op works: the runner runs flat out, and outcomes wait for the delivery
+before theirs, so *return -> ack* is mostly batching); otherwise ``noop_tasks.busy``,
+which computes for that long (paced works: what the runner adds to each when it is not
+the bottleneck). Both return ``{"entered": t0, "left": t1}``, their own ``time.time()``
+at entry and exit. The runner is the real
 ``workflow.runner.Runner`` (what ``workflow run`` starts), run in this process so that
 its HTTP calls can be timed: it gets a ``Client`` whose ``call`` notes when each reply
 arrived, and a ``Reporter`` that notes when each outcome was handed to the outbox.
@@ -20,8 +24,8 @@ Per work, in milliseconds:
   reply to the completion request that carried the work (``POST /buckets/complete``;
   the server had committed the move to the results just before it replied). Split
   into *return -> outbox* (the child sends the outcome back, the attempt thread wakes
-  and reports it) and *outbox -> ack* (waiting for the delivery thread and for the
-  request before, the spool file, the HTTP request).
+  and hands it on) and *outbox -> ack* (waiting for the delivery thread and for the
+  request before, the journal, the HTTP request).
 - **withdraw reply**: server claim -> the runner has the works (one request per batch).
 - **overhead** = claim -> start (own) + return -> ack, per work; its median is the figure
   with the goal (under 2 ms with prefetch).
@@ -63,6 +67,8 @@ from workflow.store.sqlite import SqliteStore
 
 PIPELINE = "bench-overhead"
 FUNCTION = "noop_tasks.stamp"
+#: What paced works run: they compute for their milliseconds, as real processing does.
+PACED = "noop_tasks.busy"
 GOAL_MS = 2.0
 _COMPLETE_PATH = re.compile(r"/buckets/work/(?P<id>[^/]+)/complete$")
 
@@ -118,10 +124,10 @@ def stats(values: list[float]) -> dict[str, float]:
             "mean_ms": round(statistics.fmean(ordered), 3), "n": len(ordered)}  # fmt: skip
 
 
-def run_runner(base: str, prefetch: int, folder: Path, name: str
+def run_runner(base: str, prefetch: int, folder: Path, name: str, function: str
                ) -> tuple[TimedClient, TimedReporter]:  # fmt: skip
     """Work off the pipeline with one in-process runner (burst, concurrency 1)."""
-    options = RunnerOptions(pipelines=[PIPELINE], function=FUNCTION, burst=True,
+    options = RunnerOptions(pipelines=[PIPELINE], function=function, burst=True,
                             prefetch=prefetch, concurrency=1,
                             spool=folder / f"spool-{name}")  # fmt: skip
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -212,10 +218,11 @@ def measure(works: int, prefetch: int, work_ms: float, folder: Path, bare: int
     path = folder / f"overhead-{name}.db"
     url = f"sqlite:///{path.resolve()}"
     with serve(url, folder / f"serve-{name}.log") as (base, _):
-        ids = deposit(base, works, PIPELINE, FUNCTION, {"ms": work_ms} if work_ms else None)
+        function = PACED if work_ms else FUNCTION
+        ids = deposit(base, works, PIPELINE, function, {"ms": work_ms} if work_ms else None)
         note(f"{name}: deposited {works:,} works; running them")
         began = time.perf_counter()
-        client, reporter = run_runner(base, prefetch, folder, name)
+        client, reporter = run_runner(base, prefetch, folder, name, function)
         note(f"{name}: ran in {time.perf_counter() - began:.1f} s, "
              f"{len(client.batches)} completion requests")  # fmt: skip
         store = SqliteStore(url)
@@ -273,8 +280,8 @@ def main() -> None:
     parser.add_argument("--prefetch", default="1,50",
                         help="comma-separated works per withdraw (default: %(default)s)")
     parser.add_argument("--work-ms", default="0,5",
-                        help="comma-separated milliseconds each work's function sleeps; 0 "
-                             "gives a backlog of no-op works (default: %(default)s)")  # fmt: skip
+                        help="comma-separated milliseconds each work computes; 0 gives a "
+                             "backlog of no-op works (default: %(default)s)")  # fmt: skip
     parser.add_argument("--bare", type=int, default=500,
                         help="bare complete() and withdraw() round trips; 0 skips them "
                              "(default: %(default)s)")  # fmt: skip

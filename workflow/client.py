@@ -23,6 +23,7 @@ from tenacity import (
 from workflow import errors
 from workflow.buckets.settings import DEFAULTABLE, PipelineSettings
 from workflow.settings import ClientSettings
+from workflow.transport import transport_for
 from workflow.work import Work, default_user, new_id
 
 _JSON_BODY = {"Content-Type": "application/json"}
@@ -77,7 +78,8 @@ class Client:
             headers["Authorization"] = f"Bearer {token}"
         self.retry_for = retry_for
         self._http = httpx.Client(base_url=self.url, headers=headers,
-                                  timeout=timeout if timeout is not None else env.timeout)
+                                  timeout=timeout if timeout is not None else env.timeout,
+                                  transport=transport_for(self.url))  # fmt: skip
 
     @classmethod
     def from_env(cls) -> Client:

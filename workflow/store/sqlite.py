@@ -85,9 +85,10 @@ class SqliteCollection:
         self._store.texts.append((rowid, text_of(doc)))
 
     def get(self, id: str) -> Doc | None:
-        row = self._store.read().execute(
-            f"SELECT doc FROM {self.table} WHERE id = ?", (id,)
-        ).fetchone()
+        # Inside a write transaction (a batch), read through it: it sees the batch's own
+        # changes, and costs no second snapshot.
+        db = self._store._writer if self._store.writing() else self._store.read()
+        row = db.execute(f"SELECT doc FROM {self.table} WHERE id = ?", (id,)).fetchone()
         return orjson.loads(row[0]) if row else None
 
     def _where(self, query: Query, text: str | None, *, counting: bool = False,
@@ -276,6 +277,10 @@ class SqliteStore:
             with self._readers_lock:
                 self._readers.append(db)
         return db
+
+    def writing(self) -> bool:
+        """True in a thread that holds the write transaction."""
+        return bool(getattr(self._local, "depth", 0))
 
     @contextmanager
     def batch(self) -> Iterator[None]:
