@@ -213,6 +213,8 @@ def seed(url: str, size: int, vocab: Vocabulary) -> None:
         tally = store.results.tally()
         if sum(n for *_, n in tally) != size or {p for p, *_ in tally} - set(PIPELINES):
             raise RuntimeError(f"the tally does not match the seed: {tally}")
+        indexed = store.index_text()  # what a server does in the background
+        note(f"  indexed the words of {indexed:,} works")
         (texts,) = store.read().execute("SELECT count(*) FROM results_text").fetchone()
         if texts != size:
             raise RuntimeError(f"results_text has {texts} rows, not {size}")

@@ -84,6 +84,11 @@ class StoreUnavailable(WorkflowError):
     status_code = 503
 
 
+class WouldWait(StoreUnavailable):
+    """A write asked to be prompt found the store busy; it changed nothing, and the
+    caller runs it again where waiting does no harm."""
+
+
 class ServerUnreachable(WorkflowError):
     """The workflow server cannot be reached."""
 

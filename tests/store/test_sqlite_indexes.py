@@ -1,9 +1,17 @@
-"""The SQLite store's derived tables follow every write: tallies, tags, text."""
+"""The SQLite store's derived tables follow every write (tallies, tags, text), and its
+prompt writes never wait."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 from pathlib import Path
 
+import pytest
+
+from workflow.buckets import Buckets
+from workflow.errors import WouldWait
 from workflow.results import Results, Search
 from workflow.store.sqlite import SqliteStore
 from workflow.work import Work
@@ -94,4 +102,68 @@ def test_a_batch_reads_and_writes_on_a_fresh_thread_without_deadlock(tmp_path: P
     assert not thread.is_alive(), "the batch deadlocked"
     assert outcome == [True, "conflict", "missing"]
     assert store.results.get("x")["tags"] == ["t"]  # type: ignore[index]
+    store.close()
+
+
+def test_a_prompt_write_never_waits_and_changes_nothing_when_busy(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    store = SqliteStore(url)
+    buckets = Buckets(store)
+    (id,) = buckets.deposit([{"pipeline": "busy", "function": "m.f"}])
+
+    # Another thread of this process is writing: the prompt write gives way at once.
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.write():
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(10)
+    with store.promptly() as prompt, pytest.raises(WouldWait):
+        assert prompt
+        buckets.withdraw(["busy"], limit=1)
+    release.set()
+    holder.join()
+
+    # Another process (here: another connection) holds the file's write lock.
+    other = sqlite3.connect(tmp_path / "busy.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    began = time.monotonic()
+    with store.promptly(), pytest.raises(WouldWait):
+        buckets.withdraw(["busy"], limit=1)
+    assert time.monotonic() - began < 1, "no waiting for the busy timeout"
+    other.execute("ROLLBACK")
+    other.close()
+
+    assert store.work.get(id)["status"] == "queued", "nothing changed"  # type: ignore[index]
+    with store.promptly():
+        (taken,) = buckets.withdraw(["busy"], limit=1)
+    assert taken["id"] == id and taken["status"] == "running"
+    store.close()
+
+
+def test_words_are_indexed_in_bulk_later_and_a_text_search_never_misses_any(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(f"sqlite:///{tmp_path / 'later.db'}")
+    results = Results(store)
+
+    def unindexed() -> int:
+        return int(store.read().execute("SELECT count(*) FROM results_unindexed").fetchone()[0])
+
+    store.results.insert([_finished(f"w{n}", [], f"quasar number{n}") for n in range(5)])
+    assert unindexed() == 5, "finishing only notes the words to index"
+    store.results.delete(["w4"])  # gone before it was indexed
+    assert _ids(results, text="quasar") == ["w0", "w1", "w2", "w3"], "search indexes first"
+    assert unindexed() == 0
+    store.results.insert([_finished("w5", [], "pulsar")])
+    assert store.index_text() == 1 and store.index_text() == 0 and unindexed() == 0
+    store.results.insert([_finished("w6", [], "magnetar")])
+    store.tidy()  # what the server runs every reap interval
+    assert unindexed() == 0
+    assert store.read().execute("SELECT count(*) FROM results_text").fetchone()[0] == 6
+    assert _ids(results, text="magnetar") == ["w6"]
     store.close()

@@ -84,10 +84,12 @@ async def _authorized(request: Request) -> None:
 
 
 def _reap(buckets: Buckets, settings: ServerSettings, stop: threading.Event) -> None:
-    """Expire lost leases until ``stop`` is set; errors are logged, never fatal."""
+    """Expire lost leases and tidy the store until ``stop`` is set; errors are logged,
+    never fatal."""
     while not stop.wait(settings.reap_interval):
         try:
             while buckets.expire() > 0 and not stop.is_set():
                 pass
+            buckets.store.tidy()
         except Exception:
             log.exception("lease expiry sweep failed; trying again")

@@ -133,6 +133,20 @@ class Store(Protocol):
         write still succeeds or fails on its own."""
         ...
 
+    def promptly(self) -> AbstractContextManager[bool]:
+        """A context for running writes where waiting would hurt (an event loop).
+
+        Yields True when the backend can promise that inside, a write that would have
+        to wait for another writer raises ``WouldWait`` before it changes anything;
+        False when it cannot (the caller should then run the writes elsewhere).
+        """
+        ...
+
+    def tidy(self) -> None:
+        """Background upkeep, called by the server every reap interval (for SQLite:
+        indexing the words of finished works)."""
+        ...
+
     def expired(self, now: float, limit: int = 100) -> list[Doc]:
         """Running works whose lease expired before ``now``, oldest expiry first."""
         ...

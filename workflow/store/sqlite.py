@@ -24,6 +24,7 @@ from workflow.errors import (
     NotFound,
     StoreUnavailable,
     TransitionConflict,
+    WouldWait,
 )
 from workflow.store.base import Claim, Doc, Query, Sort, claim_order, claimed
 from workflow.store.sqlite_query import compile_query, json_path
@@ -34,6 +35,8 @@ MIN_SQLITE = (3, 35, 0)  # RETURNING
 #: Above this many text matches, a page walks the sort order instead of sorting matches.
 WALK = 20_000
 SYNCHRONOUS = {"off", "normal", "full", "extra"}
+#: Milliseconds a write waits for another process's write lock.
+BUSY_MS = 30_000
 
 
 def _dumps(doc: Doc) -> str:
@@ -73,7 +76,7 @@ class SqliteCollection:
 
     def insert_row(self, db: sqlite3.Connection, doc: Doc) -> None:
         """The insert statement, and for the results what search needs: tags in the tag
-        table now, words in the text index when the transaction commits."""
+        table, and a note that the words are still to be indexed (``index_text``)."""
         rowid = db.execute(self._insert_sql, self.row(doc)).lastrowid
         assert rowid is not None  # set by every successful insert
         if self.table != "results":
@@ -82,7 +85,7 @@ class SqliteCollection:
                 if tag is not None]  # fmt: skip
         if tags:
             db.executemany("INSERT OR IGNORE INTO results_tags VALUES (?, ?, ?)", tags)
-        self._store.texts.append((rowid, text_of(doc)))
+        db.execute("INSERT INTO results_unindexed (rowid) VALUES (?)", (rowid,))
 
     def get(self, id: str) -> Doc | None:
         # Inside a write transaction (a batch), read through it: it sees the batch's own
@@ -148,6 +151,8 @@ class SqliteCollection:
              limit: int | None = None, text: str | None = None) -> list[Doc]:  # fmt: skip
         # A common word matches too many works to sort them all: walk the sort order
         # instead and test each row; a rare word is quicker the other way round.
+        if text and self.table == "results":
+            self._store.index_text()
         walk = bool(text) and self.table == "results" and self._text_count(text or "") > WALK
         where, params = self._where(query, text, walk=walk)
         order = self._order(sort)
@@ -158,6 +163,8 @@ class SqliteCollection:
         return [orjson.loads(row[0]) for row in self._store.read().execute(sql, params)]
 
     def count(self, query: Query, *, text: str | None = None) -> int:
+        if text and self.table == "results":
+            self._store.index_text()
         db = self._store.read()
         if not query and not text:
             row = db.execute(f"SELECT coalesce(sum(n), 0) FROM {self.table}_tally").fetchone()
@@ -250,8 +257,6 @@ class SqliteStore:
         # one) in memory, not in temporary files: a write costs half as much.
         self._writer.execute("PRAGMA temp_store = MEMORY")
         self._writer.executescript(SCHEMA)
-        #: (rowid, text) of results inserted in the open write transaction, to index.
-        self.texts: list[tuple[int, str]] = []
         self.work = SqliteCollection(self, "work", WORK_COLUMNS)
         self.results = SqliteCollection(self, "results", RESULT_COLUMNS)
 
@@ -263,7 +268,7 @@ class SqliteStore:
             db.create_function("workflow_text", 1, _text, deterministic=True)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {self.synchronous}")
-            db.execute("PRAGMA busy_timeout = 30000")
+            db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         return db
@@ -277,6 +282,16 @@ class SqliteStore:
             with self._readers_lock:
                 self._readers.append(db)
         return db
+
+    @contextmanager
+    def promptly(self) -> Iterator[bool]:
+        # This thread's writes neither queue behind another thread's nor wait for
+        # another process's lock: they raise WouldWait at BEGIN, before any change.
+        self._local.prompt = True
+        try:
+            yield True
+        finally:
+            self._local.prompt = False
 
     def writing(self) -> bool:
         """True in a thread that holds the write transaction."""
@@ -305,24 +320,25 @@ class SqliteStore:
             else:
                 yield from self._savepoint(depth)
             return
-        with self._lock:
+        prompt = getattr(self._local, "prompt", False)
+        if not self._lock.acquire(blocking=not prompt):
+            raise WouldWait("another write is in progress")
+        try:
             self._local.depth = 1
-            try:
-                yield from self._transaction()
-            finally:
-                self._local.depth = 0
+            yield from self._transaction(prompt)
+        finally:
+            self._local.depth = 0
+            self._lock.release()
 
     def _savepoint(self, depth: int) -> Iterator[sqlite3.Connection]:
         db, name = self._writer, f"operation{depth}"
         db.execute(f"SAVEPOINT {name}")
         self._local.depth = depth + 1
-        texts = len(self.texts)
         try:
             yield db
         except BaseException as exc:
             db.execute(f"ROLLBACK TO {name}")
             db.execute(f"RELEASE {name}")
-            del self.texts[texts:]
             if isinstance(exc, sqlite3.IntegrityError):
                 raise DuplicateWork(f"a work with that id exists already ({exc})") from exc
             raise
@@ -331,18 +347,24 @@ class SqliteStore:
         finally:
             self._local.depth = depth
 
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, prompt: bool = False) -> Iterator[sqlite3.Connection]:
         db = self._writer
         try:
-            db.execute("BEGIN IMMEDIATE")
+            if prompt:  # another process's write lock: no waiting for it here
+                db.execute("PRAGMA busy_timeout = 0")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            finally:
+                if prompt:
+                    db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
+        except sqlite3.OperationalError as exc:
+            if prompt and exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+                raise WouldWait(f"{self.path} is locked by another process") from exc
+            raise StoreUnavailable(f"cannot write {self.path}: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot write {self.path}: {exc}") from exc
-        self.texts.clear()
         try:
             yield db
-            # Last, in one go: once the text index is written in a transaction, every
-            # later statement with triggers makes SQLite flush it, one segment per row.
-            db.executemany("INSERT INTO results_text (rowid, body) VALUES (?, ?)", self.texts)
         except sqlite3.IntegrityError as exc:
             db.execute("ROLLBACK")
             raise DuplicateWork(f"a work with that id exists already ({exc})") from exc
@@ -415,6 +437,37 @@ class SqliteStore:
                                     field="id", id=id) from exc  # fmt: skip
             db.execute("DELETE FROM work WHERE id = ?", (id,))
         return doc
+
+    def index_text(self, chunk: int = 2000) -> int:
+        """Index the words of finished works that are not indexed yet; return how many.
+
+        A finished work only notes that its words are to be indexed: indexing them in
+        the transaction that finishes it costs more than the rest of that transaction
+        (SQLite's text index writes a segment per transaction). The server indexes in
+        the background (``tidy``), and every text search first indexes what is left,
+        so a search always sees every finished work.
+        """
+        if self.read().execute("SELECT 1 FROM results_unindexed LIMIT 1").fetchone() is None:
+            return 0
+        done = 0
+        while True:
+            with self.write() as db:
+                rows = db.execute(
+                    "SELECT u.rowid, r.doc FROM results_unindexed u "
+                    "LEFT JOIN results r ON r.rowid = u.rowid ORDER BY u.rowid LIMIT ?",
+                    (chunk,),
+                ).fetchall()
+                if not rows:
+                    return done
+                texts = [(rowid, _text(doc)) for rowid, doc in rows if doc is not None]
+                db.executemany("INSERT INTO results_text (rowid, body) VALUES (?, ?)", texts)
+                # The lowest rowids, all read above: nothing else writes meanwhile.
+                db.execute("DELETE FROM results_unindexed WHERE rowid <= ?", (rows[-1][0],))
+                done += len(texts)
+
+    def tidy(self) -> None:
+        """Index what finished since the last call (see ``index_text``)."""
+        self.index_text()
 
     def expired(self, now: float, limit: int = 100) -> list[Doc]:
         rows = self.read().execute(

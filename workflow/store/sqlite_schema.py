@@ -95,9 +95,11 @@ CREATE INDEX IF NOT EXISTS results_user ON results (user, creation DESC);
 -- Words of parameters, results, tags and error messages, for free-text search; each row
 -- shares the rowid of its work, so a match joins back without reading the id.
 CREATE VIRTUAL TABLE IF NOT EXISTS results_text USING fts5 (body);
--- Inserts are indexed by SqliteStore when their transaction commits (one statement
--- for all rows of a transaction is many times cheaper than a trigger per row).
+-- Inserts are indexed later, in bulk, by SqliteStore.index_text: a finished work's rowid
+-- waits here until then (indexing in the finishing transaction would cost more than
+-- the rest of it).
 DROP TRIGGER IF EXISTS results_text_insert;
+CREATE TABLE IF NOT EXISTS results_unindexed (rowid INTEGER PRIMARY KEY);
 CREATE TRIGGER IF NOT EXISTS results_text_delete AFTER DELETE ON results BEGIN
     DELETE FROM results_text WHERE rowid = old.rowid;
 END;
