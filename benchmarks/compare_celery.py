@@ -277,10 +277,10 @@ def table(rows: list[dict[str, Any]], celery: dict[str, Any]) -> Table:
 def main() -> None:
     """Install what is missing, measure Celery and ours, print the table and JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--works", type=int, default=5000, help="works (default: %(default)s)")
+    parser.add_argument("--works", type=int, default=20000, help="works (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2,
                         help="Celery worker processes and our runners (default: %(default)s)")
-    parser.add_argument("--prefetch", default="1,50",
+    parser.add_argument("--prefetch", default="1,50,500",
                         help="our works per withdraw, one run each (default: %(default)s)")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="write the stores, modules and logs here and keep them")

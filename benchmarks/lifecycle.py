@@ -260,10 +260,10 @@ def numbers(text: str, kind: Callable[[str], Any] = int) -> list[Any]:
 def main() -> None:
     """Parse the arguments, measure every prefetch value, print the table and JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--works", type=int, default=5000, help="works (default: %(default)s)")
+    parser.add_argument("--works", type=int, default=20000, help="works (default: %(default)s)")
     parser.add_argument("--runners", type=int, default=2,
                         help="runner processes (default: %(default)s)")
-    parser.add_argument("--prefetch", default="1,50",
+    parser.add_argument("--prefetch", default="1,50,500",
                         help="comma-separated works per withdraw, one run each "
                              "(default: %(default)s)")  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=1,

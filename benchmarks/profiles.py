@@ -34,7 +34,7 @@ KINDS = [
     (r"tenacity/", "client retries (tenacity)"),
     (r"rich/", "runner's report lines (rich)"),
     (r"multiprocessing/", "child pipe and pickling (multiprocessing)"),
-    (r"workflow/runner/outbox\.py", "outbox: spool file, fsync"),
+    (r"workflow/runner/outbox\.py", "outbox: journal, delivery"),
     (r"workflow/", "other workflow code"),
     (r"logging/", "logging"),
     (r"email/|uuid\.py|enum\.py|typing\.py|inspect\.py|dataclasses\.py|copy\.py|abc\.py",
