@@ -94,6 +94,7 @@ def demo(port: int, store: str, count: int, exit_: bool) -> None:
         with Client(url) as client:
             demo_module.wait_for(client)
             console.print(f"server  {url}  (store {store}, log {log})")
+            console.print(f"web UI  [bold]{url}/[/]  (the dashboard updates live)")
             ids = client.deposit(demo_module.demo_works(count))
             console.print(f"deposited {len(ids)} works to [bold]{demo_module.PIPELINE}[/]")
             console.print(f"starting [bold]workflow run {demo_module.PIPELINE}[/] to work it off")

@@ -7,13 +7,17 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files
+from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from workflow import __version__
 from workflow.buckets import Buckets
 from workflow.results import Results
-from workflow.service import buckets_api, errors, results_api
+from workflow.service import buckets_api, errors, results_api, ui_api
 from workflow.service.access import check_token
 from workflow.service.hot import HotPaths
 from workflow.settings import ServerSettings
@@ -59,7 +63,20 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
         app.include_router(_version_router(), prefix=prefix)
         app.include_router(module.router, prefix=prefix, dependencies=guard)
     app.include_router(_version_router())
+    app.include_router(ui_api.router, prefix="/ui", dependencies=guard)
+    _web_ui(app)
     return app
+
+
+def _web_ui(app: FastAPI) -> None:
+    """The web UI at ``/``; its files hold no data, so they need no token (the API calls
+    they make do)."""
+    folder = Path(str(files("workflow.webui")))
+    app.mount("/static", StaticFiles(directory=folder), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(folder / "index.html", headers={"Cache-Control": "no-cache"})
 
 
 def _version_router() -> APIRouter:

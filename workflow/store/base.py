@@ -142,6 +142,12 @@ class Store(Protocol):
         """
         ...
 
+    def finished_per_minute(self, since: float) -> list[tuple[int, str, str, int]]:
+        """Works finished per minute since ``since``: (minute start in unix seconds,
+        pipeline, status, count), oldest first. Kept as works finish; deleting results
+        does not change it."""
+        ...
+
     def tidy(self) -> None:
         """Background upkeep, called by the server every reap interval (for SQLite:
         indexing the words of finished works)."""

@@ -86,6 +86,10 @@ class SqliteCollection:
         if tags:
             db.executemany("INSERT OR IGNORE INTO results_tags VALUES (?, ?, ?)", tags)
         db.execute("INSERT INTO results_unindexed (rowid) VALUES (?)", (rowid,))
+        minute = int(float(doc.get("stop") or doc.get("creation") or 0) // 60 * 60)
+        db.execute("INSERT INTO results_minutes VALUES (?, ?, ?, 1) "
+                   "ON CONFLICT DO UPDATE SET n = n + 1",
+                   (minute, doc["pipeline"], doc["status"]))  # fmt: skip
 
     def get(self, id: str) -> Doc | None:
         # Inside a write transaction (a batch), read through it: it sees the batch's own
@@ -464,6 +468,12 @@ class SqliteStore:
                 # The lowest rowids, all read above: nothing else writes meanwhile.
                 db.execute("DELETE FROM results_unindexed WHERE rowid <= ?", (rows[-1][0],))
                 done += len(texts)
+
+    def finished_per_minute(self, since: float) -> list[tuple[int, str, str, int]]:
+        rows = self.read().execute(
+            "SELECT minute, pipeline, status, n FROM results_minutes WHERE minute >= ? "
+            "ORDER BY minute", (int(since // 60 * 60),))  # fmt: skip
+        return [(int(m), str(p), str(s), int(n)) for m, p, s, n in rows]
 
     def tidy(self) -> None:
         """Index what finished since the last call (see ``index_text``)."""

@@ -124,6 +124,12 @@ CREATE TRIGGER IF NOT EXISTS results_tags_update AFTER UPDATE OF doc ON results 
     SELECT value, new.creation, new.id FROM json_each(new.doc, '$.tags') WHERE value IS NOT NULL;
 END;
 
+-- Works finished per minute, pipeline and status, for the dashboard's chart; written with
+-- each finished work, never decremented (it is a record of throughput).
+CREATE TABLE IF NOT EXISTS results_minutes (
+    minute INTEGER NOT NULL, pipeline TEXT NOT NULL, status TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (minute, pipeline, status)) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS pipelines (name TEXT PRIMARY KEY, settings TEXT NOT NULL);
 """
     + _tally("work")

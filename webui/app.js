@@ -1,0 +1,56 @@
+// The web UI's entry point: hash routes, the live indicator, errors and the token form.
+
+import { setToken } from "./api.js";
+import { show as dashboard } from "./dashboard.js";
+
+const pages = { "": dashboard };
+const main = document.getElementById("main");
+const live = document.getElementById("live");
+const banner = document.getElementById("banner");
+const tokenForm = document.getElementById("token");
+let running = null;
+
+const status = {
+  live() {
+    live.textContent = "live";
+    live.className = "live on";
+    banner.hidden = true;
+  },
+  lost(error) {
+    live.textContent = "reconnecting…";
+    live.className = "live off";
+    if (error && error.status === 401) {
+      live.textContent = "needs a token";
+      tokenForm.hidden = false;
+      tokenForm.querySelector("input").focus();
+    } else {
+      banner.textContent = `Lost the connection to the server (${error.message || error}); trying again.`;
+      banner.hidden = false;
+    }
+  },
+};
+
+function route() {
+  if (running) running.abort();
+  running = new AbortController();
+  const path = location.hash.replace(/^#\/?/, "").split("?")[0].split("/")[0];
+  for (const link of document.querySelectorAll("nav a")) {
+    link.toggleAttribute("aria-current", link.dataset.page === (path || "dashboard"));
+    if (link.hasAttribute("aria-current")) link.setAttribute("aria-current", "page");
+  }
+  const page = pages[path];
+  if (!page) {
+    main.innerHTML = `<h1>Not found</h1><p>There is no page “${path}”. <a href="#/">Go to the dashboard.</a></p>`;
+    return;
+  }
+  page(main, running.signal, status);
+}
+
+tokenForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  setToken(tokenForm.querySelector("input").value.trim());
+  tokenForm.hidden = true;
+  route();
+});
+window.addEventListener("hashchange", route);
+route();

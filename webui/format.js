@@ -1,0 +1,25 @@
+// Small formatting helpers shared by the pages.
+
+export function escape(text) {
+  return String(text ?? "").replace(/[&<>"']/g, (c) => ({
+    "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+export function number(n) {
+  return Number(n || 0).toLocaleString("en-US");
+}
+
+/** "45 s", "12 min", "3 h 5 min", "2 d 4 h". */
+export function age(seconds) {
+  if (seconds === null || seconds === undefined) return "—";
+  const s = Math.round(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
+export function percent(fraction) {
+  if (fraction === null || fraction === undefined) return "—";
+  return `${(100 * fraction).toFixed(fraction < 0.1 ? 1 : 0)} %`;
+}
