@@ -16,7 +16,7 @@ export function setToken(value) {
   else localStorage.removeItem(TOKEN_KEY);
 }
 
-function headers(extra) {
+export function headers(extra) {
   const out = { Accept: "application/json", ...extra };
   const token = localStorage.getItem(TOKEN_KEY);
   if (token) out.Authorization = `Bearer ${token}`;

@@ -2,8 +2,9 @@
 
 import { setToken } from "./api.js";
 import { show as dashboard } from "./dashboard.js";
+import { show as results } from "./results.js";
 
-const pages = { "": dashboard };
+const pages = { "": dashboard, results };
 const main = document.getElementById("main");
 const live = document.getElementById("live");
 const banner = document.getElementById("banner");

@@ -23,3 +23,19 @@ export function percent(fraction) {
   if (fraction === null || fraction === undefined) return "—";
   return `${(100 * fraction).toFixed(fraction < 0.1 ? 1 : 0)} %`;
 }
+
+/** A unix time as local "2026-11-23 05:20:31". */
+export function when(unix) {
+  if (!unix) return "—";
+  const d = new Date(unix * 1000);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** The time between two unix times: "0.4 s", "12 s", "3 min". */
+export function duration(start, stop) {
+  if (!start || !stop) return "—";
+  const s = stop - start;
+  if (s < 10) return `${s.toFixed(1)} s`;
+  return age(s);
+}

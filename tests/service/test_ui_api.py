@@ -67,3 +67,40 @@ def test_events_stream_a_snapshot_every_interval(server: Server) -> None:
     assert snapshots[1]["time"] > snapshots[0]["time"]
     assert httpx.get(f"{server.url}/ui/events", params={"interval": 0},
                      timeout=10).status_code == 422  # fmt: skip
+
+
+def _finish_many(server: Server, works: list[dict[str, object]],
+                 outcomes: list[str]) -> list[str]:  # fmt: skip
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        ids = http.post("/buckets/work", params={"return_ids": "true"},
+                        json=[{"retries": 0, **w} for w in works]).json()  # fmt: skip
+        claimed = http.post("/buckets/withdraw",
+                            json={"pipelines": sorted({str(w["pipeline"]) for w in works}),
+                                  "limit": len(works)}).json()  # fmt: skip
+        by_id = {w["id"]: w for w in claimed}
+        body = [{"id": id, "attempt": by_id[id]["attempt"], "status": outcome,
+                 **({"error": {"type": "Bad", "message": f"bad {id}"}}
+                    if outcome == "failure" else {})}
+                for id, outcome in zip(ids, outcomes, strict=True)]  # fmt: skip
+        assert all(r["ok"] for r in http.post("/buckets/complete", json={"works": body}).json())
+    return ids  # type: ignore[no-any-return]
+
+
+def test_export_streams_every_match_as_csv_or_json(server: Server) -> None:
+    works = [{"pipeline": "exp", "user": "ann" if i % 2 else "bob", "tags": [f"t{i % 3}"],
+              "parameters": {"i": i}} for i in range(7)]  # fmt: skip
+    ids = _finish_many(server, works, ["failure" if i == 3 else "success" for i in range(7)])
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        reply = http.get("/results/export", params={"format": "json", "user": "ann"})
+        assert reply.headers["content-disposition"] == 'attachment; filename="results.json"'
+        exported = reply.json()
+        assert sorted(d["id"] for d in exported) == sorted(ids[i] for i in (1, 3, 5))
+        assert [d["creation"] for d in exported] == sorted(
+            (d["creation"] for d in exported), reverse=True), "newest first"
+        text = http.get("/results/export", params={"status": "failure"}).text
+        header, line, *rest = text.splitlines()
+        assert header.startswith("id,pipeline,status,user,site,tags,event") and rest == []
+        assert line.startswith(f"{ids[3]},exp,failure,ann,") and f"Bad: bad {ids[3]}" in line
+        assert http.get("/results/export", params={"format": "xml"}).status_code == 422
+        bad = http.get("/results/export", params={"sort": "nonsense"})
+        assert bad.status_code == 422 and bad.json()["field"] == "sort"

@@ -167,3 +167,17 @@ def test_words_are_indexed_in_bulk_later_and_a_text_search_never_misses_any(
     assert store.read().execute("SELECT count(*) FROM results_text").fetchone()[0] == 6
     assert _ids(results, text="magnetar") == ["w6"]
     store.close()
+
+
+def test_export_reads_every_match_a_chunk_at_a_time(tmp_path: Path) -> None:
+    store = SqliteStore(f"sqlite:///{tmp_path / 'export.db'}")
+    docs = [_finished(f"w{n:02d}", ["even" if n % 2 == 0 else "odd"], "x") for n in range(11)]
+    for n, doc in enumerate(docs):
+        doc["creation"] = 1000.0 + n // 3  # ties: the id breaks them
+    store.results.insert(docs)
+    results = Results(store)
+    everything = list(results.export(Search(), chunk=3))
+    assert [d["id"] for d in everything] == [f"w{n:02d}" for n in reversed(range(11))]
+    evens = [d["id"] for d in results.export(Search(tags=["even"]), chunk=2)]
+    assert evens == [f"w{n:02d}" for n in reversed(range(0, 11, 2))]
+    store.close()

@@ -6,6 +6,7 @@ post finished works directly (``deposit``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,27 @@ class Results:
         items = self.store.results.find(query, sort=sort, skip=search.skip,
                                         limit=search.limit, text=search.text)  # fmt: skip
         return items, self.store.results.count(query, text=search.text)
+
+    def export(self, search: Search, chunk: int = 1000) -> Iterator[Doc]:
+        """Every work matching ``search`` (its page and sort aside), newest first, read
+        a chunk at a time after the last one seen (so a million cost no more per chunk
+        than the first)."""
+        search.order_by()  # the page fields are still checked
+        query = search.query()
+        after: tuple[float, str] | None = None
+        while True:
+            page = query
+            if after is not None:
+                created, id = after
+                cursor = {"$or": [{"creation": {"$lt": created}},
+                                  {"creation": created, "id": {"$lt": id}}]}  # fmt: skip
+                page = {"$and": [query, cursor]} if query else cursor
+            docs = self.store.results.find(page, sort=[("creation", -1)], limit=chunk,
+                                           text=search.text)  # fmt: skip
+            yield from docs
+            if len(docs) < chunk:
+                return
+            after = (float(docs[-1]["creation"]), str(docs[-1]["id"]))
 
     def view(self, query: Query, *, skip: int = 0, limit: int | None = None) -> list[Doc]:
         """Works matching a (checked) Mongo-style query, newest first."""

@@ -1,10 +1,16 @@
-"""``/results``: CHIME's results API, plus search with plain query parameters."""
+"""``/results``: CHIME's results API, plus search with plain query parameters and the
+export of a whole search as CSV or JSON."""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from workflow.errors import InvalidWork
@@ -86,9 +92,7 @@ def status(results: Verbs) -> dict[str, int]:
 # -- ours -------------------------------------------------------------------------------
 
 
-@router.get("/works", summary="Search finished works with plain query parameters")
-def search(
-    results: Verbs,
+def _search(
     pipeline: Annotated[list[str] | None, Query()] = None,
     status: Annotated[list[Literal["success", "failure", "cancelled"]] | None, Query()] = None,
     tag: Annotated[list[str] | None, Query()] = None,
@@ -102,12 +106,64 @@ def search(
     order: Literal["asc", "desc"] = "desc",
     skip: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=0, le=MAX_PAGE)] = 50,
-) -> Page:
-    search = Search(pipeline=pipeline or [], status=list(status or []), tags=tag or [],
-                    event=event or [], site=site, user=user, since=since, until=until,
-                    text=text, sort=sort, order=order, skip=skip, limit=limit)  # fmt: skip
+) -> Search:
+    return Search(pipeline=pipeline or [], status=list(status or []), tags=tag or [],
+                  event=event or [], site=site, user=user, since=since, until=until,
+                  text=text, sort=sort, order=order, skip=skip, limit=limit)  # fmt: skip
+
+
+Searched = Annotated[Search, Depends(_search)]
+
+
+@router.get("/works", summary="Search finished works with plain query parameters")
+def search(results: Verbs, search: Searched) -> Page:
     items, total = results.search(search)
-    return Page(total=total, skip=skip, limit=limit, items=items)
+    return Page(total=total, skip=search.skip, limit=search.limit, items=items)
+
+
+@router.get("/export", summary="Every finished work a search matches, as CSV or JSON")
+def export(results: Verbs, search: Searched,
+           format: Literal["csv", "json"] = "csv") -> StreamingResponse:  # fmt: skip
+    """Newest first; the search's sort and page do not apply."""
+    search.order_by()  # refuse a bad sort or page here, before the reply starts
+    docs = results.export(search)
+    if format == "json":
+        body, media = _json_lines(docs), "application/json"
+    else:
+        body, media = _csv_lines(docs), "text/csv; charset=utf-8"
+    name = f"results.{format}"
+    return StreamingResponse(body, media_type=media,
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _json_lines(docs: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    yield b"["
+    for n, doc in enumerate(docs):
+        yield (b"," if n else b"") + orjson.dumps(doc)
+    yield b"]"
+
+
+CSV_FIELDS = ("id", "pipeline", "status", "user", "site", "tags", "event", "priority",
+              "attempt", "creation", "start", "stop", "function", "command", "parameters",
+              "results", "error")  # fmt: skip
+
+
+def _csv_lines(docs: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_FIELDS)
+    for doc in docs:
+        errors = [e["error"] for e in doc.get("history") or [] if e.get("error")]
+        row = {**doc, "tags": ";".join(doc.get("tags") or []),
+               "event": ";".join(str(e) for e in doc.get("event") or []),
+               "command": " ".join(doc.get("command") or []),
+               "parameters": orjson.dumps(doc.get("parameters")).decode(),
+               "results": orjson.dumps(doc.get("results")).decode(),
+               "error": f"{errors[-1].get('type')}: {errors[-1].get('message')}" if errors else ""}
+        writer.writerow(["" if row.get(f) is None else row.get(f) for f in CSV_FIELDS])
+        yield out.getvalue().encode()
+        out.seek(0)
+        out.truncate()
 
 
 @router.get("/works/{id}", summary="One finished work with its history")
