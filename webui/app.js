@@ -1,10 +1,11 @@
 // The web UI's entry point: hash routes, the live indicator, errors and the token form.
 
 import { setToken } from "./api.js";
+import { show as buckets } from "./buckets.js";
 import { show as dashboard } from "./dashboard.js";
 import { show as results } from "./results.js";
 
-const pages = { "": dashboard, results };
+const pages = { "": dashboard, buckets, results };
 const main = document.getElementById("main");
 const live = document.getElementById("live");
 const banner = document.getElementById("banner");

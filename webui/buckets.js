@@ -1,0 +1,111 @@
+// Buckets: queued and running works, refreshed every few seconds; a running work shows
+// its runner, host, attempt, and time used against its timeout.
+
+import { api } from "./api.js";
+import { age, escape, number, when } from "./format.js";
+
+const PAGE = 100;
+const REFRESH_MS = 3000;
+
+function fromHash(hash) {
+  const params = new URLSearchParams(hash.split("?")[1] || "");
+  const status = ["queued", "running"].includes(params.get("status")) ? params.get("status") : "";
+  return { pipeline: params.get("pipeline") || "", status,
+           page: Math.max(1, parseInt(params.get("page") || "1", 10) || 1) };
+}
+
+function toHash(state) {
+  const params = new URLSearchParams();
+  if (state.pipeline) params.set("pipeline", state.pipeline);
+  if (state.status) params.set("status", state.status);
+  if (state.page > 1) params.set("page", String(state.page));
+  const query = params.toString();
+  return `#/buckets${query ? `?${query}` : ""}`;
+}
+
+function progress(doc, now) {
+  if (doc.status !== "running" || !doc.start) return "";
+  const used = Math.max(0, now - doc.start);
+  const share = Math.min(1, used / (doc.timeout || 1));
+  const late = share >= 0.8 ? " late" : "";
+  return `<span class="elapsed${late}" title="${Math.round(100 * share)} % of the timeout">
+    <span class="bar" style="width:${(100 * share).toFixed(0)}%"></span></span>
+    ${age(used)} of ${age(doc.timeout)}`;
+}
+
+function row(doc, now) {
+  const lease = doc.lease || {};
+  const waiting = doc.status === "queued" && doc.not_before && doc.not_before > now
+    ? ` <span class="caption">(retry in ${age(doc.not_before - now)})</span>` : "";
+  return `<tr data-id="${escape(doc.id)}">
+    <td class="mono">${escape(doc.id)}</td><td>${escape(doc.pipeline)}</td>
+    <td><span class="status ${doc.status}">${doc.status}</span>${waiting}</td>
+    <td>${doc.priority}</td><td>${doc.attempt}</td>
+    <td>${escape(lease.runner || "")}</td><td>${escape(lease.host || "")}</td>
+    <td>${progress(doc, now)}</td><td>${when(doc.creation)}</td></tr>`;
+}
+
+async function load(main, state, signal) {
+  const params = new URLSearchParams();
+  for (const p of state.pipeline.split(",").map((s) => s.trim()).filter(Boolean)) params.append("pipeline", p);
+  for (const s of state.status ? [state.status] : ["queued", "running"]) params.append("status", s);
+  params.set("skip", String((state.page - 1) * PAGE));
+  params.set("limit", String(PAGE));
+  const [docs, counts] = await Promise.all([
+    api(`/buckets/work?${params}`, { signal }), api("/buckets/counts", { signal })]);
+  const wanted = state.pipeline.split(",").map((s) => s.trim()).filter(Boolean);
+  let total = 0;
+  for (const [pipeline, byStatus] of Object.entries(counts)) {
+    if (wanted.length && !wanted.includes(pipeline)) continue;
+    for (const s of state.status ? [state.status] : ["queued", "running"]) total += byStatus[s] || 0;
+  }
+  const table = main.querySelector("#table");
+  if (!docs.length) {
+    table.innerHTML = `<div class="empty">Nothing ${state.status || "queued or running"}${wanted.length ? " in these pipelines" : ""} right now.</div>`;
+    return;
+  }
+  const now = Date.now() / 1000;
+  const first = (state.page - 1) * PAGE + 1;
+  const pages = Math.max(1, Math.ceil(total / PAGE));
+  const link = (page, label) => page >= 1 && page <= pages && page !== state.page
+    ? `<a href="${toHash({ ...state, page })}">${label}</a>` : `<span aria-disabled="true">${label}</span>`;
+  table.innerHTML = `<div class="scroll"><table class="results"><thead><tr>
+    <th scope="col">id</th><th scope="col">pipeline</th><th scope="col">status</th>
+    <th scope="col">priority</th><th scope="col">attempt</th><th scope="col">runner</th>
+    <th scope="col">host</th><th scope="col">elapsed of timeout</th><th scope="col">created</th>
+    </tr></thead><tbody>${docs.map((d) => row(d, now)).join("")}</tbody></table></div>
+    <nav class="pager" aria-label="Pages of works"><span id="shown">${number(first)}–${number(first + docs.length - 1)} of ${number(total)}</span>
+    ${link(state.page - 1, "← Previous")} <span>page ${number(state.page)} of ${number(pages)}</span>
+    ${link(state.page + 1, "Next →")}</nav>`;
+}
+
+/** Show queued and running works, refreshing until `signal` aborts. */
+export async function show(main, signal, status) {
+  const state = fromHash(location.hash);
+  const option = (value, label) => `<option value="${value}" ${state.status === value ? "selected" : ""}>${label}</option>`;
+  main.innerHTML = `<h1>Buckets</h1>
+    <form id="filter" class="filters" role="search">
+      <label>Pipelines<input name="pipeline" value="${escape(state.pipeline)}" placeholder="a, b"></label>
+      <label>Status<select name="status">${option("", "queued and running")}${option("queued", "queued")}${option("running", "running")}</select></label>
+      <div class="actions"><button type="submit">Show</button><a href="#/buckets">Clear</a></div>
+    </form>
+    <p class="caption">Newest first; refreshed every ${REFRESH_MS / 1000} s.</p>
+    <div id="table"><p class="caption">Loading…</p></div>`;
+  main.querySelector("#filter").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const data = new FormData(event.target);
+    location.hash = toHash({ pipeline: String(data.get("pipeline") || "").trim(),
+                             status: String(data.get("status") || ""), page: 1 });
+  });
+  while (!signal.aborted) {
+    try {
+      await load(main, state, signal);
+      status.live();
+    } catch (error) {
+      if (signal.aborted) return;
+      status.lost(error);
+      if (error.status === 401) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, REFRESH_MS));
+  }
+}
