@@ -4,8 +4,9 @@ import { setToken } from "./api.js";
 import { show as buckets } from "./buckets.js";
 import { show as dashboard } from "./dashboard.js";
 import { show as results } from "./results.js";
+import { show as work } from "./work.js";
 
-const pages = { "": dashboard, buckets, results };
+const pages = { "": dashboard, buckets, results, work };
 const main = document.getElementById("main");
 const live = document.getElementById("live");
 const banner = document.getElementById("banner");

@@ -38,7 +38,7 @@ function row(doc, now) {
   const waiting = doc.status === "queued" && doc.not_before && doc.not_before > now
     ? ` <span class="caption">(retry in ${age(doc.not_before - now)})</span>` : "";
   return `<tr data-id="${escape(doc.id)}">
-    <td class="mono">${escape(doc.id)}</td><td>${escape(doc.pipeline)}</td>
+    <td class="mono"><a href="#/work/${encodeURIComponent(doc.id)}">${escape(doc.id)}</a></td><td>${escape(doc.pipeline)}</td>
     <td><span class="status ${doc.status}">${doc.status}</span>${waiting}</td>
     <td>${doc.priority}</td><td>${doc.attempt}</td>
     <td>${escape(lease.runner || "")}</td><td>${escape(lease.host || "")}</td>

@@ -87,7 +87,7 @@ function header(state) {
 function row(doc) {
   const attempts = (doc.history || []).filter((e) => (e.kind || "attempt") === "attempt").length;
   return `<tr data-id="${escape(doc.id)}">
-    <td class="mono">${escape(doc.id)}</td><td>${escape(doc.pipeline)}</td>
+    <td class="mono"><a href="#/work/${encodeURIComponent(doc.id)}">${escape(doc.id)}</a></td><td>${escape(doc.pipeline)}</td>
     <td><span class="status ${escape(doc.status)}">${escape(doc.status)}</span></td>
     <td>${escape(doc.user)}</td><td>${escape(doc.site)}</td>
     <td>${(doc.tags || []).map((t) => `<span class="tag">${escape(t)}</span>`).join(" ")}</td>

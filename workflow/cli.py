@@ -50,9 +50,12 @@ def cli() -> None:
 @click.option("--store", envvar="WORKFLOW_STORE", default="", show_envvar=True,
               help="Store URL: sqlite:///PATH or mongodb://... [default: SQLite in the "
               "user data directory]")
+@click.option("--archive", envvar="WORKFLOW_ARCHIVE", default="", show_envvar=True,
+              help="The runners' archive folder: the web UI shows plots and products from "
+                   "it, and from nowhere else.")
 @click.option("--log-level", default="info",
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def serve(host: str, port: int, store: str, log_level: str) -> None:
+def serve(host: str, port: int, store: str, archive: str, log_level: str) -> None:
     """Serve the buckets (/buckets) and results (/results) APIs, docs at /docs."""
     import uvicorn
 
@@ -60,7 +63,7 @@ def serve(host: str, port: int, store: str, log_level: str) -> None:
     from workflow.settings import ServerSettings
     from workflow.store import open_store
 
-    settings = ServerSettings.from_env(host=host, port=port, store=store)
+    settings = ServerSettings.from_env(host=host, port=port, store=store, archive=archive)
     opened = open_store(settings.store or None)  # a bad store URL fails here, in one line
     if not settings.tokens:
         click.echo(f"workflow serve: no access tokens configured; open to anyone on {host}",

@@ -73,7 +73,7 @@ class Unauthorized(WorkflowError):
 
 
 class Forbidden(WorkflowError):
-    """The access token does not allow this action."""
+    """The access token does not allow this action, or a file lies outside the archive."""
 
     status_code = 403
 

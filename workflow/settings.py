@@ -38,6 +38,8 @@ class ServerSettings:
         tokens: Accepted access tokens (``WORKFLOW_TOKENS``, comma-separated).
         results_limit: Largest ``results`` in bytes of JSON (``WORKFLOW_RESULTS_LIMIT``).
         reap_interval: Seconds between lease-expiry sweeps (``WORKFLOW_REAP_INTERVAL``).
+        archive: Where runners archive products and plots (``WORKFLOW_ARCHIVE``): the
+            only folder whose files the server hands out (``GET /files``).
     """
 
     store: str = ""
@@ -46,6 +48,7 @@ class ServerSettings:
     tokens: frozenset[str] = field(default_factory=frozenset)
     results_limit: int = RESULTS_LIMIT
     reap_interval: float = 5.0
+    archive: str = ""
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServerSettings:
@@ -57,6 +60,7 @@ class ServerSettings:
             "tokens": _tokens(os.environ.get("WORKFLOW_TOKENS")),
             "results_limit": int(_number("WORKFLOW_RESULTS_LIMIT", RESULTS_LIMIT)),
             "reap_interval": _number("WORKFLOW_REAP_INTERVAL", 5.0),
+            "archive": os.environ.get("WORKFLOW_ARCHIVE", ""),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from workflow import __version__
 from workflow.buckets import Buckets
 from workflow.results import Results
-from workflow.service import buckets_api, errors, results_api, ui_api
+from workflow.service import buckets_api, errors, files_api, results_api, ui_api
 from workflow.service.access import check_token
 from workflow.service.hot import HotPaths
 from workflow.settings import ServerSettings
@@ -64,6 +64,7 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
         app.include_router(module.router, prefix=prefix, dependencies=guard)
     app.include_router(_version_router())
     app.include_router(ui_api.router, prefix="/ui", dependencies=guard)
+    app.include_router(files_api.router, dependencies=guard)
     _web_ui(app)
     return app
 

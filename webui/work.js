@@ -1,0 +1,113 @@
+// One work: every field, parameters and results as JSON, the history as a timeline with
+// errors and tracebacks, plots shown inline and products to download, both only from
+// the server's archive folder (GET /files refuses anything else).
+
+import { api, headers } from "./api.js";
+import { duration, escape, when } from "./format.js";
+
+const IMAGES = /\.(png|jpe?g|gif|svg|webp)$/i;
+const SHOWN_APART = new Set(["parameters", "results", "history", "products", "plots", "lease"]);
+
+function json(value) {
+  return `<pre class="json">${escape(JSON.stringify(value ?? null, null, 2))}</pre>`;
+}
+
+function fields(doc) {
+  const rows = Object.entries(doc).filter(([name]) => !SHOWN_APART.has(name)).map(([name, value]) => {
+    let shown = value;
+    if (["creation", "start", "stop", "not_before"].includes(name) && value) shown = `${when(value)} (${value})`;
+    else if (value !== null && typeof value === "object") shown = JSON.stringify(value);
+    return `<tr><th scope="row">${escape(name)}</th><td data-field="${escape(name)}">${escape(shown ?? "—")}</td></tr>`;
+  });
+  if (doc.lease) rows.push(`<tr><th scope="row">lease</th><td>${escape(doc.lease.runner || "?")} on ${escape(doc.lease.host || "?")}, expires ${when(doc.lease.expires)}</td></tr>`);
+  return `<table class="fields">${rows.join("")}</table>`;
+}
+
+function entry(item) {
+  if ((item.kind || "attempt") === "action") {
+    const changes = item.changes ? ` ${escape(JSON.stringify(item.changes))}` : "";
+    return `<li class="action"><span class="when">${when(item.at)}</span>
+      <strong>${escape(item.action)}</strong> by ${escape(item.by || "someone unknown")}${changes}</li>`;
+  }
+  const error = item.error;
+  const trace = error && error.traceback
+    ? `<details><summary>traceback</summary><pre class="trace">${escape(error.traceback)}</pre></details>` : "";
+  return `<li class="attempt ${escape(item.outcome)}" data-attempt="${item.attempt}">
+    <span class="when">${when(item.started || item.claimed)}</span>
+    <strong>attempt ${item.attempt}: <span class="status ${escape(item.outcome)}">${escape(item.outcome)}</span></strong>
+    ${item.reason ? `<span class="caption">(${escape(item.reason)})</span>` : ""}
+    <div class="caption">${escape(item.runner || "?")} on ${escape(item.host || "?")}, took ${duration(item.started || item.claimed, item.stopped)}</div>
+    ${error ? `<div class="error"><strong>${escape(error.type)}</strong>: ${escape(error.message)}</div>${trace}` : ""}</li>`;
+}
+
+function files(title, paths, kind) {
+  if (!paths || !paths.length) return "";
+  const items = paths.map((path, n) => `<li data-${kind}="${n}"><span class="mono">${escape(path)}</span>
+    <span class="file-state caption">loading…</span></li>`).join("");
+  return `<section><h2>${title}</h2><ul class="files ${kind}s">${items}</ul></section>`;
+}
+
+async function fetchFile(path, signal) {
+  const reply = await fetch(`/files?path=${encodeURIComponent(path)}`, { headers: headers({}), signal });
+  if (!reply.ok) {
+    let message = reply.statusText;
+    try { message = (await reply.json()).message; } catch { /* the status says enough */ }
+    throw new Error(message);
+  }
+  return reply.blob();
+}
+
+async function showFiles(main, doc, signal) {
+  for (const [kind, paths] of [["plot", doc.plots || []], ["product", doc.products || []]]) {
+    paths.forEach(async (path, n) => {
+      const item = main.querySelector(`[data-${kind}="${n}"]`);
+      const state = item.querySelector(".file-state");
+      try {
+        const blob = await fetchFile(path, signal);
+        const url = URL.createObjectURL(blob);
+        if (kind === "plot" && IMAGES.test(path)) {
+          const img = Object.assign(document.createElement("img"), { src: url, alt: `plot ${path.split("/").pop()}`, className: "plot" });
+          item.append(img);
+          state.textContent = "";
+        } else {
+          const link = Object.assign(document.createElement("a"), { href: url, download: path.split("/").pop(), textContent: "download" });
+          state.replaceWith(link);
+        }
+      } catch (error) {
+        if (signal.aborted) return;
+        state.textContent = `not shown: ${error.message}`;
+        state.classList.add("refused");
+      }
+    });
+  }
+}
+
+/** Show the work whose id follows #/work/ in the URL. */
+export async function show(main, signal, status) {
+  const id = decodeURIComponent(location.hash.replace(/^#\/work\//, "").split("?")[0]);
+  main.innerHTML = `<h1>Work <span class="mono">${escape(id)}</span></h1><p class="caption">Loading…</p>`;
+  let doc;
+  try {
+    doc = await api(`/buckets/work/${encodeURIComponent(id)}`, { signal });
+    status.live();
+  } catch (error) {
+    if (signal.aborted) return;
+    if (error.status === 401) { status.lost(error); return; }
+    main.innerHTML = `<h1>Work <span class="mono">${escape(id)}</span></h1>
+      <div class="empty error">${error.status === 404 ? "There is no work with this id." : `Cannot load it: ${escape(error.message)}`}
+      <a href="#/results">Search the results</a>.</div>`;
+    return;
+  }
+  const history = doc.history || [];
+  main.innerHTML = `<h1>Work <span class="mono">${escape(doc.id)}</span>
+      <span class="status ${escape(doc.status)}">${escape(doc.status)}</span></h1>
+    <div class="detail">
+      <section><h2>Fields</h2>${fields(doc)}</section>
+      <section><h2>Parameters</h2>${json(doc.parameters)}</section>
+      <section><h2>Results</h2>${json(doc.results)}</section>
+      <section><h2>History</h2>${history.length
+        ? `<ol class="timeline">${history.map(entry).join("")}</ol>` : '<p class="caption">No attempt yet.</p>'}</section>
+      ${files("Plots", doc.plots, "plot")}${files("Products", doc.products, "product")}
+    </div>`;
+  showFiles(main, doc, signal);
+}
