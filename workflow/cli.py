@@ -65,7 +65,7 @@ def serve(host: str, port: int, store: str, archive: str, log_level: str) -> Non
 
     settings = ServerSettings.from_env(host=host, port=port, store=store, archive=archive)
     opened = open_store(settings.store or None)  # a bad store URL fails here, in one line
-    if not settings.tokens:
+    if not settings.tokens:  # (viewer tokens alone are refused by the settings)
         click.echo(f"workflow serve: no access tokens configured; open to anyone on {host}",
                    err=True)  # fmt: skip
     uvicorn.run(create_app(settings, opened), host=host, port=port, log_level=log_level,

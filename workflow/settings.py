@@ -35,7 +35,10 @@ class ServerSettings:
         store: Store URL (``WORKFLOW_STORE``); empty means SQLite in the user data dir.
         host: Listen address (``WORKFLOW_HOST``).
         port: Listen port (``WORKFLOW_PORT``).
-        tokens: Accepted access tokens (``WORKFLOW_TOKENS``, comma-separated).
+        tokens: Operators' access tokens (``WORKFLOW_TOKENS``, comma-separated): they
+            may do everything.
+        viewer_tokens: Viewers' access tokens (``WORKFLOW_VIEWER_TOKENS``): they may
+            read, and change nothing.
         results_limit: Largest ``results`` in bytes of JSON (``WORKFLOW_RESULTS_LIMIT``).
         reap_interval: Seconds between lease-expiry sweeps (``WORKFLOW_REAP_INTERVAL``).
         archive: Where runners archive products and plots (``WORKFLOW_ARCHIVE``): the
@@ -46,6 +49,7 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     tokens: frozenset[str] = field(default_factory=frozenset)
+    viewer_tokens: frozenset[str] = field(default_factory=frozenset)
     results_limit: int = RESULTS_LIMIT
     reap_interval: float = 5.0
     archive: str = ""
@@ -58,6 +62,7 @@ class ServerSettings:
             "host": os.environ.get("WORKFLOW_HOST", "127.0.0.1"),
             "port": int(_number("WORKFLOW_PORT", DEFAULT_PORT)),
             "tokens": _tokens(os.environ.get("WORKFLOW_TOKENS")),
+            "viewer_tokens": _tokens(os.environ.get("WORKFLOW_VIEWER_TOKENS")),
             "results_limit": int(_number("WORKFLOW_RESULTS_LIMIT", RESULTS_LIMIT)),
             "reap_interval": _number("WORKFLOW_REAP_INTERVAL", 5.0),
             "archive": os.environ.get("WORKFLOW_ARCHIVE", ""),
@@ -69,6 +74,9 @@ class ServerSettings:
 
     def check(self) -> None:
         """Refuse a non-loopback listen address without tokens, and nonsense numbers."""
+        if self.viewer_tokens and not self.tokens:
+            raise ConfigurationError("WORKFLOW_VIEWER_TOKENS needs WORKFLOW_TOKENS too: "
+                                     "without an operator nobody could act", field="tokens")
         if not is_loopback(self.host) and not self.tokens:
             raise ConfigurationError(
                 f"refusing to listen on {self.host} without access tokens: "

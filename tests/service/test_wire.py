@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -142,3 +143,42 @@ def test_work_methods_use_the_server_named_by_the_environment(
     other = httpx.get(f"{server.url}/buckets/work/{second_id}").json()
     assert Work.model_validate(other).delete() is True
     assert Work.withdraw("methods") is None
+
+
+def test_viewers_read_and_operators_act(make_server: Callable[..., Server]) -> None:
+    server = make_server(env={"WORKFLOW_TOKENS": "op", "WORKFLOW_VIEWER_TOKENS": "look"})
+    viewer = {"Authorization": "Bearer look"}
+    operator = {"x-access-token": "op"}
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        assert http.get("/ui/whoami", headers=viewer).json() == {"role": "viewer"}
+        assert http.get("/ui/whoami", headers=operator).json() == {"role": "operator"}
+        assert http.get("/ui/whoami").status_code == 401
+        assert http.post("/buckets/work", json=[{"pipeline": "p"}], headers=operator).is_success
+        for method, path, body in (
+            ("GET", "/buckets/counts", None), ("GET", "/results/works", None),
+            ("POST", "/buckets/view", {}), ("POST", "/results/view", {}),
+            ("POST", "/results/view/count", {}), ("GET", "/ui/dashboard", None),
+        ):
+            assert http.request(method, path, json=body, headers=viewer).status_code == 200, path
+        for method, path, body in (
+            ("POST", "/buckets/work", [{"pipeline": "p"}]),
+            ("POST", "/buckets/withdraw", {"pipelines": ["p"]}),
+            ("POST", "/buckets/complete", {"works": [{"id": "x", "attempt": 1,
+                                                      "status": "success"}]}),
+            ("POST", "/buckets/pipelines/p/pause", None),
+            ("PATCH", "/buckets/pipelines/p", {"paused": True}),
+            ("PUT", "/buckets/work", [{"id": "x"}]),
+            ("DELETE", "/results/results", None),
+        ):
+            refused = http.request(method, path, json=body, headers=viewer)
+            assert refused.status_code == 403, path
+            assert refused.json()["error"] == "Forbidden"
+        assert http.get("/buckets/counts", headers=operator).json() == {"p": {"queued": 1}}
+        assert http.get("/buckets/pipelines/p", headers=viewer).json()["paused"] is False
+
+
+def test_viewer_tokens_alone_are_refused() -> None:
+    done = subprocess.run([sys.executable, "-m", "workflow", "serve"], capture_output=True,
+                          text=True, timeout=30,
+                          env={**os.environ, "WORKFLOW_VIEWER_TOKENS": "look"})  # fmt: skip
+    assert done.returncode != 0 and "WORKFLOW_VIEWER_TOKENS needs WORKFLOW_TOKENS" in done.stderr

@@ -17,8 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from workflow import __version__
 from workflow.buckets import Buckets
 from workflow.results import Results
-from workflow.service import buckets_api, errors, files_api, results_api, ui_api
-from workflow.service.access import check_token
+from workflow.service import access, buckets_api, errors, files_api, results_api, ui_api
 from workflow.service.hot import HotPaths
 from workflow.settings import ServerSettings
 from workflow.store import Store, open_store
@@ -96,9 +95,10 @@ def _version_router() -> APIRouter:
 
 
 async def _authorized(request: Request) -> None:
-    """Require one of the configured tokens (``x-access-token`` or ``Authorization``)."""
-    check_token(request.app.state.settings.tokens, request.headers.get("x-access-token"),
-                request.headers.get("authorization"))  # fmt: skip
+    """Require a token that may make this request (see ``workflow.service.access``)."""
+    request.state.role = access.check(
+        request.app.state.settings, request.method, request.url.path,
+        request.headers.get("x-access-token"), request.headers.get("authorization"))
 
 
 def _reap(buckets: Buckets, settings: ServerSettings, stop: threading.Event) -> None:

@@ -23,8 +23,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from workflow.errors import WorkflowError, WouldWait
-from workflow.service import buckets_api
-from workflow.service.access import check_token
+from workflow.service import access, buckets_api
 from workflow.service.errors import invalid_body
 
 #: (method, path) -> (request model, route function taking the bucket verbs and it).
@@ -59,8 +58,9 @@ class HotPaths:
         state = scope["app"].state
         headers = dict(scope["headers"])
         try:
-            check_token(state.settings.tokens, _text(headers.get(b"x-access-token")),
-                        _text(headers.get(b"authorization")))  # fmt: skip
+            access.check(state.settings, scope["method"], scope["path"],
+                         _text(headers.get(b"x-access-token")),
+                         _text(headers.get(b"authorization")))  # fmt: skip
             try:
                 request = model.model_validate_json(await _body(receive))
             except ValidationError as exc:

@@ -67,6 +67,11 @@ def _oldest_queued(buckets: Buckets, pipeline: str) -> float | None:
     return oldest
 
 
+@router.get("/whoami", summary="What this request's token may do: operator or viewer")
+def whoami(request: Request) -> dict[str, str]:
+    return {"role": request.state.role}
+
+
 @router.get("/dashboard", summary="The dashboard: every pipeline's counts and last hour")
 def get_dashboard(request: Request) -> Any:
     return json_reply(dashboard(request.app.state.buckets, time.time()))
