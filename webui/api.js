@@ -30,8 +30,8 @@ async function failure(reply) {
 }
 
 /** GET (or another method with a JSON body) and the decoded JSON reply. */
-export async function api(path, { method = "GET", body, signal } = {}) {
-  const init = { method, signal, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }) };
+export async function api(path, { method = "GET", body, signal, headers: extra = {} } = {}) {
+  const init = { method, signal, headers: headers(body === undefined ? extra : { ...extra, "Content-Type": "application/json" }) };
   if (body !== undefined) init.body = JSON.stringify(body);
   const reply = await fetch(path, init);
   if (!reply.ok) throw await failure(reply);

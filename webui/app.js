@@ -18,6 +18,7 @@ const status = {
     live.textContent = "live";
     live.className = "live on";
     banner.hidden = true;
+    tokenForm.hidden = true;
   },
   lost(error) {
     live.textContent = "reconnecting…";

@@ -2,6 +2,7 @@
 // errors and tracebacks, plots shown inline and products to download, both only from
 // the server's archive folder (GET /files refuses anything else).
 
+import { panel, myRole, wire } from "./actions.js";
 import { api, headers } from "./api.js";
 import { duration, escape, when } from "./format.js";
 
@@ -25,7 +26,10 @@ function fields(doc) {
 
 function entry(item) {
   if ((item.kind || "attempt") === "action") {
-    const changes = item.changes ? ` ${escape(JSON.stringify(item.changes))}` : "";
+    const linked = item.changes && (item.changes.of || item.changes.as);
+    const changes = linked
+      ? ` <a href="#/work/${encodeURIComponent(linked)}" class="mono">${escape(linked)}</a>`
+      : item.changes ? ` ${escape(JSON.stringify(item.changes))}` : "";
     return `<li class="action"><span class="when">${when(item.at)}</span>
       <strong>${escape(item.action)}</strong> by ${escape(item.by || "someone unknown")}${changes}</li>`;
   }
@@ -98,10 +102,14 @@ export async function show(main, signal, status) {
       <a href="#/results">Search the results</a>.</div>`;
     return;
   }
+  let currentRole = "viewer";
+  try { currentRole = await myRole(); } catch { /* no actions, then */ }
   const history = doc.history || [];
   main.innerHTML = `<h1>Work <span class="mono">${escape(doc.id)}</span>
       <span class="status ${escape(doc.status)}">${escape(doc.status)}</span></h1>
+    <p class="caption" id="notice" role="status"></p>
     <div class="detail">
+      ${panel(doc, currentRole)}
       <section><h2>Fields</h2>${fields(doc)}</section>
       <section><h2>Parameters</h2>${json(doc.parameters)}</section>
       <section><h2>Results</h2>${json(doc.results)}</section>
@@ -110,4 +118,13 @@ export async function show(main, signal, status) {
       ${files("Plots", doc.plots, "plot")}${files("Products", doc.products, "product")}
     </div>`;
   showFiles(main, doc, signal);
+  wire(main, doc, async (message, nextId) => {
+    if (nextId) { location.hash = `#/work/${encodeURIComponent(nextId)}`; return; }
+    if (nextId === null && message.startsWith("Delete")) {
+      main.innerHTML = `<h1>Deleted</h1><p>The work ${escape(doc.id)} is gone. <a href="#/buckets">Back to the buckets</a>.</p>`;
+      return;
+    }
+    await show(main, signal, status);
+    main.querySelector("#notice").textContent = message;
+  });
 }

@@ -204,6 +204,12 @@ class Client:
         """Cancel a queued or running work."""
         return self._work("POST", f"/buckets/work/{id}/cancel", None, safe=False)
 
+    def retry(self, id: str, parameters: dict[str, Any] | None = None) -> Work:
+        """Queue a finished work again as a new, linked work (other parameters if given);
+        returns the new work."""
+        body = {"parameters": parameters} if parameters is not None else {}
+        return self._work("POST", f"/buckets/work/{id}/retry", body, safe=False)
+
     def change(self, id: str, *, priority: int | None = None, retries: int | None = None
                ) -> Work:  # fmt: skip
         """Change priority and/or retries of a queued work."""

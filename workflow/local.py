@@ -61,6 +61,9 @@ class LocalClient:
     def cancel(self, id: str) -> Work:
         return Work.model_validate(self.buckets.cancel(id, by=default_user()))
 
+    def retry(self, id: str, parameters: dict[str, Any] | None = None) -> Work:
+        return Work.model_validate(self.buckets.retry(id, parameters, by=default_user()))
+
     def change(self, id: str, *, priority: int | None = None, retries: int | None = None
                ) -> Work:  # fmt: skip
         changed = self.buckets.change(id, priority=priority, retries=retries, by=default_user())

@@ -143,3 +143,29 @@ def test_search_time_range(api: Any, pipeline: str, finished: dict[str, str]) ->
 def test_counts_per_pipeline_and_status(api: Any, pipeline: str, finished: dict[str, str]
                                         ) -> None:  # fmt: skip
     assert api.counts()[pipeline] == {"success": 3, "failure": 1, "cancelled": 1}
+
+
+def test_retry_of_a_finished_work_queues_a_linked_copy(api: Any, make_work: Any,
+                                                       pipeline: str) -> None:  # fmt: skip
+    original = make_work(priority=4, parameters={"dm": 1.0}, tags=["t"])
+    api.deposit([original])
+    (taken,) = api.withdraw(pipeline)
+    api.complete(taken.id, taken.attempt, "failure", error={"type": "E", "message": "m"})
+    while api.get(original.id).status == "queued":  # retries left: finish it off
+        (again,) = api.withdraw(pipeline)
+        api.complete(again.id, again.attempt, "failure", error={"type": "E", "message": "m"})
+    copy = api.retry(original.id, parameters={"dm": 2.5})
+    assert copy.id != original.id and copy.status == "queued" and copy.attempt == 0
+    assert (copy.pipeline, copy.priority, copy.tags, copy.parameters) == (
+        pipeline, 4, ["t"], {"dm": 2.5})
+    assert [(e.action, e.changes, e.by) for e in copy.history] == [
+        ("retry-of", {"of": original.id}, default_user())]
+    linked = api.result(original.id)
+    assert linked.history[-1].action == "retried-as"
+    assert linked.history[-1].changes == {"as": copy.id}
+    same = api.retry(original.id)
+    assert same.parameters == {"dm": 1.0}, "without new parameters, the original's"
+    with pytest.raises(NotFound):
+        api.retry(copy.id)  # still queued: not a finished work
+    with pytest.raises(InvalidWork):
+        api.retry(original.id, parameters=["not", "an", "object"])

@@ -35,6 +35,9 @@ from workflow.work import (
 #: Fields that identify a deposit; a retried deposit with the same id repeats them.
 _IDENTITY = ("pipeline", "function", "command", "parameters", "user", "site", "creation")
 MAX_BATCH = 10_000
+#: What a retried work takes over from the original.
+_REPEATED = ("pipeline", "function", "command", "parameters", "tags", "event", "site", "user",
+             "priority", "retries", "timeout", "backoff", "config", "notify")  # fmt: skip
 
 
 class Buckets:
@@ -325,6 +328,35 @@ class Buckets:
         new = parse_work({**doc, **changes}, "work").payload()
         new["history"] = [*doc.get("history", []), _action("change", self.clock(), by, changes)]
         return self.store.work.swap(id, {"status": "queued", "attempt": doc["attempt"]}, new)
+
+    def retry(self, id: str, parameters: dict[str, Any] | None = None,
+              by: str | None = None) -> Doc:  # fmt: skip
+        """Queue a finished work again as a new work, with other ``parameters`` if given.
+
+        The two are linked: the new work's history starts with a ``retry-of`` action,
+        the original's gains ``retried-as``; both name ``by``.
+
+        Raises:
+            NotFound: no finished work ``id``.
+            InvalidWork: the new parameters are not a valid work's.
+        """
+        original = self.store.results.get(id)
+        if original is None:
+            raise NotFound(f"no finished work {id}", field="id", id=id)
+        raw = {name: original[name] for name in _REPEATED if original.get(name) is not None}
+        if parameters is not None:
+            raw["parameters"] = parameters
+        now = self.clock()
+        with self.store.batch():  # one transaction: no runner sees the new work unlinked
+            (new_id,) = self.deposit([raw])
+            new = self.store.work.get(new_id)
+            assert new is not None
+            new = {**new, "history": [_action("retry-of", now, by, {"of": id})]}
+            self.store.work.swap(new_id, {"status": "queued", "attempt": 0}, new)
+            history = [*original.get("history", []), _action("retried-as", now, by, {"as": new_id})]
+            self.store.results.swap(id, {"status": original["status"]},
+                                    {**original, "history": history})  # fmt: skip
+        return new
 
     def delete(self, ids: list[str]) -> int:
         """Delete works from the bucket; return how many existed."""

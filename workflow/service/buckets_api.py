@@ -260,6 +260,19 @@ def cancel(buckets: Verbs, id: str, request: Request) -> Any:
     return buckets.cancel(id, by=_who(request))
 
 
+class RetryRequest(Strict):
+    """Queue a finished work again, with these parameters instead of its own if given."""
+
+    parameters: dict[str, Any] | None = None
+
+
+@router.post("/work/{id}/retry", summary="Queue a finished work again as a new, linked work")
+def retry(buckets: Verbs, id: str, request: Request,
+          body: Annotated[RetryRequest | None, Body()] = None) -> Any:  # fmt: skip
+    parameters = body.parameters if body else None
+    return json_reply(buckets.retry(id, parameters, by=_who(request)))
+
+
 @router.patch("/work/{id}", summary="Change priority or retries of a queued work")
 def change(buckets: Verbs, id: str, body: Change, request: Request) -> Any:
     return buckets.change(id, priority=body.priority, retries=body.retries, by=_who(request))

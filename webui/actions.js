@@ -1,0 +1,92 @@
+// Operator actions on one work: change priority and retries, cancel, delete, retry.
+// Shown only to a token that may act (GET /ui/whoami); the server refuses the rest anyway.
+
+import { api } from "./api.js";
+import { escape } from "./format.js";
+
+const NAME_KEY = "workflow.user";
+let role = null;
+
+/** "operator" or "viewer", asked once per page load. */
+export async function myRole() {
+  if (role === null) role = (await api("/ui/whoami")).role;
+  return role;
+}
+
+function who() {
+  return localStorage.getItem(NAME_KEY) || "web UI";
+}
+
+const options = (values, chosen) => values.map((v) =>
+  `<option value="${v}" ${v === chosen ? "selected" : ""}>${v}</option>`).join("");
+
+/** The actions panel for `doc`, or "" when there is nothing this role may do. */
+export function panel(doc, currentRole) {
+  if (currentRole !== "operator") return "";
+  const parts = [];
+  if (doc.status === "queued") {
+    parts.push(`<form data-action="change" class="inline">
+      <label>Priority <select name="priority">${options([1, 2, 3, 4, 5], doc.priority)}</select></label>
+      <label>Retries <select name="retries">${options([0, 1, 2, 3, 4, 5], doc.retries)}</select></label>
+      <button type="submit">Change</button></form>`);
+  }
+  if (doc.status === "queued" || doc.status === "running") {
+    parts.push(`<button type="button" data-action="cancel">Cancel this work</button>
+      <button type="button" data-action="delete" class="danger">Delete from the bucket</button>`);
+  } else {
+    parts.push(`<form data-action="retry"><label for="retry-parameters">Parameters for the new work (JSON)</label>
+      <textarea id="retry-parameters" name="parameters" rows="4">${escape(JSON.stringify(doc.parameters ?? {}, null, 2))}</textarea>
+      <button type="submit">Retry as a new work</button></form>`);
+  }
+  return `<section class="actions-panel"><h2>Actions</h2>
+    <label class="who">Recorded as <input name="who" value="${escape(who())}" size="16"></label>
+    ${parts.join("")}<p class="caption" role="status" id="action-state"></p></section>`;
+}
+
+/** Wire the panel's controls; `done(message, nextId)` runs after an action succeeded. */
+export function wire(main, doc, done) {
+  const state = main.querySelector("#action-state");
+  if (!state) return;
+  const headers = () => ({ "X-Workflow-User": who() });
+  main.querySelector(".who input").addEventListener("change", (event) =>
+    localStorage.setItem(NAME_KEY, event.target.value.trim() || "web UI"));
+  const act = async (label, call) => {
+    state.textContent = `${label}…`;
+    try {
+      const reply = await call();
+      done(`${label}: done.`, reply && reply.id !== doc.id ? reply.id : null);
+    } catch (error) {
+      state.textContent = `${label} failed: ${error.message}`;
+      state.classList.add("refused");
+    }
+  };
+  const id = encodeURIComponent(doc.id);
+  main.querySelector('[data-action="change"]')?.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const data = new FormData(event.target);
+    act("Change", () => api(`/buckets/work/${id}`, { method: "PATCH", headers: headers(),
+      body: { priority: Number(data.get("priority")), retries: Number(data.get("retries")) } }));
+  });
+  main.querySelector('[data-action="cancel"]')?.addEventListener("click", () => {
+    if (confirm("Cancel this work? It moves to the results as cancelled.")) act("Cancel", () =>
+      api(`/buckets/work/${id}/cancel`, { method: "POST", headers: headers() }));
+  });
+  main.querySelector('[data-action="delete"]')?.addEventListener("click", () => {
+    if (confirm("Delete this work from the bucket? Nothing of it is kept.")) act("Delete", async () => {
+      await api("/buckets/work/delete", { method: "POST", headers: headers(), body: { ids: [doc.id] } });
+      return { id: null };
+    });
+  });
+  main.querySelector('[data-action="retry"]')?.addEventListener("submit", (event) => {
+    event.preventDefault();
+    let parameters;
+    try {
+      parameters = JSON.parse(new FormData(event.target).get("parameters") || "{}");
+    } catch (error) {
+      state.textContent = `The parameters are not JSON: ${error.message}`;
+      state.classList.add("refused");
+      return;
+    }
+    act("Retry", () => api(`/buckets/work/${id}/retry`, { method: "POST", headers: headers(), body: { parameters } }));
+  });
+}
