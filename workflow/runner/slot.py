@@ -1,9 +1,10 @@
-"""Where one attempt runs: a warm child process for functions, a process group for commands.
+"""Where attempts run: a warm child process for functions (a batch of them per message),
+a process group for a command.
 
-The parent enforces the work's timeout: a child that overruns is killed (and a fresh
-one started), and so is a command's whole process group. A child that dies (an
-exception that escapes, ``os._exit``, a segfault, the out-of-memory killer) ends only
-its attempt, recorded with how it died.
+The parent enforces each work's timeout: a child that overruns is killed (and a fresh
+one runs the rest of the batch), and so is a command's whole process group. A child
+that dies (an exception that escapes, ``os._exit``, a segfault, the out-of-memory
+killer) ends only the attempt it was running, recorded with how it died.
 """
 
 from __future__ import annotations
