@@ -16,7 +16,7 @@ export function setToken(value) {
   else localStorage.removeItem(TOKEN_KEY);
 }
 
-export function headers(extra) {
+function headers(extra) {
   const out = { Accept: "application/json", ...extra };
   const token = localStorage.getItem(TOKEN_KEY);
   if (token) out.Authorization = `Bearer ${token}`;
@@ -36,6 +36,13 @@ export async function api(path, { method = "GET", body, signal, headers: extra =
   const reply = await fetch(path, init);
   if (!reply.ok) throw await failure(reply);
   return reply.status === 204 ? null : reply.json();
+}
+
+/** A file or export as a Blob (with the token, which a plain link cannot carry). */
+export async function blob(path, { signal } = {}) {
+  const reply = await fetch(path, { headers: headers({}), signal });
+  if (!reply.ok) throw await failure(reply);
+  return reply.blob();
 }
 
 /** The events of a server-sent event stream, as {event, data} with data decoded. It is

@@ -2,7 +2,7 @@
 // its runner, host, attempt, and time used against its timeout.
 
 import { api } from "./api.js";
-import { age, escape, number, when } from "./format.js";
+import { age, escape, pager, when } from "./format.js";
 
 const PAGE = 100;
 const REFRESH_MS = 3000;
@@ -65,18 +65,12 @@ async function load(main, state, signal) {
     return;
   }
   const now = Date.now() / 1000;
-  const first = (state.page - 1) * PAGE + 1;
-  const pages = Math.max(1, Math.ceil(total / PAGE));
-  const link = (page, label) => page >= 1 && page <= pages && page !== state.page
-    ? `<a href="${toHash({ ...state, page })}">${label}</a>` : `<span aria-disabled="true">${label}</span>`;
   table.innerHTML = `<div class="scroll"><table class="results"><thead><tr>
     <th scope="col">id</th><th scope="col">pipeline</th><th scope="col">status</th>
     <th scope="col">priority</th><th scope="col">attempt</th><th scope="col">runner</th>
     <th scope="col">host</th><th scope="col">elapsed of timeout</th><th scope="col">created</th>
     </tr></thead><tbody>${docs.map((d) => row(d, now)).join("")}</tbody></table></div>
-    <nav class="pager" aria-label="Pages of works"><span id="shown">${number(first)}–${number(first + docs.length - 1)} of ${number(total)}</span>
-    ${link(state.page - 1, "← Previous")} <span>page ${number(state.page)} of ${number(pages)}</span>
-    ${link(state.page + 1, "Next →")}</nav>`;
+    ${pager(state.page, PAGE, total, (to) => toHash({ ...state, page: to }), "Pages of works")}`;
 }
 
 /** Show queued and running works, refreshing until `signal` aborts. */

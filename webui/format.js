@@ -39,3 +39,17 @@ export function duration(start, stop) {
   if (s < 10) return `${s.toFixed(1)} s`;
   return age(s);
 }
+
+/** The page links under a table: "first–last of total", previous and next, each page's
+ * URL made by `hashOf(page)`. */
+export function pager(page, size, total, hashOf, label) {
+  const pages = Math.max(1, Math.ceil(total / size));
+  const first = total ? (page - 1) * size + 1 : 0;
+  const last = Math.min(total, page * size);
+  const link = (to, text) => to >= 1 && to <= pages && to !== page
+    ? `<a href="${hashOf(to)}">${text}</a>` : `<span aria-disabled="true">${text}</span>`;
+  return `<nav class="pager" aria-label="${label}">
+    <span id="shown">${number(first)}–${number(last)} of ${number(total)}</span>
+    ${link(page - 1, "← Previous")} <span>page ${number(page)} of ${number(pages)}</span>
+    ${link(page + 1, "Next →")}</nav>`;
+}

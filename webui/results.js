@@ -1,8 +1,8 @@
 // Results search: filters in the URL (bookmarkable), sortable columns, pages, and the
 // export of the whole search as CSV or JSON.
 
-import { api, headers } from "./api.js";
-import { escape, number, when, duration } from "./format.js";
+import { api, blob } from "./api.js";
+import { duration, escape, pager, when } from "./format.js";
 
 const PAGE = 50;
 const FIELDS = ["pipeline", "status", "tag", "event", "site", "user", "since", "until", "text"];
@@ -95,26 +95,12 @@ function row(doc) {
     <td>${duration(doc.start, doc.stop)}</td><td>${attempts}</td></tr>`;
 }
 
-function pager(state, total) {
-  const pages = Math.max(1, Math.ceil(total / PAGE));
-  const first = total ? (state.page - 1) * PAGE + 1 : 0;
-  const last = Math.min(total, state.page * PAGE);
-  const link = (page, label) => page >= 1 && page <= pages && page !== state.page
-    ? `<a href="${toHash({ ...state, page })}">${label}</a>` : `<span aria-disabled="true">${label}</span>`;
-  return `<nav class="pager" aria-label="Pages of results">
-    <span id="shown">${number(first)}–${number(last)} of ${number(total)}</span>
-    ${link(state.page - 1, "← Previous")} <span>page ${number(state.page)} of ${number(pages)}</span>
-    ${link(state.page + 1, "Next →")}</nav>`;
-}
-
 async function download(filters, format, button) {
   const params = apiQuery(filters);
   params.set("format", format);
   button.disabled = true;
   try {
-    const reply = await fetch(`/results/export?${params}`, { headers: headers({}) });
-    if (!reply.ok) throw new Error((await reply.json()).message || reply.statusText);
-    const url = URL.createObjectURL(await reply.blob());
+    const url = URL.createObjectURL(await blob(`/results/export?${params}`));
     const link = Object.assign(document.createElement("a"), { href: url, download: `results.${format}` });
     document.body.append(link);
     link.click();
@@ -167,5 +153,6 @@ export async function show(main, signal, status) {
     return;
   }
   table.innerHTML = `<div class="scroll"><table class="results"><thead><tr>${header(state)}</tr></thead>
-    <tbody>${page.items.map(row).join("")}</tbody></table></div>${pager(state, page.total)}`;
+    <tbody>${page.items.map(row).join("")}</tbody></table></div>${pager(state.page, PAGE, page.total,
+      (to) => toHash({ ...state, page: to }), "Pages of results")}`;
 }

@@ -3,7 +3,7 @@
 // the server's archive folder (GET /files refuses anything else).
 
 import { panel, myRole, wire } from "./actions.js";
-import { api, headers } from "./api.js";
+import { api, blob } from "./api.js";
 import { duration, escape, when } from "./format.js";
 
 const IMAGES = /\.(png|jpe?g|gif|svg|webp)$/i;
@@ -51,24 +51,13 @@ function files(title, paths, kind) {
   return `<section><h2>${title}</h2><ul class="files ${kind}s">${items}</ul></section>`;
 }
 
-async function fetchFile(path, signal) {
-  const reply = await fetch(`/files?path=${encodeURIComponent(path)}`, { headers: headers({}), signal });
-  if (!reply.ok) {
-    let message = reply.statusText;
-    try { message = (await reply.json()).message; } catch { /* the status says enough */ }
-    throw new Error(message);
-  }
-  return reply.blob();
-}
-
 async function showFiles(main, doc, signal) {
   for (const [kind, paths] of [["plot", doc.plots || []], ["product", doc.products || []]]) {
     paths.forEach(async (path, n) => {
       const item = main.querySelector(`[data-${kind}="${n}"]`);
       const state = item.querySelector(".file-state");
       try {
-        const blob = await fetchFile(path, signal);
-        const url = URL.createObjectURL(blob);
+        const url = URL.createObjectURL(await blob(`/files?path=${encodeURIComponent(path)}`, { signal }));
         if (kind === "plot" && IMAGES.test(path)) {
           const img = Object.assign(document.createElement("img"), { src: url, alt: `plot ${path.split("/").pop()}`, className: "plot" });
           item.append(img);

@@ -91,7 +91,7 @@ class Runner:
         self._in_flight = 0  # claimed works queued or running here
         self._todo: deque[Doc] = deque()
         self._closing = False  # attempt threads take nothing more
-        backlog = max(options.prefetch, options.concurrency)
+        self._backlog = backlog = max(options.prefetch, options.concurrency)
         # The main loop claims more once no more than this many are in flight: with
         # prefetch, while half the batch is still to run, so that no attempt thread
         # waits for a withdraw; without, as soon as an attempt thread is free.
@@ -118,8 +118,7 @@ class Runner:
         for worker in workers:
             worker.start()
         idle = self.options.sleep
-        backlog = max(self.options.prefetch, self.options.concurrency)
-        refill_at = self._refill_at
+        backlog, refill_at = self._backlog, self._refill_at
         while not self.stopping.is_set():
             with self._changed:
                 in_flight = self._in_flight
