@@ -6,7 +6,8 @@ Each command finds its ``Client`` in ``ctx.obj`` (the ``buckets`` group creates 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -73,11 +74,41 @@ def rm(client: Client, ids: tuple[str, ...], yes: bool) -> None:
     click.echo(f"deleted {deleted} of {len(unique)} works")
 
 
+def confirmed(act: Callable[[int | None], dict[str, Any]], what: str, yes: bool) -> None:
+    """Run a bulk action: ask how many works it touches, confirm that number (unless
+    ``yes``), act, and say what was done and skipped."""
+    matched = act(None)["matched"]
+    if not matched:
+        click.echo(f"no works to {what}")
+        return
+    if not yes:
+        click.confirm(f"{what.capitalize()} {matched} work(s)?", abort=True, err=True)
+    reply = act(matched)
+    click.echo(f"{what}: {reply['done']} of {reply['matched']} done, {reply['skipped']} skipped")
+    for reason in reply["reasons"]:
+        click.echo(f"  {reason['id']}: {reason['reason']}", err=True)
+
+
 @click.command()
-@click.argument("ids", nargs=-1, required=True)
+@click.argument("ids", nargs=-1)
+@click.option("--pipeline", "pipelines", multiple=True,
+              help="Instead of IDS: every work of this pipeline, repeatable.")  # fmt: skip
+@click.option("--status", "statuses", multiple=True, type=click.Choice(["queued", "running"]),
+              help="With --pipeline: only works of this status.  [default: both]")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
-def cancel(client: Client, ids: tuple[str, ...]) -> None:
-    """Cancel queued or running works; they move to the results."""
+def cancel(client: Client, ids: tuple[str, ...], pipelines: tuple[str, ...],
+           statuses: tuple[str, ...], yes: bool) -> None:  # fmt: skip
+    """Cancel queued or running works; they move to the results.
+
+    Name the works by IDS, or every work of a --pipeline after confirming their number.
+    """
+    if bool(ids) == bool(pipelines):
+        raise click.UsageError("give either IDS or --pipeline")
+    if pipelines:
+        confirmed(lambda n: client.bulk("cancel", confirm=n, pipeline=list(pipelines),
+                                        status=list(statuses) or None), "cancel", yes)
+        return
     for id in dict.fromkeys(ids):
         click.echo(f"{client.cancel(id).id} cancelled")
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 
 from workflow import views
+from workflow.cli_buckets import confirmed
 from workflow.results.verbs import MAX_PAGE
 from workflow.store.base import SORT_FIELDS
 
@@ -52,20 +54,37 @@ class When(click.ParamType):
                       "or an age like 30m, 2h, 3d", param, ctx)  # fmt: skip
 
 
+def search_filters(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that narrow a results search."""
+    options = [
+        click.option("--pipeline", "pipelines", multiple=True, help="Any of these, repeatable."),
+        click.option("--status", "statuses", multiple=True,
+                     type=click.Choice(["success", "failure", "cancelled"]),
+                     help="Any of these, repeatable."),
+        click.option("--tag", "tags", multiple=True,
+                     help="Carrying any of these tags, repeatable."),
+        click.option("--event", "events", multiple=True, type=int, help="Any of these events."),
+        click.option("--site", help="Only this site."),
+        click.option("--user", help="Only this user."),
+        click.option("--since", type=When(), help="Created at or after WHEN: unix seconds, an "
+                     "ISO date or datetime, or an age such as 30m, 2h, 3d."),
+        click.option("--until", type=When(), help="Created before WHEN."),
+        click.option("--text", help="Words that must all appear in parameters, results, tags "
+                     "or error messages."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _plain(pipelines: tuple[str, ...], statuses: tuple[str, ...], tags: tuple[str, ...],
+           events: tuple[int, ...]) -> dict[str, list[Any]]:  # fmt: skip
+    return {"pipeline": list(pipelines), "status": list(statuses), "tag": list(tags),
+            "event": list(events)}  # fmt: skip
+
+
 @click.command()
-@click.option("--pipeline", "pipelines", multiple=True, help="Any of these, repeatable.")
-@click.option("--status", "statuses", multiple=True,
-              type=click.Choice(["success", "failure", "cancelled"]),
-              help="Any of these, repeatable.")  # fmt: skip
-@click.option("--tag", "tags", multiple=True, help="Carrying any of these tags, repeatable.")
-@click.option("--event", "events", multiple=True, type=int, help="Any of these events.")
-@click.option("--site", help="Only this site.")
-@click.option("--user", help="Only this user.")
-@click.option("--since", type=When(), help="Created at or after WHEN: unix seconds, an ISO "
-              "date or datetime, or an age such as 30m, 2h, 3d.")  # fmt: skip
-@click.option("--until", type=When(), help="Created before WHEN.")
-@click.option("--text", help="Words that must all appear in parameters, results, tags or "
-              "error messages.")  # fmt: skip
+@search_filters
 @click.option("--sort", default="creation", type=click.Choice(sorted(SORT_FIELDS)))
 @click.option("--order", default="desc", type=click.Choice(["asc", "desc"]))
 @click.option("--skip", default=0, type=click.IntRange(min=0), help="Matches to skip.")
@@ -76,8 +95,7 @@ def search(client: Client, pipelines: tuple[str, ...], statuses: tuple[str, ...]
            tags: tuple[str, ...], events: tuple[int, ...], as_json: bool,
            **filters: Any) -> None:  # fmt: skip
     """Search finished works; every option narrows the search."""
-    found, total = client.search(pipeline=list(pipelines), status=list(statuses),
-                                 tag=list(tags), event=list(events), **filters)  # fmt: skip
+    found, total = client.search(**_plain(pipelines, statuses, tags, events), **filters)
     if as_json:
         page = {"total": total, "skip": filters["skip"], "limit": filters["limit"],
                 "items": [work.payload() for work in found]}  # fmt: skip
@@ -115,4 +133,17 @@ def counts(client: Client, as_json: bool) -> None:
         Console().print(views.counts_table(tally))
 
 
-COMMANDS = [search, show, counts]
+@click.command()
+@search_filters
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def retry(client: Client, pipelines: tuple[str, ...], statuses: tuple[str, ...],
+          tags: tuple[str, ...], events: tuple[int, ...], yes: bool,
+          **filters: Any) -> None:  # fmt: skip
+    """Queue again every finished work the options match, each as a new work linked to
+    it, after confirming their number."""
+    search = {**_plain(pipelines, statuses, tags, events), **filters}
+    confirmed(lambda n: client.retry_matching(confirm=n, **search), "retry", yes)
+
+
+COMMANDS = [search, show, counts, retry]

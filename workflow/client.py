@@ -233,6 +233,24 @@ class Client:
         """Every known pipeline with its settings and counts."""
         return self.call("GET", "/buckets/pipelines", safe=True)  # type: ignore[no-any-return]
 
+    def bulk(self, action: str, *, confirm: int | None = None, priority: int | None = None,
+             retries: int | None = None, **filter: Any) -> dict[str, Any]:  # fmt: skip
+        """Cancel (``action="cancel"``) or change priority and retries (``"change"``) of
+        every bucket work matching ``filter`` (pipeline, status, site, user, tags,
+        priority). Without ``confirm`` nothing is done and the reply's ``matched`` says
+        how many match; with it, nothing is done if more than ``confirm`` match."""
+        body = {"action": action, "confirm": confirm, "priority": priority, "retries": retries,
+                "filter": {k: v for k, v in filter.items() if v is not None}}
+        return self.call("POST", "/buckets/bulk",  # type: ignore[no-any-return]
+                         json={k: v for k, v in body.items() if v is not None})  # fmt: skip
+
+    def retry_matching(self, *, confirm: int | None = None, **search: Any) -> dict[str, Any]:
+        """Queue again every finished work ``search`` matches (the parameters of
+        ``search()``), each as a new linked work; ``confirm`` as for ``bulk``."""
+        clean = {k: v for k, v in search.items() if v is not None and v != []}
+        return self.call("POST", "/results/retry", params=clean,  # type: ignore[no-any-return]
+                         json={"confirm": confirm})  # fmt: skip
+
     def configure(self, pipeline: str, changes: dict[str, Any]) -> PipelineSettings:
         """Change a pipeline's ``defaults`` and/or ``paused``."""
         reply = self.call("PATCH", f"/buckets/pipelines/{pipeline}", safe=True, json=changes)

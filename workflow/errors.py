@@ -66,6 +66,10 @@ class DuplicateWork(TransitionConflict):
     """A different work with that id exists already."""
 
 
+class CountChanged(TransitionConflict):
+    """More works match now than were confirmed; nothing was done."""
+
+
 class Unauthorized(WorkflowError):
     """A valid access token is required."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from workflow.buckets import Buckets, PipelineSettings
+from workflow.buckets.bulk import act_on_bucket, retry_results
 from workflow.buckets.verbs import plain_query
 from workflow.client import deposit_payloads
 from workflow.results import Results, Search
@@ -78,17 +79,34 @@ class LocalClient:
     def counts(self) -> dict[str, dict[str, int]]:
         return self.buckets.counts()
 
+    def bulk(self, action: str, *, confirm: int | None = None, priority: int | None = None,
+             retries: int | None = None, **filter: Any) -> dict[str, Any]:  # fmt: skip
+        lists = {k: filter.pop(k) for k in ("pipeline", "status") if filter.get(k)}
+        query = plain_query(**filter)
+        query.update({k: {"$in": list(v)} for k, v in lists.items()})
+        return act_on_bucket(self.buckets, query, action, confirm=confirm,  # type: ignore[arg-type]
+                             by=default_user(), priority=priority, retries=retries)  # fmt: skip
+
+    def retry_matching(self, *, confirm: int | None = None, **search: Any) -> dict[str, Any]:
+        found = _search(search)
+        return retry_results(self.buckets, self.results.export(found), self.results.total(found),
+                             confirm=confirm, by=default_user())  # fmt: skip
+
     def configure(self, pipeline: str, changes: dict[str, Any]) -> PipelineSettings:
-        return self.buckets.configure(pipeline, changes)
+        return self.buckets.configure(pipeline, changes, by=default_user())
 
     def expire(self) -> int:
         return self.buckets.expire(limit=10_000)
 
     def search(self, **params: Any) -> tuple[list[Work], int]:
-        renames = {"tag": "tags"}
-        search = Search(**{renames.get(k, k): v for k, v in params.items() if v is not None})
-        items, total = self.results.search(search)
+        items, total = self.results.search(_search(params))
         return [Work.model_validate(doc) for doc in items], total
 
     def result(self, id: str) -> Work:
         return Work.model_validate(self.results.get(id))
+
+
+def _search(params: dict[str, Any]) -> Search:
+    """A ``Search`` from the HTTP search's parameter names."""
+    renames = {"tag": "tags"}
+    return Search(**{renames.get(k, k): v for k, v in params.items() if v is not None})

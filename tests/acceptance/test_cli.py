@@ -197,6 +197,22 @@ def test_cancel_moves_work_to_the_results(server: Server) -> None:
     assert [w["id"] for w in page["items"]] == [id]
 
 
+def test_cancel_of_a_whole_pipeline_confirms_the_count(server: Server) -> None:
+    ids = deposit(server, "-p", "sweep", "--count", "3")
+    asked = workflow(server.url, "buckets", "cancel", "--pipeline", "sweep", input="n\n")
+    assert asked.returncode != 0 and "Cancel 3 work(s)?" in asked.stderr
+    assert {get(server, id)["status"] for id in ids} == {"queued"}
+    out = ok(server, "buckets", "cancel", "--pipeline", "sweep", input="y\n")
+    assert out.strip().endswith("cancel: 3 of 3 done, 0 skipped")
+    assert {get(server, id)["status"] for id in ids} == {"cancelled"}
+    again = ok(server, "results", "retry", "--pipeline", "sweep", "--status", "cancelled", "-y")
+    assert again.strip() == "retry: 3 of 3 done, 0 skipped"
+    assert ok(server, "buckets", "cancel", "--pipeline", "nothing-here").strip() == \
+        "no works to cancel"
+    both = workflow(server.url, "buckets", "cancel", ids[0], "--pipeline", "sweep")
+    assert both.returncode == 2 and "either IDS or --pipeline" in both.stderr
+
+
 def test_rm_deletes_with_yes_and_asks_without(server: Server) -> None:
     keep, gone, also_gone = deposit(server, "-p", "fold", "--count", "3")
     asked = workflow(server.url, "buckets", "rm", keep, input="n\n")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from workflow.errors import InvalidWork, NotFound, TransitionConflict
+from workflow.errors import CountChanged, InvalidWork, NotFound, TransitionConflict
 from workflow.work import default_user
 
 
@@ -169,3 +169,63 @@ def test_retry_of_a_finished_work_queues_a_linked_copy(api: Any, make_work: Any,
         api.retry(copy.id)  # still queued: not a finished work
     with pytest.raises(InvalidWork):
         api.retry(original.id, parameters=["not", "an", "object"])
+
+
+def test_bulk_actions_state_the_count_and_never_touch_more(api: Any, make_work: Any,
+                                                           pipeline: str) -> None:  # fmt: skip
+    works = [make_work(priority=1, site="north") for _ in range(5)] + [make_work(site="south")]
+    api.deposit(works)
+    (running,) = api.withdraw(pipeline, site="south")
+    asked = api.bulk("change", pipeline=[pipeline], site="north", priority=4)
+    assert asked == {"matched": 5, "done": 0, "skipped": 0, "reasons": []}
+    assert {api.get(w.id).priority for w in works[:5]} == {1}, "a count changes nothing"
+    api.deposit([make_work(site="north")])  # a sixth match since the count
+    with pytest.raises(CountChanged) as refused:
+        api.bulk("change", pipeline=[pipeline], site="north", priority=4, confirm=5)
+    assert refused.value.details["matched"] == 6
+    assert {api.get(w.id).priority for w in works[:5]} == {1}, "refused: nothing done"
+    done = api.bulk("change", pipeline=[pipeline], site="north", priority=4, retries=0,
+                    confirm=6)  # fmt: skip
+    assert (done["matched"], done["done"], done["skipped"]) == (6, 6, 0)
+    changed = api.get(works[0].id)
+    assert (changed.priority, changed.retries) == (4, 0)
+    assert (changed.history[-1].action, changed.history[-1].by) == ("change", default_user())
+    only_queued = api.bulk("change", pipeline=[pipeline], priority=2)
+    assert only_queued["matched"] == 6, "a change is about queued works only"
+    cancelled = api.bulk("cancel", pipeline=[pipeline], status=["running"], confirm=1)
+    assert cancelled["done"] == 1
+    assert api.result(running.id).status == "cancelled"
+    assert api.result(running.id).history[-1].action == "cancel"
+    with pytest.raises(InvalidWork):
+        api.bulk("change", pipeline=[pipeline], confirm=6)  # nothing to change
+
+
+def test_retry_of_every_finished_work_a_search_matches(
+    api: Any, pipeline: str, finished: dict[str, str]
+) -> None:
+    asked = api.retry_matching(pipeline=[pipeline], status=["failure", "cancelled"])
+    assert asked["matched"] == 2 and asked["done"] == 0
+    with pytest.raises(CountChanged):
+        api.retry_matching(pipeline=[pipeline], confirm=4)
+    done = api.retry_matching(pipeline=[pipeline], status=["failure", "cancelled"], confirm=2)
+    assert (done["done"], done["skipped"]) == (2, 0)
+    for name in ("bad", "gone"):
+        link = api.result(finished[name]).history[-1]
+        assert link.action == "retried-as" and link.by == default_user()
+        copy = api.get(link.changes["as"])
+        assert copy.status == "queued" and copy.history[0].changes == {"of": finished[name]}
+    assert api.counts()[pipeline]["queued"] == 2
+    by_text = api.retry_matching(pipeline=[pipeline], text="nebula", confirm=1)
+    assert by_text["done"] == 1
+
+
+def test_pipeline_changes_are_kept_with_who_made_them(api: Any, pipeline: str) -> None:
+    api.configure(pipeline, {"paused": True})
+    api.configure(pipeline, {"paused": False})
+    settings = api.configure(pipeline, {"defaults": {"priority": 4}})
+    assert [(e.action, e.by) for e in settings.history] == [
+        ("pause", default_user()), ("resume", default_user()), ("configure", default_user())]
+    assert settings.history[-1].changes["defaults"]["priority"] == 4
+    with pytest.raises(InvalidWork) as refused:
+        api.configure(pipeline, {"history": []})
+    assert refused.value.field == "history"

@@ -169,6 +169,8 @@ def test_viewers_read_and_operators_act(make_server: Callable[..., Server]) -> N
             ("PATCH", "/buckets/pipelines/p", {"paused": True}),
             ("PUT", "/buckets/work", [{"id": "x"}]),
             ("DELETE", "/results/results", None),
+            ("POST", "/buckets/bulk", {"action": "cancel", "confirm": 1}),
+            ("POST", "/results/retry", {"confirm": 1}),
         ):
             refused = http.request(method, path, json=body, headers=viewer)
             assert refused.status_code == 403, path
@@ -182,3 +184,15 @@ def test_viewer_tokens_alone_are_refused() -> None:
                           text=True, timeout=30,
                           env={**os.environ, "WORKFLOW_VIEWER_TOKENS": "look"})  # fmt: skip
     assert done.returncode != 0 and "WORKFLOW_VIEWER_TOKENS needs WORKFLOW_TOKENS" in done.stderr
+
+
+def test_bulk_errors_name_the_field(shared_server: Server) -> None:
+    with httpx.Client(base_url=shared_server.url, timeout=10) as http:
+        unknown = http.post("/buckets/bulk", json={"action": "delete"})
+        assert unknown.status_code == 422 and unknown.json()["field"] == "action"
+        typo = http.post("/buckets/bulk", json={"action": "cancel", "filter": {"pipe": ["x"]}})
+        assert typo.status_code == 422 and typo.json()["field"] == "filter.pipe"
+        negative = http.post("/results/retry", json={"confirm": -1})
+        assert negative.status_code == 422 and negative.json()["field"] == "confirm"
+        bad_sort = http.post("/results/retry?sort=nope", json={})
+        assert bad_sort.status_code == 422 and bad_sort.json()["field"] == "sort"

@@ -6,8 +6,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from workflow.work import invalid
+from workflow.work import ActionEntry, invalid
 
+#: Changes an operator may make to a pipeline's settings.
+CHANGEABLE = ("defaults", "paused")
+#: Changes of a pipeline's settings kept in its history, newest last.
+HISTORY = 20
 #: Work fields a pipeline may give defaults for.
 DEFAULTABLE = ("priority", "retries", "timeout", "backoff")
 
@@ -30,6 +34,7 @@ class PipelineSettings(BaseModel):
 
     defaults: Defaults = Field(default_factory=Defaults)
     paused: bool = False
+    history: list[ActionEntry] = Field(default_factory=list, max_length=HISTORY)
 
 
 def parse_settings(raw: Any, where: str = "settings") -> PipelineSettings:

@@ -13,7 +13,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from workflow import policy
-from workflow.buckets.settings import PipelineSettings, parse_settings, with_defaults
+from workflow.buckets.settings import (
+    CHANGEABLE,
+    HISTORY,
+    PipelineSettings,
+    parse_settings,
+    with_defaults,
+)
 from workflow.errors import (
     DuplicateWork,
     InvalidWork,
@@ -396,13 +402,25 @@ class Buckets:
         """The settings of ``pipeline`` (defaults apply when none were set)."""
         return parse_settings(self.store.settings().get(pipeline))
 
-    def configure(self, pipeline: str, changes: dict[str, Any]) -> PipelineSettings:
-        """Merge ``changes`` (``defaults`` and/or ``paused``) into the pipeline's settings."""
+    def configure(self, pipeline: str, changes: dict[str, Any], by: str | None = None
+                  ) -> PipelineSettings:  # fmt: skip
+        """Merge ``changes`` (``defaults`` and/or ``paused``) into the pipeline's settings;
+        the change goes into the pipeline's history (its last ``HISTORY``) with ``by``."""
         parse_work({"pipeline": pipeline}, "pipeline")
+        if not isinstance(changes, dict) or not changes:
+            raise InvalidWork("give defaults and/or paused", field="changes")
+        for name in changes:
+            if name not in CHANGEABLE:
+                raise InvalidWork(f"{name!r} cannot be changed; change "
+                                  f"{' or '.join(CHANGEABLE)}", field=name)  # fmt: skip
         current = self.settings(pipeline).model_dump()
         if "defaults" in changes and isinstance(changes["defaults"], dict):
             changes = {**changes, "defaults": {**current["defaults"], **changes["defaults"]}}
-        settings = parse_settings({**current, **changes})
+        action = ("pause" if changes["paused"] else "resume") if list(changes) == ["paused"] \
+            else "configure"
+        entry = _action(action, self.clock(), by, changes)
+        history = [*current["history"], entry][-HISTORY:]
+        settings = parse_settings({**current, **changes, "history": history})
         self.store.put_settings(pipeline, settings.model_dump())
         return settings
 

@@ -94,6 +94,10 @@ class Results:
                                         limit=search.limit, text=search.text)  # fmt: skip
         return items, self.store.results.count(query, text=search.text)
 
+    def total(self, search: Search) -> int:
+        """How many works match ``search``."""
+        return self.store.results.count(search.query(), text=search.text)
+
     def export(self, search: Search, chunk: int = 1000) -> Iterator[Doc]:
         """Every work matching ``search`` (its page and sort aside), newest first, read
         a chunk at a time after the last one seen (so a million cost no more per chunk

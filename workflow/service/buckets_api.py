@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from workflow.buckets import Buckets, PipelineSettings, chime
+from workflow.buckets.bulk import act_on_bucket
 from workflow.buckets.verbs import plain_query
 from workflow.filters import apply_projection, check_filter, check_projection
 from workflow.work import ErrorInfo
@@ -297,16 +298,65 @@ def get_pipeline(buckets: Verbs, pipeline: str) -> PipelineSettings:
 
 
 @router.patch("/pipelines/{pipeline}", summary="Change defaults or pause state of a pipeline")
-def configure(buckets: Verbs, pipeline: str,
+def configure(buckets: Verbs, pipeline: str, request: Request,
               changes: Annotated[dict[str, Any], Body()]) -> PipelineSettings:  # fmt: skip
-    return buckets.configure(pipeline, changes)
+    return buckets.configure(pipeline, changes, by=_who(request))
 
 
 @router.post("/pipelines/{pipeline}/pause", summary="Hand out no work of this pipeline")
-def pause(buckets: Verbs, pipeline: str) -> PipelineSettings:
-    return buckets.configure(pipeline, {"paused": True})
+def pause(buckets: Verbs, pipeline: str, request: Request) -> PipelineSettings:
+    return buckets.configure(pipeline, {"paused": True}, by=_who(request))
 
 
 @router.post("/pipelines/{pipeline}/resume", summary="Hand out work of this pipeline again")
-def resume(buckets: Verbs, pipeline: str) -> PipelineSettings:
-    return buckets.configure(pipeline, {"paused": False})
+def resume(buckets: Verbs, pipeline: str, request: Request) -> PipelineSettings:
+    return buckets.configure(pipeline, {"paused": False}, by=_who(request))
+
+
+# -- bulk -------------------------------------------------------------------------------
+
+
+class BulkFilter(Strict):
+    """Which bucket works a bulk action is about; every field narrows it."""
+
+    pipeline: list[str] | None = Field(default=None, max_length=100)
+    status: list[Literal["queued", "running"]] | None = None
+    site: str | None = None
+    user: str | None = None
+    tags: list[str] | None = Field(default=None, max_length=100)
+    priority: int | None = Field(default=None, ge=1, le=5)
+
+
+class Bulk(Strict):
+    """Cancel, or change priority and retries of, every work the filter matches.
+
+    Without ``confirm`` nothing is done and the reply says how many works match; with
+    it, the action runs only if no more than ``confirm`` works match."""
+
+    filter: BulkFilter = Field(default_factory=BulkFilter)
+    action: Literal["cancel", "change"]
+    priority: int | None = Field(default=None, ge=1, le=5)
+    retries: int | None = Field(default=None, ge=0, le=5)
+    confirm: int | None = Field(default=None, ge=0)
+
+
+class BulkReply(BaseModel):
+    """What a bulk action matched, did and skipped (with the first reasons)."""
+
+    matched: int
+    done: int
+    skipped: int
+    reasons: list[dict[str, str]]
+
+
+@router.post("/bulk", summary="Act on every bucket work a filter matches, count confirmed")
+def bulk(buckets: Verbs, body: Bulk, request: Request) -> BulkReply:
+    wanted = body.filter
+    query = plain_query(site=wanted.site, user=wanted.user, priority=wanted.priority,
+                        tags=wanted.tags)  # fmt: skip
+    for name, values in (("pipeline", wanted.pipeline), ("status", wanted.status)):
+        if values:
+            query[name] = {"$in": list(values)}
+    return BulkReply(**act_on_bucket(buckets, query, body.action, confirm=body.confirm,
+                                     by=_who(request), priority=body.priority,
+                                     retries=body.retries))  # fmt: skip

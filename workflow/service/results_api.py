@@ -11,13 +11,14 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from workflow.buckets.bulk import retry_results
 from workflow.errors import InvalidWork
 from workflow.filters import apply_projection, check_filter, check_projection
 from workflow.results import Results, Search
 from workflow.results.verbs import MAX_PAGE
-from workflow.service.buckets_api import View, Works
+from workflow.service.buckets_api import BulkReply, View, Works
 
 router = APIRouter(tags=["results"])
 
@@ -164,6 +165,26 @@ def _csv_lines(docs: Iterator[dict[str, Any]]) -> Iterator[bytes]:
         yield out.getvalue().encode()
         out.seek(0)
         out.truncate()
+
+
+class RetryMatching(BaseModel):
+    """Without ``confirm`` nothing is done and the reply says how many works match;
+    with it, the retry runs only if no more than ``confirm`` works match."""
+
+    model_config = ConfigDict(extra="forbid")
+    confirm: int | None = Field(default=None, ge=0)
+
+
+@router.post("/retry", summary="Queue again every finished work a search matches")
+def retry_matching(results: Verbs, search: Searched, request: Request,
+                   body: RetryMatching) -> BulkReply:  # fmt: skip
+    """Each work is retried as a new work linked to it (as ``/buckets/work/{id}/retry``
+    does), with its own parameters; the search's sort and page do not apply."""
+    search.order_by()
+    matched = results.total(search)
+    return BulkReply(**retry_results(request.app.state.buckets, results.export(search),
+                                     matched, confirm=body.confirm,
+                                     by=request.headers.get("x-workflow-user")))  # fmt: skip
 
 
 @router.get("/works/{id}", summary="One finished work with its history")
