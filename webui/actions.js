@@ -1,20 +1,60 @@
-// Operator actions on one work: change priority and retries, cancel, delete, retry.
+// Operator actions: on one work (change priority and retries, cancel, delete, retry),
+// and over many (a bulk action whose confirmation states how many works it touches).
 // Shown only to a token that may act (GET /ui/whoami); the server refuses the rest anyway.
 
-import { api } from "./api.js";
-import { escape } from "./format.js";
+import { api, token } from "./api.js";
+import { escape, number } from "./format.js";
 
 const NAME_KEY = "workflow.user";
 let role = null;
 
-/** "operator" or "viewer", asked once per page load. */
+/** "operator" or "viewer", asked once per page load and token. */
 export async function myRole() {
-  if (role === null) role = (await api("/ui/whoami")).role;
-  return role;
+  const asked = token();
+  if (role === null || role.token !== asked) role = { token: asked, role: (await api("/ui/whoami")).role };
+  return role.role;
 }
 
-function who() {
+/** The name actions are recorded with (set in the page header). */
+export function who() {
   return localStorage.getItem(NAME_KEY) || "web UI";
+}
+
+export function setWho(name) {
+  localStorage.setItem(NAME_KEY, name.trim() || "web UI");
+}
+
+/** Headers that name who acts, for every call that changes something. */
+export function userHeaders() {
+  return { "X-Workflow-User": who() };
+}
+
+/** `say(text, bad)` for a status line: shows `text`, in red when `bad`. */
+export function reporter(line) {
+  return (text, bad = false) => { line.textContent = text; line.classList.toggle("refused", bad); };
+}
+
+/** A bulk action: `call(confirm)` first with null (the server only counts), then, once
+ * the operator confirmed that number, with it; `say(text, bad)` reports. The server
+ * refuses when more works match by then, so nothing beyond the confirmed count moves. */
+export async function bulk(label, call, say) {
+  try {
+    say(`${label}: counting…`);
+    const { matched } = await call(null);
+    if (!matched) { say(`${label}: no work matches.`); return null; }
+    const works = `${number(matched)} work${matched === 1 ? "" : "s"}`;
+    if (!confirm(`${label}: this touches ${works}. Go ahead?`)) { say(`${label}: not done.`); return null; }
+    say(`${label}: ${works}…`);
+    const reply = await call(matched);
+    const skipped = reply.skipped
+      ? `, ${number(reply.skipped)} skipped (changed meanwhile${reply.reasons.length ? `: ${reply.reasons[0].reason}` : ""})` : "";
+    say(`${label}: ${number(reply.done)} of ${number(reply.matched)} done${skipped}.`);
+    return reply;
+  } catch (error) {
+    const more = error.body && error.body.error === "CountChanged" ? " Ask again to see the new count." : "";
+    say(`${label} failed: ${error.message}.${more}`, true);
+    return null;
+  }
 }
 
 const options = (values, chosen) => values.map((v) =>
@@ -39,7 +79,6 @@ export function panel(doc, currentRole) {
       <button type="submit">Retry as a new work</button></form>`);
   }
   return `<section class="actions-panel"><h2>Actions</h2>
-    <label class="who">Recorded as <input name="who" value="${escape(who())}" size="16"></label>
     ${parts.join("")}<p class="caption" role="status" id="action-state"></p></section>`;
 }
 
@@ -47,9 +86,7 @@ export function panel(doc, currentRole) {
 export function wire(main, doc, done) {
   const state = main.querySelector("#action-state");
   if (!state) return;
-  const headers = () => ({ "X-Workflow-User": who() });
-  main.querySelector(".who input").addEventListener("change", (event) =>
-    localStorage.setItem(NAME_KEY, event.target.value.trim() || "web UI"));
+  const headers = userHeaders;
   const act = async (label, call) => {
     state.textContent = `${label}…`;
     try {

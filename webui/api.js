@@ -11,6 +11,11 @@ export class ApiError extends Error {
   }
 }
 
+/** The access token this browser uses, or null. */
+export function token() {
+  return localStorage.getItem(TOKEN_KEY);
+}
+
 export function setToken(value) {
   if (value) localStorage.setItem(TOKEN_KEY, value);
   else localStorage.removeItem(TOKEN_KEY);

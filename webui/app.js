@@ -1,5 +1,6 @@
 // The web UI's entry point: hash routes, the live indicator, errors and the token form.
 
+import { myRole, setWho, who } from "./actions.js";
 import { setToken } from "./api.js";
 import { show as buckets } from "./buckets.js";
 import { show as dashboard } from "./dashboard.js";
@@ -11,6 +12,7 @@ const main = document.getElementById("main");
 const live = document.getElementById("live");
 const banner = document.getElementById("banner");
 const tokenForm = document.getElementById("token");
+const whoBox = document.getElementById("who");
 let running = null;
 
 const status = {
@@ -48,7 +50,11 @@ function route() {
     return;
   }
   page(main, running.signal, status);
+  myRole().then((role) => { whoBox.hidden = role !== "operator"; }, () => { whoBox.hidden = true; });
 }
+
+whoBox.querySelector("input").value = who();
+whoBox.querySelector("input").addEventListener("change", (event) => setWho(event.target.value));
 
 tokenForm.addEventListener("submit", (event) => {
   event.preventDefault();

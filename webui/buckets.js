@@ -1,6 +1,7 @@
 // Buckets: queued and running works, refreshed every few seconds; a running work shows
 // its runner, host, attempt, and time used against its timeout.
 
+import { bulk, myRole, reporter, userHeaders } from "./actions.js";
 import { api } from "./api.js";
 import { age, escape, pager, when } from "./format.js";
 
@@ -73,6 +74,34 @@ async function load(main, state, signal) {
     ${pager(state.page, PAGE, total, (to) => toHash({ ...state, page: to }), "Pages of works")}`;
 }
 
+function bulkBar() {
+  const priorities = [5, 4, 3, 2, 1].map((p) => `<option value="${p}">${p}</option>`).join("");
+  return `<div class="bulk" role="group" aria-label="Actions on every work this filter shows">
+    <button type="button" data-bulk="cancel">Cancel every matching work…</button>
+    <label>Priority <select name="bulk-priority">${priorities}</select></label>
+    <button type="button" data-bulk="change">Set it on every matching queued work…</button>
+    <span class="caption" role="status" id="bulk-state"></span></div>`;
+}
+
+function wireBulk(main, state, refresh) {
+  const say = reporter(main.querySelector("#bulk-state"));
+  const filter = {
+    pipeline: state.pipeline.split(",").map((p) => p.trim()).filter(Boolean),
+    status: state.status ? [state.status] : ["queued", "running"],
+  };
+  const run = async (label, body) => {
+    await bulk(label, (confirm) => api("/buckets/bulk",
+      { method: "POST", headers: userHeaders(), body: { ...body, filter, confirm } }), say);
+    refresh();
+  };
+  main.querySelector('[data-bulk="cancel"]').addEventListener("click", () =>
+    run("Cancel", { action: "cancel" }));
+  main.querySelector('[data-bulk="change"]').addEventListener("click", () => {
+    const priority = Number(main.querySelector('[name="bulk-priority"]').value);
+    run(`Set priority ${priority}`, { action: "change", priority });
+  });
+}
+
 /** Show queued and running works, refreshing until `signal` aborts. */
 export async function show(main, signal, status) {
   const state = fromHash(location.hash);
@@ -83,6 +112,7 @@ export async function show(main, signal, status) {
       <label>Status<select name="status">${option("", "queued and running")}${option("queued", "queued")}${option("running", "running")}</select></label>
       <div class="actions"><button type="submit">Show</button><a href="#/buckets">Clear</a></div>
     </form>
+    <div id="bulk"></div>
     <p class="caption">Newest first; refreshed every ${REFRESH_MS / 1000} s.</p>
     <div id="table"><p class="caption">Loading…</p></div>`;
   main.querySelector("#filter").addEventListener("submit", (event) => {
@@ -91,6 +121,11 @@ export async function show(main, signal, status) {
     location.hash = toHash({ pipeline: String(data.get("pipeline") || "").trim(),
                              status: String(data.get("status") || ""), page: 1 });
   });
+  myRole().then((role) => {
+    if (role !== "operator" || signal.aborted) return;
+    main.querySelector("#bulk").innerHTML = bulkBar();
+    wireBulk(main, state, () => load(main, state, signal).catch(() => {}));
+  }, () => {});
   while (!signal.aborted) {
     try {
       await load(main, state, signal);

@@ -1,9 +1,16 @@
-// The dashboard: one card per pipeline, updated live from /ui/events.
+// The dashboard: one card per pipeline, updated live from /ui/events. Cards are kept
+// by pipeline and only their figures are rewritten, so an operator's open editor or
+// focused button survives every update.
 
-import { events } from "./api.js";
-import { age, escape, number, percent } from "./format.js";
+import { bulk, myRole, reporter, userHeaders } from "./actions.js";
+import { api, events } from "./api.js";
+import { age, escape, number, percent, when } from "./format.js";
 
 const STATUSES = ["queued", "running", "success", "failure", "cancelled"];
+const DEFAULTS = [
+  ["priority", "Priority", 1, 5, "1"], ["retries", "Retries", 0, 5, "1"],
+  ["timeout", "Timeout (s)", 1, 259200, "1"], ["backoff", "Backoff (s)", 0, 86400, "any"],
+];
 
 function chart(perMinute) {
   const { finished, failed } = perMinute;
@@ -24,52 +31,139 @@ function chart(perMinute) {
     <title>${escape(label)}</title>${bars}<line class="axis" x1="0" y1="${height + 0.5}" x2="${width}" y2="${height + 0.5}"/></svg>`;
 }
 
-function card(pipeline) {
+function figures(pipeline) {
   const counts = STATUSES.map((status) =>
     `<li class="${status}" data-status="${status}"><span class="n">${number(pipeline.counts[status])}</span> ${status}</li>`).join("");
-  return `<article class="card" data-pipeline="${escape(pipeline.name)}">
-    <h2>${escape(pipeline.name)}${pipeline.paused ? ' <span class="badge">paused</span>' : ""}</h2>
-    <ul class="counts">${counts}</ul>
+  const change = pipeline.last_change;
+  const changed = change
+    ? `<dt>last change</dt><dd data-fact="changed">${escape(change.action)} by ${escape(change.by || "someone unknown")}, ${when(change.at)}</dd>` : "";
+  return `<ul class="counts">${counts}</ul>
     <dl class="facts">
       <dt>oldest queued</dt><dd data-fact="oldest">${age(pipeline.oldest_queued_s)}</dd>
       <dt>finished, last hour</dt><dd data-fact="hour">${number(pipeline.finished_last_hour)}</dd>
       <dt>failure rate, last hour</dt><dd data-fact="failure-rate">${percent(pipeline.failure_rate)}</dd>
+      ${changed}
     </dl>
     ${chart(pipeline.per_minute)}
-    <div class="caption">finished per minute, last 60 minutes (failures in red)</div>
-  </article>`;
+    <div class="caption">finished per minute, last 60 minutes (failures in red)</div>`;
 }
 
-function render(main, snapshot) {
-  if (!snapshot.pipelines.length) {
-    main.querySelector("#pipelines").innerHTML = `<div class="empty">No pipelines yet. Work appears here
-      as soon as it is deposited, for example with <code>workflow deposit PIPELINE --function
-      module.func</code> or <code>Work(pipeline=..., parameters=...).deposit()</code>.</div>`;
-    return;
+function controls(name) {
+  const id = (field) => `d-${escape(name)}-${field}`;
+  const inputs = DEFAULTS.map(([field, label, min, max, step]) =>
+    `<label for="${id(field)}">${label}</label><input id="${id(field)}" name="${field}" type="number"
+      min="${min}" max="${max}" step="${step}" placeholder="none">`).join("");
+  return `<div class="pipeline-actions">
+    <button type="button" data-act="pause"></button>
+    <button type="button" data-act="cancel-queued" class="quiet">Cancel queued…</button>
+    <details><summary>Defaults for new works</summary>
+      <form data-act="defaults" class="defaults">${inputs}
+        <p class="caption">Empty means no default. They apply to deposits that do not set them.</p>
+        <button type="submit">Save defaults</button></form></details>
+    <p class="caption" role="status" data-state></p></div>`;
+}
+
+/** Keep one card per pipeline in `grid`, made once and then only refreshed. */
+function render(grid, snapshot, operator, latest) {
+  const seen = new Set();
+  for (const pipeline of snapshot.pipelines) {
+    seen.add(pipeline.name);
+    latest.set(pipeline.name, pipeline);
+    let card = grid.querySelector(`article[data-pipeline="${CSS.escape(pipeline.name)}"]`);
+    if (!card) {
+      card = document.createElement("article");
+      card.className = "card";
+      card.dataset.pipeline = pipeline.name;
+      card.innerHTML = `<h2>${escape(pipeline.name)} <span class="badge" hidden>paused</span></h2>
+        <div class="figures"></div>${operator ? controls(pipeline.name) : ""}`;
+      if (operator) wireCard(card, pipeline.name, latest);
+      grid.append(card);
+    }
+    card.querySelector(".badge").hidden = !pipeline.paused;
+    card.querySelector(".figures").innerHTML = figures(pipeline);
+    const pause = card.querySelector('[data-act="pause"]');
+    if (pause) pause.textContent = pipeline.paused ? "Resume" : "Pause";
+    const editor = card.querySelector("details");
+    if (editor && !editor.open) {  // an open editor keeps what the operator typed
+      const form = editor.querySelector("form");
+      for (const [field] of DEFAULTS) form.elements[field].value = pipeline.defaults[field] ?? "";
+    }
   }
-  main.querySelector("#pipelines").innerHTML =
-    `<div class="grid">${snapshot.pipelines.map(card).join("")}</div>`;
+  for (const card of grid.querySelectorAll("article[data-pipeline]"))
+    if (!seen.has(card.dataset.pipeline)) card.remove();
+}
+
+function wireCard(card, name, latest) {
+  const state = card.querySelector("[data-state]");
+  const path = `/buckets/pipelines/${encodeURIComponent(name)}`;
+  const say = reporter(state);
+  card.querySelector('[data-act="pause"]').addEventListener("click", async (event) => {
+    const resume = latest.get(name).paused;
+    event.target.disabled = true;
+    try {
+      const settings = await api(`${path}/${resume ? "resume" : "pause"}`, { method: "POST", headers: userHeaders() });
+      latest.get(name).paused = settings.paused;
+      card.querySelector(".badge").hidden = !settings.paused;
+      event.target.textContent = settings.paused ? "Resume" : "Pause";
+      say(settings.paused ? "Paused: runners get no work of it." : "Resumed.");
+    } catch (error) {
+      say(`${resume ? "Resume" : "Pause"} failed: ${error.message}`, true);
+    } finally {
+      event.target.disabled = false;
+    }
+  });
+  card.querySelector('[data-act="cancel-queued"]').addEventListener("click", () =>
+    bulk(`Cancel the queued works of ${name}`, (confirm) => api("/buckets/bulk", {
+      method: "POST", headers: userHeaders(),
+      body: { action: "cancel", filter: { pipeline: [name], status: ["queued"] }, confirm } }), say));
+  const details = card.querySelector("details");
+  const form = card.querySelector("form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const defaults = {};
+    for (const [field] of DEFAULTS) {
+      const value = form.elements[field].value.trim();
+      defaults[field] = value === "" ? null : Number(value);
+    }
+    try {
+      const settings = await api(path, { method: "PATCH", headers: userHeaders(), body: { defaults } });
+      latest.get(name).defaults = settings.defaults;
+      details.open = false;
+      say("Defaults saved.");
+    } catch (error) {
+      say(`Not saved: ${error.message}`, true);
+    }
+  });
 }
 
 /** Show the dashboard in `main` until `signal` aborts; `status` reports the stream. */
 export async function show(main, signal, status) {
   main.innerHTML = `<h1>Dashboard</h1><div id="pipelines" aria-live="off"><p class="caption">Loading…</p></div>`;
+  const box = main.querySelector("#pipelines");
+  const latest = new Map();
+  let operator = false;
+  try { operator = (await myRole()) === "operator"; } catch { /* the stream says why */ }
   let delay = 1000;
   while (!signal.aborted) {
     try {
       for await (const { event, data } of events("/ui/events", signal)) {
-        if (event === "dashboard") {
-          render(main, data);
-          status.live();
-          delay = 1000;
+        if (event !== "dashboard") continue;
+        if (!data.pipelines.length) {
+          box.innerHTML = `<div class="empty">No pipelines yet. Work appears here
+            as soon as it is deposited, for example with <code>workflow deposit PIPELINE --function
+            module.func</code> or <code>Work(pipeline=..., parameters=...).deposit()</code>.</div>`;
+        } else {
+          if (!box.querySelector(".grid")) box.innerHTML = `<div class="grid"></div>`;
+          render(box.querySelector(".grid"), data, operator, latest);
         }
+        status.live();
+        delay = 1000;
       }
     } catch (error) {
       if (signal.aborted) return;
       status.lost(error);
       if (error.status === 401) {
-        main.querySelector("#pipelines").innerHTML =
-          `<p class="caption">The pipelines show once the server has an access token it accepts.</p>`;
+        box.innerHTML = `<p class="caption">The pipelines show once the server has an access token it accepts.</p>`;
         return;
       }
     }

@@ -1,6 +1,7 @@
 // Results search: filters in the URL (bookmarkable), sortable columns, pages, and the
 // export of the whole search as CSV or JSON.
 
+import { bulk, myRole, reporter, userHeaders } from "./actions.js";
 import { api, blob } from "./api.js";
 import { duration, escape, pager, when } from "./format.js";
 
@@ -119,7 +120,9 @@ export async function show(main, signal, status) {
   main.innerHTML = `<h1>Results</h1>${form(state)}
     <div class="export"><button type="button" data-export="csv">Export CSV</button>
     <button type="button" data-export="json">Export JSON</button>
-    <span class="caption">every work this search matches, newest first</span></div>
+    <span class="caption">every work this search matches, newest first</span>
+    <button type="button" data-bulk="retry" hidden>Retry every matching work…</button>
+    <span class="caption" role="status" id="bulk-state"></span></div>
     <div id="table"><p class="caption">Searching…</p></div>`;
   main.querySelector("#search").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -127,6 +130,13 @@ export async function show(main, signal, status) {
     const filters = {};
     for (const name of FIELDS) if (data.get(name)) filters[name] = String(data.get(name)).trim();
     location.hash = toHash({ ...state, filters, page: 1 });
+  });
+  const retry = main.querySelector('[data-bulk="retry"]');
+  myRole().then((role) => { retry.hidden = role !== "operator"; }, () => {});
+  retry.addEventListener("click", () => {
+    const say = reporter(main.querySelector("#bulk-state"));
+    bulk("Retry", (confirm) => api(`/results/retry?${apiQuery(state.filters)}`,
+      { method: "POST", headers: userHeaders(), body: { confirm } }), say);
   });
   for (const button of main.querySelectorAll("[data-export]"))
     button.addEventListener("click", () => download(state.filters, button.dataset.export, button));

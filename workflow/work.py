@@ -334,10 +334,11 @@ def invalid(exc: ValidationError, where: str) -> InvalidWork:
     """An ``InvalidWork`` naming the first field ``exc`` complains about."""
     errors = exc.errors(include_url=False, include_context=False, include_input=False)
     first = errors[0]
-    loc = ".".join(str(part) for part in first["loc"])
-    field = f"{where}.{loc}" if loc else where
-    detail = [
-        {"field": ".".join([where, *(str(p) for p in e["loc"])]), "reason": e["msg"]}
-        for e in errors
-    ]
+
+
+    def named(loc: tuple[Any, ...]) -> str:  # where may be "" (the request body itself)
+        return ".".join(str(part) for part in (where, *loc) if str(part))
+
+    field = named(first["loc"])
+    detail = [{"field": named(e["loc"]), "reason": e["msg"]} for e in errors]
     return InvalidWork(f"{field}: {first['msg']}", field=field, detail=detail)

@@ -23,8 +23,7 @@ def _get(server: Any, id: str) -> dict[str, Any]:
 
 
 def _log_in(page: Any, server: Any, token: str, where: str) -> None:
-    page.goto(f"{server.url}/#/")
-    page.evaluate(f"localStorage.setItem('workflow.token', '{token}')")
+    page.add_init_script(f"localStorage.setItem('workflow.token', '{token}')")
     page.goto(f"{server.url}/{where}")
 
 
@@ -69,6 +68,93 @@ def test_operator_changes_cancels_retries_and_deletes(make_server: Any, page: An
                      timeout=10).status_code == 404  # fmt: skip
 
 
+def _pipeline(server: Any, name: str) -> dict[str, Any]:
+    return httpx.get(f"{server.url}/buckets/pipelines/{name}", headers=OPERATOR,
+                     timeout=10).json()  # type: ignore[no-any-return]
+
+
+def test_operator_pauses_and_edits_a_pipeline_on_the_live_dashboard(
+    make_server: Any, page: Any, shoot: Any
+) -> None:
+    server = make_server(env={"WORKFLOW_TOKENS": "op"})
+    _deposit(server)
+    _log_in(page, server, "op", "#/")
+    page.get_by_label("Recorded as").fill("bob")
+    page.get_by_label("Recorded as").dispatch_event("change")
+    card = page.locator('[data-pipeline="acts"]')
+    card.get_by_role("button", name="Pause").click()
+    card.get_by_text("Paused: runners get no work of it.").wait_for()
+    card.locator(".badge", has_text="paused").wait_for()
+    paused = _pipeline(server, "acts")
+    assert paused["paused"] is True
+    assert (paused["history"][-1]["action"], paused["history"][-1]["by"]) == ("pause", "bob")
+    card.locator('[data-fact="changed"]', has_text="pause by bob").wait_for()
+
+    card.get_by_text("Defaults for new works").click()
+    card.get_by_label("Priority").fill("4")
+    card.get_by_label("Timeout (s)").focus()
+    page.wait_for_timeout(2500)  # two live updates: what is typed and focused stays
+    assert card.get_by_label("Priority").input_value() == "4"
+    assert card.get_by_label("Timeout (s)").evaluate("e => e === document.activeElement")
+    card.get_by_label("Timeout (s)").fill("90")
+    shoot(page, "editing-defaults")
+    card.get_by_role("button", name="Save defaults").click()
+    card.get_by_text("Defaults saved.").wait_for()
+    settings = _pipeline(server, "acts")
+    assert settings["defaults"] == {"priority": 4, "retries": None, "timeout": 90, "backoff": None}
+    assert settings["history"][-1]["by"] == "bob"
+    card.get_by_role("button", name="Resume").click()
+    card.get_by_text("Resumed.").wait_for()
+    assert _pipeline(server, "acts")["paused"] is False
+    assert card.locator(".badge").is_hidden()
+
+    card.get_by_text("Defaults for new works").click()
+    assert card.get_by_label("Priority").input_value() == "4", "the saved value"
+    card.get_by_label("Priority").fill("9")
+    card.get_by_role("button", name="Save defaults").click()
+    assert card.get_by_label("Priority").evaluate("e => e.validity.rangeOverflow"), \
+        "the browser refuses it first"
+    card.locator("form").evaluate("form => { form.noValidate = true; }")
+    card.get_by_role("button", name="Save defaults").click()
+    card.get_by_text("Not saved: defaults.priority").wait_for()
+    assert _pipeline(server, "acts")["defaults"]["priority"] == 4
+    shoot(page, "refused-defaults")
+
+
+def test_bulk_actions_state_how_many_works_they_touch(make_server: Any, page: Any,
+                                                      shoot: Any) -> None:  # fmt: skip
+    server = make_server(env={"WORKFLOW_TOKENS": "op"})
+    asked: list[str] = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    ids = [_deposit(server, priority=1) for _ in range(3)]
+    other = _deposit(server, pipeline="other", priority=1)
+    _log_in(page, server, "op", "#/buckets?pipeline=acts")
+    page.locator("tr[data-id]").nth(2).wait_for()
+    page.get_by_label("Priority").select_option("2")
+    page.get_by_role("button", name="Set it on every matching queued work…").click()
+    page.get_by_text("Set priority 2: 3 of 3 done.").wait_for()
+    assert asked[-1] == "Set priority 2: this touches 3 works. Go ahead?"
+    assert {_get(server, id)["priority"] for id in ids} == {2}
+    assert _get(server, other)["priority"] == 1, "only the filter's pipeline"
+
+    page.get_by_role("button", name="Cancel every matching work…").click()
+    page.get_by_text("Cancel: 3 of 3 done.").wait_for()
+    assert asked[-1] == "Cancel: this touches 3 works. Go ahead?"
+    assert {_get(server, id)["status"] for id in ids} == {"cancelled"}
+    assert _get(server, ids[0])["history"][-1]["by"] == "web UI"
+    page.get_by_text("Nothing queued or running in these pipelines right now.").wait_for()
+    shoot(page, "buckets")
+
+    page.goto(f"{server.url}/#/results?pipeline=acts&status=cancelled")
+    page.locator("tr[data-id]").nth(2).wait_for()
+    page.get_by_role("button", name="Retry every matching work…").click()
+    page.get_by_text("Retry: 3 of 3 done.").wait_for()
+    assert asked[-1] == "Retry: this touches 3 works. Go ahead?"
+    copies = [_get(server, id)["history"][-1]["changes"]["as"] for id in ids]
+    assert {_get(server, copy)["status"] for copy in copies} == {"queued"}
+    shoot(page, "results")
+
+
 def test_a_viewer_sees_no_actions(make_server: Any, page: Any, shoot: Any) -> None:
     server = make_server(env={"WORKFLOW_TOKENS": "op", "WORKFLOW_VIEWER_TOKENS": "look"})
     queued = _deposit(server)
@@ -76,7 +162,18 @@ def test_a_viewer_sees_no_actions(make_server: Any, page: Any, shoot: Any) -> No
     page.locator('[data-field="pipeline"]').wait_for()
     assert page.locator(".actions-panel").count() == 0
     assert page.locator("main button, main form").count() == 0
+    assert page.locator("#who").is_hidden()
     shoot(page, "viewer")
+    page.goto(f"{server.url}/#/")
+    page.locator('[data-pipeline="acts"] [data-status="queued"] .n').wait_for()
+    assert page.locator("main button, main details").count() == 0
+    shoot(page, "viewer-dashboard")
+    page.goto(f"{server.url}/#/buckets")
+    page.locator("tr[data-id]").wait_for()
+    assert page.locator("#bulk button").count() == 0
+    page.goto(f"{server.url}/#/results")
+    page.get_by_role("button", name="Export CSV").wait_for()
+    assert page.get_by_role("button", name="Retry every matching work…").is_hidden()
     refused = httpx.post(f"{server.url}/buckets/work/{queued}/cancel", timeout=10,
                          headers={"Authorization": "Bearer look"})  # fmt: skip
     assert refused.status_code == 403

@@ -420,7 +420,7 @@ class Buckets:
             else "configure"
         entry = _action(action, self.clock(), by, changes)
         history = [*current["history"], entry][-HISTORY:]
-        settings = parse_settings({**current, **changes, "history": history})
+        settings = parse_settings({**current, **changes, "history": history}, where="")
         self.store.put_settings(pipeline, settings.model_dump())
         return settings
 

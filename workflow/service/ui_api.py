@@ -24,8 +24,9 @@ Seconds = Annotated[float, Query(ge=0.2, le=60)]
 
 
 def dashboard(buckets: Buckets, now: float) -> dict[str, Any]:
-    """Per pipeline: counts by status, paused, the age of the oldest queued work, works
-    finished (and failed) per minute over the last hour, and the hour's failure rate."""
+    """Per pipeline: counts by status, paused, defaults and the last change to them, the
+    age of the oldest queued work, works finished (and failed) per minute over the last
+    hour, and the hour's failure rate."""
     counts = buckets.counts()
     settings = buckets.store.settings()
     first = int(now // 60 * 60) - (MINUTES - 1) * 60
@@ -44,8 +45,12 @@ def dashboard(buckets: Buckets, now: float) -> dict[str, Any]:
         finished, failed = series[name]
         done = sum(finished)
         oldest = _oldest_queued(buckets, name) if counts.get(name, {}).get("queued") else None
+        own = settings.get(name, {})
+        changes = own.get("history") or []
         pipelines.append({
-            "name": name, "paused": bool(settings.get(name, {}).get("paused")),
+            "name": name, "paused": bool(own.get("paused")),
+            "defaults": own.get("defaults") or {},
+            "last_change": changes[-1] if changes else None,
             "counts": counts.get(name, {}),
             "oldest_queued_s": None if oldest is None else max(0.0, now - oldest),
             "per_minute": {"start": first, "finished": finished, "failed": failed},
