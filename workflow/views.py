@@ -119,7 +119,8 @@ def counts_table(counts: dict[str, dict[str, int]]) -> Table:
 
 
 def settings_table(pipeline: str, settings: PipelineSettings) -> Table:
-    """A pipeline's defaults for new deposits and whether it is paused."""
+    """A pipeline's defaults for new deposits, whether it is paused, and its last five
+    changes with who made them, newest first."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="dim")
     table.add_column()
@@ -127,6 +128,11 @@ def settings_table(pipeline: str, settings: PipelineSettings) -> Table:
     table.add_row("paused", "yes" if settings.paused else "no")
     for name, value in settings.defaults.model_dump().items():
         table.add_row(name, "(server default)" if value is None else str(value))
+    for n, change in enumerate(reversed(settings.history[-5:])):
+        what = f"{change.action} by {change.by or 'someone unknown'}, {when(change.at)}"
+        if change.action == "configure" and change.changes:
+            what += f": {json.dumps(change.changes, separators=(',', ':'))}"
+        table.add_row("changed" if n == 0 else "", what)
     return table
 
 

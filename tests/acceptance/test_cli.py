@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import subprocess
@@ -187,6 +188,11 @@ def test_defaults_are_shown_and_set(server: Server) -> None:
                                     "backoff": 2.0}  # fmt: skip
     (id,) = deposit(server, "-p", "fold")
     assert get(server, id)["priority"] == 4
+    ok(server, "buckets", "pause", "fold")
+    lines = ok(server, "buckets", "defaults", "fold").splitlines()
+    changed = lines.index(next(line for line in lines if line.startswith("changed")))
+    assert lines[changed].split()[1:4] == ["pause", "by", getpass.getuser() + ","]
+    assert '"priority":4' in lines[changed + 1] and '"backoff":2.0' in lines[changed + 1]
 
 
 def test_cancel_moves_work_to_the_results(server: Server) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -88,3 +92,55 @@ def test_no_token_form_and_no_error_when_none_is_needed(server: Server, page: An
     page.get_by_text("No pipelines yet").wait_for()
     assert not page.get_by_label("This server needs an access token.").is_visible()
     assert not page.locator("#banner").is_visible()
+
+
+PLOTTING = '''
+from pathlib import Path
+from png import png
+
+def plot(work, n, out):
+    path = Path(out) / f"{work.id}.png"
+    path.write_bytes(png(24 + n, 16))
+    return {"n": n}, [], [str(path)]
+'''
+
+
+def test_a_real_runner_finishing_work_shows_live_and_its_plot_loads(
+    make_server: Any, page: Any, shoot: Any, tmp_path: Path
+) -> None:
+    archive, scratch, tasks = tmp_path / "archive", tmp_path / "scratch", tmp_path / "tasks"
+    for folder in (archive, scratch, tasks):
+        folder.mkdir()
+    (tasks / "plotting.py").write_text(PLOTTING)
+    server = make_server(env={"WORKFLOW_ARCHIVE": str(archive)})
+    works = [{"pipeline": "imaging", "function": "plotting.plot", "retries": 0,
+              "parameters": {"n": n, "out": str(scratch)}} for n in range(2)]  # fmt: skip
+    ids = httpx.post(f"{server.url}/buckets/work", params={"return_ids": "true"}, json=works,
+                     timeout=10).json()  # fmt: skip
+    page.goto(server.url)
+    _count(page, "imaging", "queued").filter(has_text="2").wait_for()
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+
+    env = {**os.environ, "WORKFLOW_URL": server.url, "XDG_DATA_HOME": str(tmp_path / "xdg"),
+           "PYTHONPATH": os.pathsep.join([str(tasks), str(Path(__file__).parents[1])])}
+    for id in ids:
+        done = subprocess.run([sys.executable, "-m", "workflow", "run", "imaging", "--lives", "1",
+                               "--archive", str(archive)], env=env, capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        finished = ids.index(id) + 1
+        _count(page, "imaging", "success").filter(has_text=str(finished)).wait_for()
+        assert _count(page, "imaging", "queued").inner_text() == str(2 - finished)
+    assert navigations == [], "updated without a reload"
+    shoot(page, "after-runner")
+
+    first = ids[0]
+    page.goto(f"{server.url}/#/work/{first}")
+    image = page.locator("img.plot")
+    image.wait_for()
+    page.wait_for_function("document.querySelector('img.plot').complete")
+    assert image.evaluate("img => img.naturalWidth") in (24, 25)
+    plot = httpx.get(f"{server.url}/buckets/work/{first}", timeout=10).json()["plots"][0]
+    assert plot.startswith(str(archive)), "the runner archived the plot"
+    shoot(page, "plot-from-runner")
