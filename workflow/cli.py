@@ -13,7 +13,7 @@ import click
 import yaml
 from click.core import ParameterSource
 
-from workflow import __version__, cli_buckets, cli_results, cli_run
+from workflow import __version__, cli_buckets, cli_graph, cli_results, cli_run
 from workflow.errors import InvalidWork, WorkflowError
 from workflow.settings import DEFAULT_URL
 
@@ -292,7 +292,14 @@ def results() -> None:
     """Finished work: search, one work and its history."""
 
 
+@cli.group(cls=Group)
+def graph() -> None:
+    """Workflow graphs (the Ewoks format): run, validate, convert."""
+
+
 cli.add_command(cli_run.run)
+for _command in cli_graph.COMMANDS:
+    graph.add_command(_command)
 for _command in cli_buckets.COMMANDS:
     buckets.add_command(_command)
 for _command in cli_results.COMMANDS:

@@ -40,6 +40,10 @@ class FilterRejected(InvalidWork):
     """The query filter is not allowed."""
 
 
+class InvalidGraph(InvalidWork):
+    """The workflow graph is invalid."""
+
+
 class LimitExceeded(WorkflowError):
     """The request is larger than a configured limit."""
 

@@ -1,0 +1,44 @@
+"""Tasks for the graph tests (importable by every engine's processes)."""
+
+from __future__ import annotations
+
+import time
+
+from workflow.graph import Task
+
+
+class Add(Task, input_names=["a"], optional_input_names=["b", "delay"], output_names=["sum"]):
+    def run(self) -> None:
+        time.sleep(self.inputs.delay or 0)
+        self.outputs.sum = self.inputs.a + (self.inputs.b or 0)
+
+
+class Double(Task, input_names=["x"], optional_input_names=["delay"], output_names=["y"]):
+    def run(self) -> None:
+        time.sleep(self.inputs.delay or 0)
+        self.outputs.y = 2 * self.inputs.x
+
+
+class Fail(Task, input_names=["x"], output_names=["y"]):
+    def run(self) -> None:
+        raise ValueError(f"cannot use {self.inputs.x}")
+
+
+class Count(Task, input_names=["n"], optional_input_names=["limit"], output_names=["n", "done"]):
+    def run(self) -> None:
+        self.outputs.n = self.inputs.n + 1
+        self.outputs.done = self.outputs.n >= (self.inputs.limit or 5)
+
+
+def node(id: str, task: str, task_type: str = "class", **inputs: object) -> dict[str, object]:
+    """A node dict of ``graph_tasks.TASK`` (or another identifier) with default inputs."""
+    identifier = task if "." in task else f"graph_tasks.{task}"
+    return {"id": id, "task_type": task_type, "task_identifier": identifier,
+            "default_inputs": [{"name": k, "value": v} for k, v in inputs.items()]}
+
+
+def link(source: str, target: str, *pairs: tuple[str, str], **attrs: object) -> dict[str, object]:
+    """A link mapping ``(source_output, target_input)`` pairs."""
+    mapping = [{"source_output": s, "target_input": t} for s, t in pairs]
+    return {"source": source, "target": target, **({"data_mapping": mapping} if pairs else {}),
+            **attrs}
