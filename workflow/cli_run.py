@@ -74,6 +74,9 @@ def pipelines_and_function(args: tuple[str, ...], pipeline: tuple[str, ...],
 @click.option("--archive", type=click.Path(file_okay=False, path_type=Path),
               envvar="WORKFLOW_ARCHIVE", show_envvar=True,
               help="Copy or move products and plots into this directory.")
+@click.option("--graph-engine", type=click.Choice(["sequential", "parallel", "dask"]),
+              default="sequential", envvar="WORKFLOW_GRAPH_ENGINE", show_envvar=True,
+              help="How graph works run their nodes, unless the graph says (its engine).")
 @click.option("--spool", type=click.Path(file_okay=False, path_type=Path),
               envvar="WORKFLOW_SPOOL", show_envvar=True,
               help="Outcomes not yet delivered [default: $XDG_DATA_HOME/workflow/spool].")
@@ -84,10 +87,10 @@ def pipelines_and_function(args: tuple[str, ...], pipeline: tuple[str, ...],
 def run(args: tuple[str, ...], pipeline: tuple[str, ...], function: str | None,
         site: str | None, tags: tuple[str, ...], lives: int | None, burst: bool, sleep: float,
         max_sleep: float, concurrency: int, prefetch: int, lease: float, grace: float,
-        archive: Path | None, spool: Path | None, log_format: str, url: str,
-        token: str | None) -> None:  # fmt: skip
+        archive: Path | None, graph_engine: str, spool: Path | None, log_format: str,
+        url: str, token: str | None) -> None:  # fmt: skip
     """Take work from PIPELINE, run it, report the outcome; FUNCTION (optional) runs for
-    every work, else each work's own function or command."""
+    every work, else each work's own function, command or graph."""
     import sys
 
     from workflow.client import Client
@@ -98,7 +101,8 @@ def run(args: tuple[str, ...], pipeline: tuple[str, ...], function: str | None,
     options = RunnerOptions(pipelines=names, function=function, site=site, tags=_split(tags),
                             lives=lives, burst=burst, sleep=sleep, max_sleep=max_sleep,
                             concurrency=concurrency, prefetch=prefetch, lease=lease,
-                            grace=grace, archive=archive)  # fmt: skip
+                            grace=grace, archive=archive,
+                            graph_engine=graph_engine)  # fmt: skip
     if spool is not None:
         options.spool = spool
     with Client(url, token or None) as client:

@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from workflow.errors import InvalidWork, ResultsTooLarge
+from workflow.errors import InvalidWork, ResultsTooLarge, WorkflowError
 
 if TYPE_CHECKING:
     from workflow.client import Client
@@ -150,8 +150,22 @@ class Lease(BaseModel):
     expires: float
 
 
+class NodeEntry(BaseModel):
+    """One run of one node of a graph work, within an attempt."""
+
+    node: str
+    label: str | None = None
+    run: int = Field(default=1, ge=1)
+    started: float
+    stopped: float
+    outcome: Literal["success", "failure"]
+    error: ErrorInfo | None = None
+    host: str | None = None
+    pid: int | None = None
+
+
 class AttemptEntry(BaseModel):
-    """One finished attempt in a work's history."""
+    """One finished attempt in a work's history (with its node runs, for a graph)."""
 
     kind: Literal["attempt"] = "attempt"
     attempt: int
@@ -163,6 +177,7 @@ class AttemptEntry(BaseModel):
     outcome: Outcome
     reason: str | None = None
     error: ErrorInfo | None = None
+    nodes: list[NodeEntry] | None = None
 
 
 class ActionEntry(BaseModel):
@@ -206,6 +221,7 @@ class Work(BaseModel):
     config: Config = Field(default_factory=Config)
     notify: Notify = Field(default_factory=Notify)
     # What CHIME lacks.
+    graph: dict[str, Any] | str | None = None
     backoff: float | None = Field(default=None, ge=0, le=86400)
     not_before: float | None = None
     lease: Lease | None = None
@@ -233,9 +249,30 @@ class Work(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _function_or_command(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("function") and data.get("command"):
-            raise ValueError("give either function or command, not both")
+        if isinstance(data, dict):
+            given = [name for name in ("function", "command", "graph") if data.get(name)]
+            if len(given) > 1:
+                raise ValueError("give one of function, command or graph, not "
+                                 f"{' and '.join(given)}")
         return data
+
+    @field_validator("graph")
+    @classmethod
+    def _graph_loads(cls, value: dict[str, Any] | str | None) -> dict[str, Any] | str | None:
+        """An inline graph must load (its tasks are imported only where it runs); a path
+        or package resource, and a graph whose sub-graphs are files, is read by the runner."""
+        nodes = value.get("nodes") if isinstance(value, dict) else None
+        by_file = isinstance(nodes, list) and any(
+            isinstance(n, dict) and n.get("task_type") == "graph"
+            and not isinstance(n.get("task_identifier"), dict) for n in nodes)
+        if isinstance(value, dict) and not by_file:
+            from workflow.graph.model import load  # networkx only for works with graphs
+
+            try:
+                load(value)
+            except WorkflowError as exc:
+                raise ValueError(exc.message) from None
+        return value
 
     @property
     def max_attempts(self) -> int:

@@ -55,9 +55,12 @@ def test_invalid_fields_are_named(fields: dict[str, object], bad: str) -> None:
     assert (caught.value.field or "").startswith(f"works[2].{bad}")
 
 
-def test_function_and_command_are_exclusive() -> None:
-    with pytest.raises(InvalidWork, match="either function or command"):
+def test_function_command_and_graph_are_exclusive() -> None:
+    with pytest.raises(InvalidWork, match="one of function, command or graph, not function "
+                       "and command"):  # fmt: skip
         parse_work({"pipeline": "a", "function": "m.f", "command": ["ls"]})
+    with pytest.raises(InvalidWork, match="not command and graph"):
+        parse_work({"pipeline": "a", "command": ["ls"], "graph": "g.json"})
 
 
 def test_old_pass_archive_strategy_means_bypass() -> None:

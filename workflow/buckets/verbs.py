@@ -33,6 +33,7 @@ from workflow.work import (
     ActionEntry,
     AttemptEntry,
     ErrorInfo,
+    NodeEntry,
     check_results_size,
     new_id,
     parse_work,
@@ -163,13 +164,15 @@ class Buckets:
                  products: list[str] | None = None, plots: list[str] | None = None,
                  error: dict[str, Any] | None = None, stop: float | None = None,
                  started: float | None = None, retry_delay: float | None = None,
-                 reason: str | None = None, merge: bool = True) -> Doc:  # fmt: skip
+                 reason: str | None = None, merge: bool = True,
+                 nodes: list[dict[str, Any]] | None = None) -> Doc:  # fmt: skip
         """Record the outcome of attempt ``attempt``: ``success``, ``failure`` or ``retry``.
 
         A failure is queued again (after a backoff) while attempts remain, else the work
         moves to the results as ``failure``. ``retry`` (the function asked for it) queues
         again after ``retry_delay`` without using up an attempt. Repeating a completion
-        that was already recorded returns the work unchanged. With ``merge`` (the
+        that was already recorded returns the work unchanged. ``nodes`` (the node runs
+        of a graph work) go into the attempt's history entry. With ``merge`` (the
         default) results are merged into and products and plots appended to what the
         work has; without it they replace it (CHIME clients send their whole state).
 
@@ -196,6 +199,8 @@ class Buckets:
                     doc[name] = [*(doc.get(name) or []), *extra]
         entry = self._entry(doc, status, error=error, started=started, stopped=doc["stop"],
                             reason=reason or ("retry-requested" if status == "retry" else None))
+        if nodes is not None:
+            entry.nodes = [NodeEntry.model_validate(n) for n in nodes]
         return self._after_attempt(doc, entry, retry_delay)
 
     def complete_many(self, outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from typing import Any
 
 from workflow import errors
 from workflow.client import Client
+from workflow.runner.graphs import run_graph
 from workflow.runner.outbox import Outbox, record
 from workflow.runner.outcome import Outcome, failure
 from workflow.runner.report import Reporter
@@ -61,6 +62,7 @@ class RunnerOptions:
     lease: float = 60.0
     grace: float = 30.0
     archive: Path | None = None
+    graph_engine: str | None = None
     spool: Path = field(default_factory=default_spool)
     runner: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
@@ -269,9 +271,11 @@ class Runner:
                 outcome = aborted(started, started)
             elif work.get("command"):
                 outcome = run_command(work["command"], self._time_left(work))
+            elif work.get("graph"):
+                outcome = run_graph(work, self._time_left(work), self.options.graph_engine)
             else:
-                outcome = failure("NothingToRun", "the work has neither function nor "
-                                  "command, and the runner was given no function")  # fmt: skip
+                outcome = failure("NothingToRun", "the work has no function, command or "
+                                  "graph, and the runner was given no function")  # fmt: skip
                 outcome.started = outcome.stop = started
             finished([(work, outcome)])
         if batch:

@@ -44,13 +44,14 @@ class Outcome:
     retry_delay: float | None = None
     started: float | None = None
     stop: float | None = None
+    nodes: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
         """The fields of a ``complete`` call."""
         out = {"status": self.status, "results": self.results, "products": self.products,
                "plots": self.plots, "error": self.error, "retry_delay": self.retry_delay,
-               "started": self.started, "stop": self.stop}  # fmt: skip
+               "started": self.started, "stop": self.stop, "nodes": self.nodes}  # fmt: skip
         return {k: v for k, v in out.items() if v is not None}
 
 

@@ -15,7 +15,7 @@ from workflow.buckets import Buckets, PipelineSettings, chime
 from workflow.buckets.bulk import act_on_bucket
 from workflow.buckets.verbs import plain_query
 from workflow.filters import apply_projection, check_filter, check_projection
-from workflow.work import ErrorInfo
+from workflow.work import ErrorInfo, NodeEntry
 
 router = APIRouter(tags=["buckets"])
 
@@ -85,6 +85,7 @@ class Complete(Strict):
     stop: float | None = None
     retry_delay: float | None = Field(default=None, ge=0, le=86400)
     reason: str | None = Field(default=None, max_length=200)
+    nodes: list[NodeEntry] | None = Field(default=None, max_length=10_000)
 
 
 class CompleteOne(Complete):
@@ -237,10 +238,12 @@ def heartbeat(buckets: Verbs, id: str, body: Heartbeat) -> Any:
 @router.post("/work/{id}/complete", summary="Report the outcome of a running attempt")
 def complete(buckets: Verbs, id: str, body: Complete) -> Any:
     error = body.error.model_dump() if body.error else None
+    nodes = [n.model_dump(mode="json") for n in body.nodes] if body.nodes is not None else None
     return buckets.complete(id, body.attempt, body.status, results=body.results,
                             products=body.products, plots=body.plots, error=error,
                             stop=body.stop, started=body.started,
-                            retry_delay=body.retry_delay, reason=body.reason)  # fmt: skip
+                            retry_delay=body.retry_delay, reason=body.reason,
+                            nodes=nodes)  # fmt: skip
 
 
 @router.post("/complete", summary="Report the outcomes of several attempts at once")

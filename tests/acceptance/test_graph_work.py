@@ -1,0 +1,86 @@
+"""A graph as a work: deposited, run by ``workflow run``, its node runs in the history."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from graph_tasks import link, node
+from harness import Server
+
+pytestmark = pytest.mark.slow
+TESTS = Path(__file__).resolve().parents[1]
+
+GRAPH = {"graph": {"id": "reduce", "engine": "parallel"},
+         "nodes": [node("left", "Double", delay=0.5), node("right", "Double", delay=0.5),
+                   node("join", "Add")],
+         "links": [link("left", "join", ("y", "a")), link("right", "join", ("y", "b"))]}
+
+
+def _deposit(server: Server, **work: Any) -> str:
+    reply = httpx.post(f"{server.url}/buckets/work", params={"return_ids": "true"},
+                       json=[{"pipeline": "graphs", "retries": 0, **work}], timeout=10)
+    assert reply.status_code == 200, reply.text
+    return reply.json()[0]  # type: ignore[no-any-return]
+
+
+def _run(server: Server, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "WORKFLOW_URL": server.url, "PYTHONPATH": str(TESTS),
+           "XDG_DATA_HOME": str(tmp_path / "xdg")}  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "workflow", "run", "graphs", "--burst"],
+                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_a_graph_work_runs_end_to_end_with_its_nodes_in_the_history(server: Server,
+                                                                    tmp_path: Path) -> None:
+    id = _deposit(server, graph=GRAPH, parameters={"left:x": 1, "right:x": 2})
+    failing = _deposit(server, graph={"nodes": [node("first", "Double", x=1),
+                                                node("broken", "Fail")],
+                                      "links": [link("first", "broken", ("y", "x"))]})
+    (tmp_path / "file.json").write_text(json.dumps(GRAPH))
+    by_path = _deposit(server, graph=str(tmp_path / "file.json"),
+                       parameters={"x": 10})  # to both start nodes
+    done = _run(server, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    work = httpx.get(f"{server.url}/buckets/work/{id}", timeout=10).json()
+    assert work["status"] == "success" and work["results"] == {"sum": 6}
+    (attempt,) = work["history"]
+    nodes = {n["node"]: n for n in attempt["nodes"]}
+    assert set(nodes) == {"left", "right", "join"}
+    assert all(n["outcome"] == "success" and n["stopped"] >= n["started"] for n in nodes.values())
+    left, right = nodes["left"], nodes["right"]
+    assert left["started"] < right["stopped"] and right["started"] < left["stopped"], \
+        "the parallel engine ran the branches at the same time"
+    assert nodes["join"]["started"] >= max(left["stopped"], right["stopped"])
+
+    failed = httpx.get(f"{server.url}/buckets/work/{failing}", timeout=10).json()
+    assert failed["status"] == "failure"
+    (attempt,) = failed["history"]
+    assert attempt["error"]["type"] == "GraphFailed"
+    assert attempt["error"]["message"] == ("node 'broken' (graph_tasks.Fail) failed: "
+                                           "ValueError: cannot use 2")  # fmt: skip
+    assert [(n["node"], n["outcome"]) for n in attempt["nodes"]] == [
+        ("first", "success"), ("broken", "failure")]
+    assert attempt["nodes"][1]["error"]["message"] == "cannot use 2"
+
+    from_file = httpx.get(f"{server.url}/buckets/work/{by_path}", timeout=10).json()
+    assert from_file["results"] == {"sum": 40}
+
+
+def test_a_broken_inline_graph_is_refused_at_deposit(server: Server) -> None:
+    reply = httpx.post(f"{server.url}/buckets/work", timeout=10, json=[
+        {"pipeline": "graphs", "graph": {"nodes": [node("a", "Add")],
+                                         "links": [link("a", "b")]}}])  # fmt: skip
+    assert reply.status_code == 422
+    assert reply.json()["field"] == "works[0].graph"
+    assert "links[0]: target 'b' is not a node" in reply.json()["message"]
+    both = httpx.post(f"{server.url}/buckets/work", timeout=10, json=[
+        {"pipeline": "graphs", "function": "m.f", "graph": {"nodes": []}}])
+    assert both.status_code == 422 and "not function and graph" in both.json()["message"]
