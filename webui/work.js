@@ -5,9 +5,10 @@
 import { panel, myRole, wire } from "./actions.js";
 import { api, blob } from "./api.js";
 import { duration, escape, when } from "./format.js";
+import { graphSection } from "./graph.js";
 
 const IMAGES = /\.(png|jpe?g|gif|svg|webp)$/i;
-const SHOWN_APART = new Set(["parameters", "results", "history", "products", "plots", "lease"]);
+const SHOWN_APART = new Set(["parameters", "results", "history", "products", "plots", "lease", "graph"]);
 
 function json(value) {
   return `<pre class="json">${escape(JSON.stringify(value ?? null, null, 2))}</pre>`;
@@ -40,7 +41,7 @@ function entry(item) {
     <span class="when">${when(item.started || item.claimed)}</span>
     <strong>attempt ${item.attempt}: <span class="status ${escape(item.outcome)}">${escape(item.outcome)}</span></strong>
     ${item.reason ? `<span class="caption">(${escape(item.reason)})</span>` : ""}
-    <div class="caption">${escape(item.runner || "?")} on ${escape(item.host || "?")}, took ${duration(item.started || item.claimed, item.stopped)}</div>
+    <div class="caption">${escape(item.runner || "?")} on ${escape(item.host || "?")}, took ${duration(item.started || item.claimed, item.stopped)}${item.nodes ? `, ${item.nodes.length} node runs` : ""}</div>
     ${error ? `<div class="error"><strong>${escape(error.type)}</strong>: ${escape(error.message)}</div>${trace}` : ""}</li>`;
 }
 
@@ -102,6 +103,7 @@ export async function show(main, signal, status) {
       <section><h2>Fields</h2>${fields(doc)}</section>
       <section><h2>Parameters</h2>${json(doc.parameters)}</section>
       <section><h2>Results</h2>${json(doc.results)}</section>
+      ${graphSection(doc)}
       <section><h2>History</h2>${history.length
         ? `<ol class="timeline">${history.map(entry).join("")}</ol>` : '<p class="caption">No attempt yet.</p>'}</section>
       ${files("Plots", doc.plots, "plot")}${files("Products", doc.products, "product")}
