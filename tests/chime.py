@@ -8,29 +8,23 @@ points at one of our servers, and run Python snippets or the ``workflow`` CLI in
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import os
 import subprocess
-import sys
-import venv
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import venvs
 import yaml
+from venvs import PYTHON_VARIABLES, REPO
 
 #: The client release whose wire protocol we are compatible with (see chime-api.md).
 CHIME_REQUIREMENT = "workflow-core==1.12.3"
-REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".venv-chime"
-#: Written inside the venv only after a verified install; its absence means "rebuild".
-MARKER = VENV / ".installed-workflow-core-1.12.3"
 #: Sent as ``x-access-token``; also keeps the client's "token missing" warning away.
 DUMMY_TOKEN = "chime-compat-test-token"
 #: Variables the CHIME client reads as a token (chime-api.md section 7).
 TOKEN_VARIABLES = ("WORKFLOW_HTTP_TOKEN", "WORKFLOW_TOKEN", "GITHUB_TOKEN", "GITHUB_PAT")
-#: Variables that would let our own ``workflow`` package or venv leak into the CHIME one.
-PYTHON_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV")
 #: Confirms, inside the venv, that ``workflow`` is CHIME's package at the right version.
 _PROBE = (
     "import importlib.metadata as m, workflow.definitions.work as w; "
@@ -43,54 +37,15 @@ class ChimeFailed(AssertionError):
     """A command run in the CHIME virtual environment failed or timed out."""
 
 
-def _venv_python(env_dir: Path) -> Path:
-    return env_dir / "bin" / "python"
-
-
-def _install(env_dir: Path) -> None:
-    """(Re)create the venv in place and install the CHIME client into it."""
-    # ``clear=True`` empties the directory but keeps it, so the lock held on the
-    # directory itself stays valid; the venv must be built at its final path because
-    # pip writes absolute paths (script shebangs) into it.
-    venv.EnvBuilder(clear=True, with_pip=True, symlinks=True).create(env_dir)
-    python = _venv_python(env_dir)
-    env = {k: v for k, v in os.environ.items() if k not in PYTHON_VARIABLES}
-    _run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--no-input", CHIME_REQUIREMENT],
-        env=env, timeout=900, cwd=env_dir,
-    )  # fmt: skip
-    _run([str(python), "-P", "-c", _PROBE], env=env, timeout=120, cwd=env_dir)
-
-
 @functools.cache
 def chime_python() -> Path:
-    """The Python executable of a venv holding ``workflow-core==1.12.3``.
-
-    The venv is created at ``<repo>/.venv-chime`` on first use and reused afterwards.
-    An exclusive ``flock`` on the venv directory serialises concurrent pytest processes;
-    the marker file is written (atomically) only after a verified install, so an
-    interrupted build is detected and redone.
-
-    Returns:
-        Path: ``<repo>/.venv-chime/bin/python``.
+    """The Python executable of a venv holding ``workflow-core==1.12.3``, created at
+    ``<repo>/.venv-chime`` on first use and reused afterwards (see ``venvs.built``).
 
     Raises:
         ChimeFailed: If creating the venv or installing the client fails.
     """
-    VENV.mkdir(exist_ok=True)
-    fd = os.open(VENV, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        python = _venv_python(VENV)
-        if not (MARKER.is_file() and python.exists()):
-            _install(VENV)
-            partial = MARKER.with_name(MARKER.name + ".partial")
-            partial.write_text(f"{CHIME_REQUIREMENT}\n{sys.version}\n")
-            partial.replace(MARKER)
-        return python
-    finally:
-        os.close(fd)  # also releases the lock
+    return venvs.built(VENV, [CHIME_REQUIREMENT], _PROBE, ChimeFailed)
 
 
 def chime_home(
@@ -144,30 +99,9 @@ def chime_home(
     return env
 
 
-def _describe(args: Iterable[str], stdout: str | bytes | None, stderr: str | bytes | None) -> str:
-    def text(value: str | bytes | None) -> str:
-        if isinstance(value, bytes):
-            return value.decode(errors="replace")
-        return value or ""
-
-    return f"command: {list(args)}\n--- stdout ---\n{text(stdout)}\n--- stderr ---\n{text(stderr)}"
-
-
-def _run(
-    args: Sequence[str], env: Mapping[str, str] | None, timeout: float, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    try:
-        proc = subprocess.run(
-            args, env=None if env is None else dict(env), cwd=cwd, timeout=timeout,
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired as exc:
-        detail = _describe(args, exc.stdout, exc.stderr)
-        raise ChimeFailed(f"timed out after {timeout}s\n{detail}") from None
-    if proc.returncode != 0:
-        detail = _describe(args, proc.stdout, proc.stderr)
-        raise ChimeFailed(f"exit code {proc.returncode}\n{detail}")
-    return proc
+def _run(args: Sequence[str], env: Mapping[str, str] | None, timeout: float,
+         cwd: Path | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    return venvs.run(args, env, timeout, cwd, ChimeFailed)
 
 
 def _workdir(env: Mapping[str, str]) -> Path:

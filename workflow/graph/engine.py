@@ -62,6 +62,8 @@ class NodeRun:
     error: dict[str, Any] | None = None
     host: str | None = None
     pid: int | None = None
+    #: Causal depth: 1 for a start, else 1 + the deepest run whose data it got.
+    clock: int = 1
 
     def entry(self, graph: Graph) -> dict[str, Any]:
         """The run as a JSON-ready history entry (outputs left out)."""
@@ -187,9 +189,13 @@ class Execution:
 
     def outputs(self, which: Literal["end", "all"] = "end", merge: bool = True
                 ) -> dict[Any, Any]:  # fmt: skip
-        """The outputs of the end nodes (or of all nodes), each node's last successful
-        run: merged into one dict (a later node in ``Graph.order`` wins a name), or by
-        node (ids as text).
+        """The outputs of the end nodes (or of all nodes): merged into one dict, or by
+        node (ids as text, each node's last run).
+
+        Successful runs count in causal order (``NodeRun.clock``, ties in the order the
+        nodes are written), which does not depend on the engine: a later run wins a
+        name. For an acyclic graph that is Ewoks' execution order; in a loop, the last
+        round wins, as with Ewoks' ppf engine.
 
         Raises:
             GraphFailed: a node failed unhandled.
@@ -197,13 +203,15 @@ class Execution:
         if self.failed is not None:
             raise failure(self.graph, self.failed)
         chosen = set(self.graph.end_nodes() if which == "end" else self.graph.nodes)
-        last = {run.node: run.outputs for run in self.runs if run.outcome == "success"}
-        ordered = [n for n in self.graph.order() if n in chosen and n in last]
+        index = {n: i for i, n in enumerate(self.graph.nodes)}
+        runs = sorted((r for r in self.runs if r.outcome == "success" and r.node in chosen),
+                      key=lambda r: (r.clock, index[r.node], r.run))  # fmt: skip
         if not merge:
-            return {display(n): dict(last[n]) for n in ordered}
+            last = {r.node: r.outputs for r in runs}
+            return {display(n): dict(last[n]) for n in self.graph.nodes if n in last}
         merged: dict[str, Any] = {}
-        for node_id in ordered:
-            merged.update(last[node_id])
+        for run in runs:
+            merged.update(run.outputs)
         return merged
 
 
@@ -239,16 +247,18 @@ class Scheduler:
         self.on_run = on_run
         self.required = {n: [k for k in graph.incoming(n) if graph.required(k)]
                          for n in graph.nodes}  # fmt: skip
-        self.cache: dict[int, dict[Any, Any]] = {}
-        self.buffered: dict[NodeId, deque[dict[Any, Any]]] = {n: deque() for n in graph.nodes}
+        # Data that arrived, with the clock of the run that sent it.
+        self.cache: dict[int, tuple[dict[Any, Any], int]] = {}
+        self.buffered: dict[NodeId, deque[tuple[dict[Any, Any], int]]] = {
+            n: deque() for n in graph.nodes}
         self.count: dict[NodeId, int] = dict.fromkeys(graph.nodes, 0)
-        self.queue: deque[tuple[NodeId, dict[Any, Any] | None]] = deque()
+        self.queue: deque[tuple[NodeId, tuple[dict[Any, Any], int] | None]] = deque()
         self.execution = Execution(graph)
 
     def run(self) -> Execution:
         for node_id in self.graph.start_nodes():
             self.queue.append((node_id, None))
-        running: dict[Any, tuple[NodeId, int, dict[Any, Any]]] = {}
+        running: dict[Any, tuple[NodeId, int, dict[Any, Any], int]] = {}
         order: dict[Any, int] = {}
         while self.queue or running:
             while self.queue and self.execution.failed is None:
@@ -257,15 +267,16 @@ class Scheduler:
                     self.execution.failed = self._endless(node_id)
                     break
                 self.count[node_id] += 1
-                inputs = self._inputs(node_id, extra)
+                inputs, clock = self._inputs(node_id, extra)
                 handle = self.runs.submit(self._spec(node_id), inputs)
-                running[handle] = (node_id, self.count[node_id], inputs)
+                running[handle] = (node_id, self.count[node_id], inputs, clock)
                 order[handle] = len(order)
             if not running:
                 break
             for handle in sorted(self.runs.wait(list(running)), key=order.__getitem__):
-                node_id, number, inputs = running.pop(handle)
-                self._ended(self._record(node_id, number, self.runs.result(handle)), inputs)
+                node_id, number, inputs, clock = running.pop(handle)
+                run = self._record(node_id, number, self.runs.result(handle), clock)
+                self._ended(run, inputs)
         return self.execution
 
     def _spec(self, node_id: NodeId) -> tuple[Any, str, Any, str, str | None]:
@@ -273,17 +284,25 @@ class Scheduler:
         return (node_id, node.task_type, node.identifier, node.label,
                 node.attrs.get("task_generator"))  # fmt: skip
 
-    def _inputs(self, node_id: NodeId, extra: dict[Any, Any] | None) -> dict[Any, Any]:
+    def _inputs(self, node_id: NodeId, extra: tuple[dict[Any, Any], int] | None
+                ) -> tuple[dict[Any, Any], int]:  # fmt: skip
+        """A run's inputs (defaults, then required links' data, then the data that
+        triggered it), and its clock."""
         inputs = self.graph.nodes[node_id].default_inputs
+        clock = 0
         for link in self.required[node_id]:
-            inputs.update(self.cache.get(id(link), {}))
-        inputs.update(extra or {})
-        return inputs
+            payload, sent = self.cache.get(id(link), ({}, 0))
+            inputs.update(payload)
+            clock = max(clock, sent)
+        if extra is not None:
+            inputs.update(extra[0])
+            clock = max(clock, extra[1])
+        return inputs, clock + 1
 
-    def _record(self, node_id: NodeId, number: int, raw: dict[str, Any]) -> NodeRun:
+    def _record(self, node_id: NodeId, number: int, raw: dict[str, Any], clock: int) -> NodeRun:
         run = NodeRun(node_id, number, raw["started"], raw["stopped"],
                       "failure" if raw["error"] else "success", raw["outputs"] or {},
-                      raw["error"], raw.get("host"), raw.get("pid"))  # fmt: skip
+                      raw["error"], raw.get("host"), raw.get("pid"), clock)  # fmt: skip
         self.execution.runs.append(run)
         if self.on_run is not None:
             self.on_run(run)
@@ -313,7 +332,7 @@ class Scheduler:
             if not fired and self.execution.failed is None:
                 self.execution.failed = run
         for link in fired:
-            self._deliver(link, _payload(link, available))
+            self._deliver(link, (_payload(link, available), run.clock))
 
     def _holds(self, link: Link, run: NodeRun) -> bool:
         outputs = dict(run.outputs)
@@ -335,7 +354,7 @@ class Scheduler:
                 return False
         return True
 
-    def _deliver(self, link: Link, payload: dict[Any, Any]) -> None:
+    def _deliver(self, link: Link, payload: tuple[dict[Any, Any], int]) -> None:
         target = link.target
         if link in self.required[target]:
             self.cache[id(link)] = payload

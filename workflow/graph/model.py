@@ -22,7 +22,7 @@ import networkx as nx
 import yaml
 
 from workflow.errors import InvalidGraph
-from workflow.graph.tasks import TASK_TYPES, resolve
+from workflow.graph.tasks import TASK_TYPES, declared, resolve
 
 NodeId = Hashable
 #: Node keys of old Ewoks graphs that stand for ``task_type`` + ``task_identifier``.
@@ -187,7 +187,7 @@ class Graph:
             if node.task_type != "class" or any(self.required(k) for k in self.incoming(n)):
                 continue
             try:
-                needed = getattr(resolve("class", node.identifier), "input_names", ())
+                needed = declared(resolve("class", node.identifier), "input_names")
             except InvalidGraph:
                 continue
             if set(needed) <= set(node.default_inputs):
@@ -213,19 +213,6 @@ class Graph:
             if any(isinstance(v, bool) for v in used) or else_value not in used:
                 return True
         return False
-
-    def order(self) -> list[NodeId]:
-        """Nodes in a fixed execution-like order: topological where the graph allows (a
-        cycle's nodes together), ties in the order written. Merged outputs follow it."""
-        index = {n: i for i, n in enumerate(self.nodes)}
-        condensed = nx.condensation(nx.DiGraph(self._digraph))
-        members = condensed.graph["mapping"]
-        groups: dict[int, list[NodeId]] = {}
-        for node_id, group in members.items():
-            groups.setdefault(group, []).append(node_id)
-        ordered = nx.lexicographical_topological_sort(
-            condensed, key=lambda g: min(index[n] for n in groups[g]))
-        return [n for g in ordered for n in sorted(groups[g], key=index.__getitem__)]
 
     def select(self, selector: dict[str, Any]) -> list[NodeId]:
         """Nodes an Ewoks selector picks: ``id``; else ``label`` and/or
@@ -305,14 +292,14 @@ class Graph:
         for node_id, node in self.nodes.items():
             if node.task_type != "class":
                 continue
-            needed = getattr(resolve("class", node.identifier), "input_names", ())
+            needed = declared(resolve("class", node.identifier), "input_names")
             covered = set(node.default_inputs)
             for link in self.incoming(node_id):
                 if link.map_all_data:
                     source = self.nodes[link.source]
                     if source.task_type != "class":
                         return  # anything may arrive
-                    outputs = getattr(resolve("class", source.identifier), "output_names", ())
+                    outputs = declared(resolve("class", source.identifier), "output_names")
                     covered |= set(outputs)
                 covered |= {m.get("target_input") for m in link.data_mapping}
             missing = sorted(set(needed) - covered)
@@ -448,15 +435,16 @@ def _build(raw: dict[str, Any], base: Path | None, depth: int) -> Graph:
         sub_raw, sub_base = read(node.identifier, base)
         sub = _build(sub_raw, sub_base, depth + 1)
         inner[node.id] = sub
-        copied = {k: node.attrs[k] for k in ("default_inputs", "force_start_node",
-                                             "conditions_else_value", "default_error_node")
-                  if k in node.attrs}  # fmt: skip
+        copied: dict[str, Any] = {k: node.attrs[k] for k in ("default_inputs", "force_start_node",
+                                                             "conditions_else_value",
+                                                             "default_error_node")
+                                  if k in node.attrs}  # fmt: skip
         targets = {a.node for aliases in sub.attrs.get("_inputs", {}).values() for a in aliases}
         for sub_node in sub.nodes.values():
-            attrs = dict(sub_node.attrs)
+            inner_attrs = dict(sub_node.attrs)
             if sub_node.id in targets:
-                attrs.update(copy.deepcopy(copied))
-            flat.append(Node((node.id, sub_node.id), attrs))
+                inner_attrs.update(copy.deepcopy(copied))
+            flat.append(Node((node.id, sub_node.id), inner_attrs))
     flat_links: list[Link] = []
     for sub_id, sub in inner.items():
         flat_links += [Link((sub_id, k.source), (sub_id, k.target), k.attrs) for k in sub.links]

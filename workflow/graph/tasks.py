@@ -258,6 +258,16 @@ def resolve(task_type: str, identifier: Any, generator: str | None = None) -> An
     return identifier
 
 
+def declared(cls: Any, kind: str) -> frozenset[str]:
+    """A task class's required inputs (``kind="input_names"``) or ``output_names``; for
+    ewokscore tasks these are class methods, and their required inputs are
+    ``required_input_names()``."""
+    if kind == "input_names" and hasattr(cls, "required_input_names"):
+        kind = "required_input_names"
+    names = getattr(cls, kind, ())
+    return frozenset(names() if callable(names) else names)
+
+
 def _is_task_class(cls: type) -> bool:
     return issubclass(cls, Task) or (hasattr(cls, "execute") and hasattr(cls, "get_output_values"))
 
