@@ -155,6 +155,21 @@ def _key_value(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
     return parsed
 
 
+def _graph(ctx: click.Context, param: click.Parameter, value: str | None
+           ) -> dict[str, Any] | str | None:  # fmt: skip
+    """A graph file's content (checked), or a package resource name as it is."""
+    if value is None or not Path(value).exists():
+        return value
+    from workflow.graph.model import load, read
+
+    try:
+        raw, _ = read(value)
+        load(value)
+    except WorkflowError as exc:
+        raise click.BadParameter(exc.message, ctx, param) from None
+    return raw
+
+
 def _argv(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
     try:
         return None if value is None else shlex.split(value)
@@ -203,9 +218,12 @@ def fill_work(raw: dict[str, Any], override: dict[str, Any], fill: dict[str, Any
     """``raw`` with ``override`` on top and ``fill`` where ``raw`` has no value;
     ``parameters`` are merged key by key."""
     work = {**{k: v for k, v in fill.items() if raw.get(k) is None}, **raw, **override}
-    for given, other in (("function", "command"), ("command", "function")):
-        if given in override:
-            work.pop(other, None)
+    runs = [name for name in ("function", "command", "graph") if name in override]
+    if len(runs) > 1:
+        raise InvalidWork(f"give one of function, command or graph, not {' and '.join(runs)}",
+                          field=runs[1])  # fmt: skip
+    for other in {"function", "command", "graph"} - set(runs[:1]) if runs else ():
+        work.pop(other, None)
     params = override.get("parameters")
     if params and isinstance(raw.get("parameters"), dict):
         work["parameters"] = {**raw["parameters"], **params}
@@ -247,9 +265,14 @@ def _deposit_all(client: Any, works: list[Any]) -> list[str]:
 @click.option("--function", help="Dotted path of the function to run: package.module.name.")
 @click.option("--command", callback=_argv,
               help='Command to run, one string split as a shell would: "fold --dm 300".')
+@click.option("--graph", callback=_graph, metavar="GRAPH",
+              help="A workflow graph to run: a JSON or YAML file (sent inline, so runners "
+              "anywhere can run it), or package.name for one inside a package the runners "
+              "have.")  # fmt: skip
 @click.option("--param", "parameters", multiple=True, metavar="KEY=VALUE", callback=_key_value,
               help="A parameter, repeatable; VALUE is read as JSON when it parses, else "
-              "as a string. Merged into each work's parameters.")
+              "as a string. Merged into each work's parameters (graph inputs for a graph: "
+              "NAME, or NODE:NAME).")  # fmt: skip
 @click.option("--priority", type=int, help="1 (lowest) to 5 (highest).")
 @click.option("--retries", type=int, help="Attempts allowed after the first, 0 to 5.")
 @click.option("--timeout", type=int, help="Seconds one attempt may run.")

@@ -61,6 +61,7 @@ def run(file: str, parameters: dict[str, Any], outputs: str, engine: str, worker
 
     graph = load(file).with_parameters(parameters)
     graph.check_tasks()
+    graph.check_inputs()
 
     def said(node_run: NodeRun) -> None:
         if not quiet:

@@ -74,6 +74,33 @@ def test_a_graph_work_runs_end_to_end_with_its_nodes_in_the_history(server: Serv
     assert from_file["results"] == {"sum": 40}
 
 
+def test_the_dask_engine_and_a_graph_deposited_from_the_command_line(server: Server,
+                                                                      tmp_path: Path) -> None:
+    graph = {**GRAPH, "graph": {"id": "reduce", "engine": "dask", "workers": 2}}
+    (tmp_path / "reduce.yaml").write_text(json.dumps(graph))
+    env = {**os.environ, "WORKFLOW_URL": server.url}
+    deposited = subprocess.run(
+        [sys.executable, "-m", "workflow", "deposit", "-p", "graphs", "--graph",
+         str(tmp_path / "reduce.yaml"), "--param", "left:x=3", "--param", "right:x=4"],
+        env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert deposited.returncode == 0, deposited.stderr
+    id = deposited.stdout.strip()
+    assert httpx.get(f"{server.url}/buckets/work/{id}", timeout=10).json()["graph"] == graph
+    done = _run(server, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    work = httpx.get(f"{server.url}/buckets/work/{id}", timeout=10).json()
+    assert work["status"] == "success" and work["results"] == {"sum": 14}
+    nodes = {n["node"]: n for n in work["history"][0]["nodes"]}
+    left, right = nodes["left"], nodes["right"]
+    assert left["started"] < right["stopped"] and right["started"] < left["stopped"], \
+        "Dask ran the branches at the same time"
+    assert left["pid"] != right["pid"]
+    bad = subprocess.run([sys.executable, "-m", "workflow", "deposit", "-p", "graphs",
+                          "--graph", str(tmp_path / "reduce.yaml"), "--command", "ls"],
+                         env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert bad.returncode == 2 and "not command and graph" in bad.stderr
+
+
 def test_a_broken_inline_graph_is_refused_at_deposit(server: Server) -> None:
     reply = httpx.post(f"{server.url}/buckets/work", timeout=10, json=[
         {"pipeline": "graphs", "graph": {"nodes": [node("a", "Add")],

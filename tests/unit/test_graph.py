@@ -165,3 +165,21 @@ def test_the_task_class_works_as_ewoks_tasks_do() -> None:
         task.outputs.other = 1
     with pytest.raises(AttributeError, match="read-only"):
         task.inputs.x = 2
+
+
+def test_graphs_load_from_json_yaml_strings_and_package_resources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = {"graph": {"id": "g"}, "nodes": [node("a", "Add", a=1, b=2)]}
+    package = tmp_path / "graphpack"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "chain.yml").write_text(json.dumps(raw))  # YAML is a superset of JSON
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for source in ("graphpack.chain", json.dumps(raw), raw, str(package / "chain.yml")):
+        assert execute_graph(load(source)).outputs() == {"sum": 3}, source
+    with pytest.raises(InvalidGraph, match="no graph file or package resource 'graphpack.x'"):
+        load("graphpack.x")
+    (tmp_path / "bad.yaml").write_text("nodes: [unclosed")
+    with pytest.raises(InvalidGraph, match="bad.yaml is neither JSON nor YAML"):
+        load(str(tmp_path / "bad.yaml"))

@@ -34,6 +34,7 @@ def attempt(request: dict[str, Any]) -> dict[str, Any]:
     try:
         graph: Graph = load(request["graph"]).with_parameters(request.get("parameters"))
         graph.check_tasks()
+        graph.check_inputs()
     except WorkflowError as exc:
         return {"status": "failure", "error": {"type": type(exc).__name__, "message": exc.message}}
     engine = str(graph.attrs.get("engine") or request.get("engine") or "sequential")
