@@ -14,6 +14,7 @@ import yaml
 from click.core import ParameterSource
 
 from workflow import __version__, cli_buckets, cli_graph, cli_results, cli_run
+from workflow.cli_values import key_values
 from workflow.errors import InvalidWork, WorkflowError
 from workflow.settings import DEFAULT_URL
 
@@ -141,20 +142,6 @@ def connect(command: Callable[..., Any]) -> Callable[..., Any]:
     return with_client
 
 
-def _key_value(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-               ) -> dict[str, Any]:  # fmt: skip
-    parsed: dict[str, Any] = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", ctx, param)
-        try:
-            parsed[key] = json.loads(raw)
-        except ValueError:
-            parsed[key] = raw
-    return parsed
-
-
 def _graph(ctx: click.Context, param: click.Parameter, value: str | None
            ) -> dict[str, Any] | str | None:  # fmt: skip
     """A graph file's content (checked), or a package resource name as it is."""
@@ -269,7 +256,7 @@ def _deposit_all(client: Any, works: list[Any]) -> list[str]:
               help="A workflow graph to run: a JSON or YAML file (sent inline, so runners "
               "anywhere can run it), or package.name for one inside a package the runners "
               "have.")  # fmt: skip
-@click.option("--param", "parameters", multiple=True, metavar="KEY=VALUE", callback=_key_value,
+@click.option("--param", "parameters", multiple=True, metavar="KEY=VALUE", callback=key_values,
               help="A parameter, repeatable; VALUE is read as JSON when it parses, else "
               "as a string. Merged into each work's parameters (graph inputs for a graph: "
               "NAME, or NODE:NAME).")  # fmt: skip

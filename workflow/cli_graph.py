@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import click
 import yaml
 
+from workflow.cli_values import key_values
+
 if TYPE_CHECKING:
     from workflow.graph import NodeRun
 
@@ -17,23 +19,9 @@ if TYPE_CHECKING:
 ENGINES = ("sequential", "parallel", "dask")
 
 
-def _parameters(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-                ) -> dict[str, Any]:  # fmt: skip
-    parsed: dict[str, Any] = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r} is not NAME=VALUE or NODE:NAME=VALUE", ctx, param)
-        try:
-            parsed[key] = json.loads(raw)
-        except ValueError:
-            parsed[key] = raw
-    return parsed
-
-
 parameter_option = click.option(
     "-p", "--param", "parameters", multiple=True, metavar="[NODE:]NAME=VALUE",
-    callback=_parameters, help="A graph input, repeatable: to the start nodes, or to the node "
+    callback=key_values, help="A graph input, repeatable: to the start nodes, or to the node "
     "with that id or label. VALUE is read as JSON when it parses, else as a string.")  # fmt: skip
 
 
