@@ -44,6 +44,12 @@ class InvalidGraph(InvalidWork):
     """The workflow graph is invalid."""
 
 
+class GraphFailed(WorkflowError):
+    """A node of the graph failed and no ``on_error`` link handled it."""
+
+    status_code = 422
+
+
 class LimitExceeded(WorkflowError):
     """The request is larger than a configured limit."""
 

@@ -33,7 +33,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExe
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from workflow.errors import ConfigurationError, WorkflowError
+from workflow.errors import ConfigurationError, GraphFailed
 from workflow.graph.model import Graph, Link, NodeId, display
 from workflow.graph.tasks import MISSING_DATA, execute
 
@@ -41,12 +41,6 @@ Engine = Literal["sequential", "parallel", "dask"]
 ENGINES: tuple[Engine, ...] = ("sequential", "parallel", "dask")
 #: Runs of one node after which a loop counts as endless.
 MAX_RUNS = 1000
-
-
-class GraphFailed(WorkflowError):
-    """A node of the graph failed and no ``on_error`` link handled it."""
-
-    status_code = 422
 
 
 @dataclass
