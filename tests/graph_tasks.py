@@ -24,8 +24,10 @@ class Fail(Task, input_names=["x"], output_names=["y"]):
         raise ValueError(f"cannot use {self.inputs.x}")
 
 
-class Count(Task, input_names=["n"], optional_input_names=["limit"], output_names=["n", "done"]):
+class Count(Task, input_names=["n"], optional_input_names=["limit", "delay"],
+            output_names=["n", "done"]):  # fmt: skip
     def run(self) -> None:
+        time.sleep(self.inputs.delay or 0)
         self.outputs.n = self.inputs.n + 1
         self.outputs.done = self.outputs.n >= (self.inputs.limit or 5)
 

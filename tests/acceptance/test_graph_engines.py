@@ -48,6 +48,25 @@ def test_every_engine_gives_the_same_outputs(engine: str) -> None:
     assert [r.run for r in execution.runs if r.node == "count"] == [1, 2]
 
 
+#: A slow loop feeds ``sum`` over an optional link; a fast node over a required one.
+RACE = {
+    "nodes": [{**node("loop", "Count", n=0, limit=2, delay=0.4), "force_start_node": True},
+              node("fast", "Double", x=1), node("sum", "Add")],
+    "links": [{"source": "loop", "target": "loop", "map_all_data": True,
+               "conditions": [{"source_output": "done", "value": False}]},
+              link("loop", "sum", ("n", "a")), link("fast", "sum", ("y", "b"))],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ends_are_handled_in_start_order_whatever_ends_first(engine: str) -> None:
+    execution = execute_graph(load(RACE), engine_name=engine, workers=2)
+    assert execution.failed is None, execution.failed
+    assert [(r.node, r.run) for r in execution.runs] == [
+        ("loop", 1), ("fast", 1), ("loop", 2), ("sum", 1), ("sum", 2)]
+    assert execution.outputs() == {"sum": 4}
+
+
 def workflow(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
     return subprocess.run([sys.executable, "-m", "workflow", "graph", *args], cwd=cwd, env=env,

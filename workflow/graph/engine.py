@@ -250,11 +250,17 @@ class Scheduler:
         self.execution = Execution(graph)
 
     def run(self) -> Execution:
+        """Run the graph. Runs start as soon as they are ready, many at once with the
+        parallel engines; their ends are handled in the order the runs started (an
+        end that comes early waits for the runs started before it). So every engine
+        takes the same decisions, in the same order, as the sequential one, and gives
+        the same outputs."""
         for node_id in self.graph.start_nodes():
             self.queue.append((node_id, None))
         running: dict[Any, tuple[NodeId, int, dict[Any, Any], int]] = {}
-        order: dict[Any, int] = {}
-        while self.queue or running:
+        started: deque[Any] = deque()
+        ended: dict[Any, dict[str, Any]] = {}
+        while self.queue or started:
             while self.queue and self.execution.failed is None:
                 node_id, extra = self.queue.popleft()
                 if self.count[node_id] >= self.max_runs:
@@ -264,13 +270,16 @@ class Scheduler:
                 inputs, clock = self._inputs(node_id, extra)
                 handle = self.runs.submit(self._spec(node_id), inputs)
                 running[handle] = (node_id, self.count[node_id], inputs, clock)
-                order[handle] = len(order)
-            if not running:
+                started.append(handle)
+            if not started:
                 break
-            for handle in sorted(self.runs.wait(list(running)), key=order.__getitem__):
+            while started[0] not in ended:
+                for handle in self.runs.wait([h for h in started if h not in ended]):
+                    ended[handle] = self.runs.result(handle)
+            while started and started[0] in ended:
+                handle = started.popleft()
                 node_id, number, inputs, clock = running.pop(handle)
-                run = self._record(node_id, number, self.runs.result(handle), clock)
-                self._ended(run, inputs)
+                self._ended(self._record(node_id, number, ended.pop(handle), clock), inputs)
         return self.execution
 
     def _spec(self, node_id: NodeId) -> tuple[Any, str, Any, str, str | None]:
