@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,25 @@ from workflow.client import Client
 from workflow.local import LocalClient
 from workflow.work import Work
 
-BACKENDS = ["sqlite", "http"]
+BACKENDS = ["sqlite", "http", "mongo"]
+#: A real MongoDB for the "mongo" backend; without it, mongomock (query semantics only).
+MONGO_URL = os.environ.get("WORKFLOW_TEST_MONGO_URL")
+
+
+def mongo_store() -> Any:
+    """A MongoDB store on a fresh database: on the server at ``WORKFLOW_TEST_MONGO_URL``
+    (a set but unreachable URL fails the test, never skips it), else on mongomock."""
+    from workflow.store.mongo import MongoStore
+
+    name = f"conformance-{uuid.uuid4().hex[:12]}"
+    if MONGO_URL:
+        base, _, options = MONGO_URL.partition("?")
+        host = base.split("://", 1)[1].split("/", 1)[0]
+        scheme = base.split("://", 1)[0]
+        return MongoStore(f"{scheme}://{host}/{name}" + (f"?{options}" if options else ""))
+    import mongomock
+
+    return MongoStore(f"mongodb://mongomock/{name}", client=mongomock.MongoClient())
 
 
 @pytest.fixture(params=BACKENDS)
@@ -26,6 +45,13 @@ def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     if request.param == "sqlite":
         local = LocalClient(f"sqlite:///{tmp_path / 'conformance.db'}", results_limit=100_000)
         yield local
+        local.close()
+    elif request.param == "mongo":
+        store = mongo_store()
+        local = LocalClient(store, results_limit=100_000)
+        yield local
+        if MONGO_URL:
+            store.client.drop_database(store.db.name)
         local.close()
     else:
         server = request.getfixturevalue("shared_server")

@@ -26,7 +26,9 @@ def open_store(url: str | None = None) -> Store:
 
         return SqliteStore(url)
     if scheme in ("mongodb", "mongodb+srv"):
-        raise ConfigurationError("the MongoDB backend is not available yet", field="store")
+        from workflow.store.mongo import MongoStore  # pymongo only when asked for
+
+        return MongoStore(url)
     raise ConfigurationError(
         f"unknown store URL scheme {scheme!r}: use sqlite:///PATH or mongodb://HOST",
         field="store",

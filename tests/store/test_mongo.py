@@ -1,0 +1,96 @@
+"""The MongoDB store's own guarantees: a move to the results that a crash interrupted is
+finished on the next start, once; driver errors are 503s; it recovers by itself.
+
+On mongomock (query semantics only); the conformance suite runs the shared contract,
+against a real server too when ``WORKFLOW_TEST_MONGO_URL`` is set.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import httpx
+import mongomock
+import pytest
+from harness import Server
+from pymongo.errors import AutoReconnect
+
+from workflow.buckets import Buckets
+from workflow.errors import StoreUnavailable
+from workflow.store.mongo import MongoStore
+from workflow.work import Work
+
+
+def _store(client: Any) -> MongoStore:
+    return MongoStore("mongodb://mongomock/repair", client=client)
+
+
+def _running(store: MongoStore) -> dict[str, Any]:
+    buckets = Buckets(store)
+    buckets.deposit([Work(pipeline="p", retries=0).payload()])
+    (doc,) = buckets.withdraw(["p"])
+    return doc  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("crash_after", ["marked", "copied"])
+def test_an_interrupted_move_is_finished_on_the_next_start_exactly_once(crash_after: str) -> None:
+    client = mongomock.MongoClient()
+    store = _store(client)
+    doc = _running(store)
+    final = {**doc, "status": "success", "results": {"snr": 9}}
+    # What a crash leaves: the bucket document marked as moving (and maybe the copy).
+    store.db["work"].replace_one({"_id": doc["id"]}, {**store.work.stored(final), "_moving": True})
+    if crash_after == "copied":
+        store.db["results"].insert_one(store.results.stored(final))
+    assert store.work.count({}) == 0, "a work being moved is no longer in the bucket"
+    assert store.work.find({"status": "success"}) == []
+
+    again = _store(client)  # the next start
+    assert again.work.get(doc["id"]) is None
+    assert again.results.get(doc["id"]) == final
+    assert again.db["results"].count_documents({"_id": doc["id"]}) == 1
+    assert again.results.find({}, text="9") == [final]
+    assert Buckets(again).get(doc["id"])["status"] == "success"
+
+
+def test_a_finish_is_a_compare_and_set() -> None:
+    store = _store(mongomock.MongoClient())
+    doc = _running(store)
+    buckets = Buckets(store)
+    buckets.complete(doc["id"], 1, "success")
+    with pytest.raises(Exception, match="no work"):
+        store.finish(doc["id"], {"status": "running", "attempt": 1}, doc)
+    assert store.db["results"].count_documents({}) == 1
+
+
+def test_a_driver_error_is_a_503_and_the_next_call_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _store(mongomock.MongoClient())
+    calls = {"n": 0}
+    original = store.db["work"].count_documents
+
+    def flaky(*args: Any, **kwargs: Any) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise AutoReconnect("connection reset")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store.work.raw, "count_documents", flaky)
+    with pytest.raises(StoreUnavailable, match="MongoDB is unavailable \\(count\\)"):
+        store.work.count({})
+    assert store.work.count({}) == 0
+
+
+def test_a_server_whose_database_is_down_answers_503_and_stays_up(make_server: Any) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server: Server = make_server(store=f"mongodb://127.0.0.1:{port}/down?serverSelectionTimeoutMS=300")
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        assert http.get("/version").status_code == 200
+        for _ in range(2):
+            reply = http.get("/buckets/counts")
+            assert reply.status_code == 503
+            assert reply.json()["error"] == "StoreUnavailable"
+            assert reply.json()["message"].startswith("MongoDB is unavailable")
+        assert http.post("/buckets/work", json=[{"pipeline": "p"}]).status_code == 503

@@ -1,0 +1,349 @@
+"""The MongoDB ``Store`` (``mongodb://HOST/DATABASE``), through pymongo's own API.
+
+Each work is one document with ``_id`` = its id, in the ``work`` (bucket) or ``results``
+collection; ``pipelines`` holds settings and ``minutes`` the finished-per-minute counts.
+Indexes for the withdraw order and every results filter are created on open.
+
+Every state change is a compare-and-set: the filter names the id and the expected
+status and attempt. A claim takes the first queued candidates in withdraw order, each
+by its own compare-and-set, so two servers never hand out the same work.
+
+Moving a finished work to the results is three steps that a crash can interrupt
+anywhere without losing or duplicating it. 1) A compare-and-set replaces the bucket
+document with the final one, marked ``_moving``; from then on nobody else can change
+it. 2) The final document is upserted into the results, which is idempotent. 3) The
+bucket document is deleted. ``tidy`` (on open, and every reap interval) finishes any
+move that a crash left at ``_moving``. On a replica set the three steps also run in one
+transaction, so no reader ever sees the work in both places.
+
+Free text is matched against ``_words``, each result's words in lower case, as prefixes,
+like SQLite's full-text index. Driver errors become ``StoreUnavailable`` (HTTP 503). The
+client reconnects by itself, so the service recovers when the database is back.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from workflow.errors import (
+    ConfigurationError,
+    DuplicateWork,
+    NotFound,
+    StoreUnavailable,
+    TransitionConflict,
+)
+from workflow.store.base import Claim, Doc, Query, Sort, claimed
+from workflow.store.text import text_of
+
+try:
+    import pymongo
+    from pymongo.errors import DuplicateKeyError, PyMongoError
+except ImportError as exc:  # pragma: no cover - exercised by the message only
+    raise ConfigurationError("MongoDB stores need pymongo: pip install 'workflow[mongo]'",
+                             field="store") from exc  # fmt: skip
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: Never returned to callers.
+HIDDEN = {"_id": 0, "_words": 0, "_moving": 0}
+#: Words kept per result for text search.
+MAX_WORDS = 4000
+#: Seconds pymongo waits for a server before a call fails (and the service answers 503).
+SERVER_WAIT_MS = 5000
+WORD = re.compile(r"[^\W_]+")
+
+
+def guarded(method: F) -> F:
+    """Turn a driver error into ``StoreUnavailable``, naming the operation."""
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        store = self if isinstance(self, MongoStore) else self._store
+        try:
+            store.prepare()
+            return method(self, *args, **kwargs)
+        except (DuplicateKeyError, TransitionConflict, NotFound, DuplicateWork):
+            raise
+        except PyMongoError as exc:
+            raise StoreUnavailable(f"MongoDB is unavailable ({method.__name__}): {exc}") from exc
+
+    return call  # type: ignore[return-value]
+
+
+def words(doc: Doc) -> list[str]:
+    """The distinct lower-case words of a work's searchable text."""
+    return list(dict.fromkeys(WORD.findall(text_of(doc).lower())))[:MAX_WORDS]
+
+
+def text_filter(text: str | None) -> Query:
+    """Every word of ``text`` as the prefix of one of a result's words."""
+    terms = WORD.findall((text or "").lower())
+    return {"$and": [{"_words": {"$regex": f"^{re.escape(t)}"}} for t in terms]} if terms else {}
+
+
+def _joined(*parts: Query) -> Query:
+    present = [p for p in parts if p]
+    if not present:
+        return {}
+    return present[0] if len(present) == 1 else {"$and": present}
+
+
+class MongoCollection:
+    """The bucket or the results (see ``workflow.store.base.Collection``)."""
+
+    def __init__(self, store: MongoStore, name: str):
+        self._store = store
+        self.name = name
+        self.raw = store.db[name]
+
+    def stored(self, doc: Doc) -> Doc:
+        """The document as kept: ``_id``, and the words of a result."""
+        out = {**doc, "_id": doc["id"]}
+        if self.name == "results":
+            out["_words"] = words(doc)
+        return out
+
+    @guarded
+    def insert(self, docs: list[Doc]) -> list[Doc | None]:
+        ids = [doc["id"] for doc in docs]
+        found = {d["id"]: d for d in self.raw.find({"_id": {"$in": ids}}, HIDDEN)}
+        out: list[Doc | None] = []
+        for doc in docs:
+            if doc["id"] in found:
+                out.append(found[doc["id"]])
+                continue
+            try:
+                self.raw.insert_one(self.stored(doc), session=self._store.session)
+            except DuplicateKeyError:
+                out.append(self.get(doc["id"]))
+                continue
+            if self.name == "results":
+                self._store.count_minute(doc)
+            found[doc["id"]] = doc
+            out.append(None)
+        return out
+
+    @guarded
+    def get(self, id: str) -> Doc | None:
+        return self.raw.find_one({"_id": id}, HIDDEN, session=self._store.session)  # type: ignore[no-any-return]
+
+    def _filter(self, query: Query, text: str | None) -> Query:
+        visible = {"_moving": {"$exists": False}} if self.name == "work" else {}
+        return _joined(query, text_filter(text) if self.name == "results" else {}, visible)
+
+    @guarded
+    def find(self, query: Query, *, sort: Sort | None = None, skip: int = 0,
+             limit: int | None = None, text: str | None = None) -> list[Doc]:  # fmt: skip
+        order = list(sort or [])
+        if not any(field == "id" for field, _ in order):
+            order.append(("id", -1 if order and order[-1][1] < 0 else 1))
+        cursor = self.raw.find(self._filter(query, text), HIDDEN, session=self._store.session)
+        cursor = cursor.sort(order).skip(skip)
+        if limit is not None:
+            if limit == 0:
+                return []
+            cursor = cursor.limit(limit)
+        return list(cursor)
+
+    @guarded
+    def count(self, query: Query, *, text: str | None = None) -> int:
+        return int(self.raw.count_documents(self._filter(query, text)))
+
+    @guarded
+    def swap(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
+        done = self.raw.replace_one({"_id": id, **expect}, self.stored(doc),
+                                    session=self._store.session)  # fmt: skip
+        if not done.matched_count:
+            raise self._store.conflict(self, id, expect)
+        return doc
+
+    @guarded
+    def delete(self, ids: list[str]) -> int:
+        return int(self.raw.delete_many({"_id": {"$in": list(ids)}}).deleted_count)
+
+    @guarded
+    def tally(self) -> list[tuple[str, str, int]]:
+        rows = self.raw.aggregate([
+            {"$match": self._filter({}, None)},
+            {"$group": {"_id": {"p": "$pipeline", "s": "$status"}, "n": {"$sum": 1}}},
+        ])  # fmt: skip
+        return sorted((str(r["_id"]["p"]), str(r["_id"]["s"]), int(r["n"])) for r in rows)
+
+
+class MongoStore:
+    """The MongoDB ``Store`` (see the module docstring).
+
+    Args:
+        url: ``mongodb://HOST[:PORT]/DATABASE?...`` (database ``workflow`` if none).
+        client: A client to use instead of connecting (tests pass ``mongomock``'s).
+    """
+
+    def __init__(self, url: str, client: Any = None):
+        self.url = url
+        parsed = pymongo.uri_parser.parse_uri(url) if client is None else {"database": None}
+        name = parsed.get("database") or url.rsplit("/", 1)[-1].split("?")[0] or "workflow"
+        options: dict[str, Any] = {} if "serverselectiontimeoutms" in url.lower() else {
+            "serverSelectionTimeoutMS": SERVER_WAIT_MS}
+        self.client = client or pymongo.MongoClient(url, tz_aware=False, **options)
+        self.db = self.client[name]
+        self.session: Any = None
+        self._work = MongoCollection(self, "work")
+        self._results = MongoCollection(self, "results")
+        self._mock = client is not None
+        self.transactions = False
+        self._prepared = False
+
+    def prepare(self) -> None:
+        """On first use (and after failures, until it worked once): learn whether the
+        server is a replica set, create the indexes and finish interrupted moves. The
+        server need not be up when the store opens; calls fail with 503 until it is."""
+        if self._prepared:
+            return
+        self._prepared = True  # the calls below are guarded themselves
+        try:
+            self.transactions = not self._mock and "setName" in self.client.admin.command("hello")
+            self._indexes()
+            self._tidy()
+        except BaseException:
+            self._prepared = False
+            raise
+
+    @property
+    def work(self) -> MongoCollection:
+        return self._work
+
+    @property
+    def results(self) -> MongoCollection:
+        return self._results
+
+    def _indexes(self) -> None:
+        work, results = self.db["work"], self.db["results"]
+        work.create_index([("status", 1), ("pipeline", 1), ("priority", -1), ("creation", 1),
+                           ("id", 1)], name="withdraw_order")  # fmt: skip
+        work.create_index([("status", 1), ("lease.expires", 1)], name="lease_expiry")
+        work.create_index([("pipeline", 1), ("status", 1)], name="tally")
+        work.create_index([("creation", -1), ("id", -1)], name="newest")
+        results.create_index([("creation", -1), ("id", -1)], name="newest")
+        results.create_index([("pipeline", 1), ("status", 1)], name="tally")
+        for field in ("pipeline", "status", "tags", "event", "site", "user", "_words"):
+            results.create_index([(field, 1), ("creation", -1), ("id", -1)], name=f"by_{field}")
+        for field in ("stop", "start", "priority", "attempt"):
+            results.create_index([(field, -1), ("id", -1)], name=f"sort_{field}")
+        self.db["minutes"].create_index([("minute", 1)], name="minute")
+
+    def conflict(self, collection: MongoCollection, id: str, expect: dict[str, Any]
+                 ) -> NotFound | TransitionConflict:  # fmt: skip
+        """The error for a compare-and-set on ``id`` that matched nothing."""
+        found = collection.raw.find_one({"_id": id}, {"status": 1, "attempt": 1, "_moving": 1},
+                                        session=self.session)  # fmt: skip
+        if found is None or (collection.name == "work" and found.get("_moving")):
+            where = "bucket" if collection.name == "work" else collection.name
+            return NotFound(f"no work {id} in the {where}", field="id", id=id)
+        return TransitionConflict(
+            f"work {id} is {found.get('status')} at attempt {found.get('attempt')}, not as "
+            f"expected {expect}", field="attempt" if "attempt" in expect else "status",
+            id=id, status=found.get("status"), attempt=found.get("attempt"), expected=expect)
+
+    @guarded
+    def claim(self, pipelines: list[str], query: Query, claim: Claim, limit: int = 1
+              ) -> list[Doc]:  # fmt: skip
+        ready = {"status": "queued", "pipeline": {"$in": list(pipelines)},
+                 "$or": [{"not_before": None}, {"not_before": {"$lte": claim.now}}]}  # fmt: skip
+        where = _joined(ready, query, {"_moving": {"$exists": False}})
+        order = [("priority", -1), ("creation", 1), ("id", 1)]
+        taken: list[Doc] = []
+        for _ in range(10):  # each round re-reads what others took meanwhile
+            wanted = limit - len(taken)
+            candidates = list(self.db["work"].find(where, HIDDEN).sort(order).limit(wanted * 2))
+            for doc in candidates:
+                new = claimed(doc, claim)
+                cas = {"_id": doc["id"], "status": "queued", "attempt": doc.get("attempt", 0)}
+                if self.db["work"].replace_one(cas, self.work.stored(new)).matched_count:
+                    taken.append(new)
+                    if len(taken) == limit:
+                        return taken
+            if len(candidates) < wanted * 2:
+                break
+        return taken
+
+    @guarded
+    def finish(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
+        if self.db["work"].find_one({"_id": id, **expect}, {"_id": 1}) is None:
+            raise self.conflict(self.work, id, expect)
+        if self.db["results"].find_one({"_id": id}, {"_id": 1}) is not None:
+            raise DuplicateWork(f"work {id} is in the results already", field="id", id=id)
+        with self._transaction():
+            moving = {**self.work.stored(doc), "_moving": True}
+            if not self.db["work"].find_one_and_replace({"_id": id, **expect}, moving,
+                                                        session=self.session):  # fmt: skip
+                raise self.conflict(self.work, id, expect)
+            self.count_minute(doc)
+            self._move(doc)
+        return doc
+
+    def _move(self, doc: Doc) -> None:
+        """Steps 2 and 3 of a move (both idempotent)."""
+        self.db["results"].replace_one({"_id": doc["id"]}, self.results.stored(doc),
+                                       upsert=True, session=self.session)  # fmt: skip
+        self.db["work"].delete_one({"_id": doc["id"], "_moving": True}, session=self.session)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        if not self.transactions or self.session is not None:
+            yield
+            return
+        with self.client.start_session() as session, session.start_transaction():
+            self.session = session
+            try:
+                yield
+            finally:
+                self.session = None
+
+    def count_minute(self, doc: Doc) -> None:
+        minute = int(float(doc.get("stop") or doc.get("creation") or 0) // 60 * 60)
+        key = {"minute": minute, "pipeline": doc["pipeline"], "status": doc["status"]}
+        self.db["minutes"].update_one(key, {"$inc": {"n": 1}}, upsert=True, session=self.session)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        yield  # each write is its own compare-and-set
+
+    @contextmanager
+    def promptly(self) -> Iterator[bool]:
+        yield False
+
+    @guarded
+    def finished_per_minute(self, since: float) -> list[tuple[int, str, str, int]]:
+        rows = self.db["minutes"].find({"minute": {"$gte": since}}).sort("minute", 1)
+        return [(int(r["minute"]), str(r["pipeline"]), str(r["status"]), int(r["n"]))
+                for r in rows]  # fmt: skip
+
+    @guarded
+    def tidy(self) -> None:
+        """Finish the moves to the results that a crash interrupted."""
+        self._tidy()
+
+    def _tidy(self) -> None:
+        for doc in self.db["work"].find({"_moving": True}, HIDDEN):
+            self._move(doc)
+
+    @guarded
+    def expired(self, now: float, limit: int = 100) -> list[Doc]:
+        where = {"status": "running", "lease.expires": {"$lt": now}, "_moving": {"$exists": False}}
+        return list(self.db["work"].find(where, HIDDEN).sort("lease.expires", 1).limit(limit))
+
+    @guarded
+    def settings(self) -> dict[str, dict[str, Any]]:
+        return {d["_id"]: d["settings"] for d in self.db["pipelines"].find()}
+
+    @guarded
+    def put_settings(self, pipeline: str, settings: dict[str, Any]) -> None:
+        self.db["pipelines"].replace_one({"_id": pipeline}, {"_id": pipeline, "settings": settings},
+                                         upsert=True)  # fmt: skip
+
+    def close(self) -> None:
+        self.client.close()
+
