@@ -6,38 +6,19 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mongo_stores import MONGO_URL, mongo_store
 
 from workflow.client import Client
 from workflow.local import LocalClient
 from workflow.work import Work
 
 BACKENDS = ["sqlite", "http", "mongo"]
-#: A real MongoDB for the "mongo" backend; without it, mongomock (query semantics only).
-MONGO_URL = os.environ.get("WORKFLOW_TEST_MONGO_URL")
-
-
-def mongo_store() -> Any:
-    """A MongoDB store on a fresh database: on the server at ``WORKFLOW_TEST_MONGO_URL``
-    (a set but unreachable URL fails the test, never skips it), else on mongomock."""
-    from workflow.store.mongo import MongoStore
-
-    name = f"conformance-{uuid.uuid4().hex[:12]}"
-    if MONGO_URL:
-        base, _, options = MONGO_URL.partition("?")
-        host = base.split("://", 1)[1].split("/", 1)[0]
-        scheme = base.split("://", 1)[0]
-        return MongoStore(f"{scheme}://{host}/{name}" + (f"?{options}" if options else ""))
-    import mongomock
-
-    return MongoStore(f"mongodb://mongomock/{name}", client=mongomock.MongoClient())
-
 
 @pytest.fixture(params=BACKENDS)
 def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:

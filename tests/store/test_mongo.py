@@ -7,13 +7,16 @@ against a real server too when ``WORKFLOW_TEST_MONGO_URL`` is set.
 
 from __future__ import annotations
 
+import os
 import socket
+import threading
 from typing import Any
 
 import httpx
 import mongomock
 import pytest
 from harness import Server
+from mongo_stores import mongo_store
 from pymongo.errors import AutoReconnect
 
 from workflow.buckets import Buckets
@@ -94,3 +97,29 @@ def test_a_server_whose_database_is_down_answers_503_and_stays_up(make_server: A
             assert reply.json()["error"] == "StoreUnavailable"
             assert reply.json()["message"].startswith("MongoDB is unavailable")
         assert http.post("/buckets/work", json=[{"pipeline": "p"}]).status_code == 503
+
+
+@pytest.mark.skipif(not os.environ.get("WORKFLOW_TEST_MONGO_URL"),
+                    reason="atomicity needs a real MongoDB (WORKFLOW_TEST_MONGO_URL)")
+def test_concurrent_claims_on_a_real_server_never_share_a_work() -> None:
+    stores = [mongo_store()]
+    stores += [MongoStore(stores[0].url) for _ in range(3)]  # four servers, one database
+    try:
+        Buckets(stores[0]).deposit([Work(pipeline="race").payload() for _ in range(400)])
+        taken: list[str] = []
+
+        def claim(store: MongoStore) -> None:
+            buckets = Buckets(store)
+            while docs := buckets.withdraw(["race"], limit=7):
+                taken.extend(doc["id"] for doc in docs)
+
+        threads = [threading.Thread(target=claim, args=(s,)) for s in stores]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(taken) == 400 and len(set(taken)) == 400
+    finally:
+        stores[0].client.drop_database(stores[0].db.name)
+        for store in stores:
+            store.close()
