@@ -123,3 +123,15 @@ def test_concurrent_claims_on_a_real_server_never_share_a_work() -> None:
         stores[0].client.drop_database(stores[0].db.name)
         for store in stores:
             store.close()
+
+
+def test_indexes_cover_the_withdraw_order_the_repair_sweep_and_every_results_filter() -> None:
+    store = _store(mongomock.MongoClient())
+    store.work.count({})  # first use builds them
+    work = {name: spec["key"] for name, spec in store.db["work"].index_information().items()}
+    assert work["withdraw_order"][:4] == [("status", 1), ("pipeline", 1), ("priority", -1),
+                                          ("creation", 1)]  # fmt: skip
+    assert work["moving"] == [("_moving", 1)] and work["lease_expiry"][1] == ("lease.expires", 1)
+    results = set(store.db["results"].index_information())
+    assert {f"by_{f}" for f in ("pipeline", "status", "tags", "event", "site", "user",
+                                "_words")} <= results  # fmt: skip

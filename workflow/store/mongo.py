@@ -226,6 +226,8 @@ class MongoStore:
         work.create_index([("status", 1), ("lease.expires", 1)], name="lease_expiry")
         work.create_index([("pipeline", 1), ("status", 1)], name="tally")
         work.create_index([("creation", -1), ("id", -1)], name="newest")
+        # The repair sweep (every reap interval) looks only at works being moved.
+        work.create_index([("_moving", 1)], name="moving", sparse=True)
         results.create_index([("creation", -1), ("id", -1)], name="newest")
         results.create_index([("pipeline", 1), ("status", 1)], name="tally")
         for field in ("pipeline", "status", "tags", "event", "site", "user", "_words"):
