@@ -147,7 +147,7 @@ def _graph(ctx: click.Context, param: click.Parameter, value: str | None
     """A graph file's content (checked), or a package resource name as it is."""
     if value is None or not Path(value).exists():
         return value
-    from workflow.graph.model import load, read
+    from workflow.graph.loading import load, read
 
     try:
         raw, _ = read(value)

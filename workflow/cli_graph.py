@@ -94,7 +94,7 @@ def convert(source: str, destination: Path) -> None:
     """Write the graph in SOURCE to DESTINATION as JSON or YAML (by its extension),
     unchanged in content; '-' as DESTINATION writes JSON to standard output."""
     from workflow.graph import load
-    from workflow.graph.model import read
+    from workflow.graph.loading import read
 
     raw, _ = read(source)
     load(source)  # refuse to convert what would not load

@@ -266,7 +266,7 @@ class Work(BaseModel):
             isinstance(n, dict) and n.get("task_type") == "graph"
             and not isinstance(n.get("task_identifier"), dict) for n in nodes)
         if isinstance(value, dict) and not by_file:
-            from workflow.graph.model import load  # networkx only for works with graphs
+            from workflow.graph.loading import load  # networkx only for works with graphs
 
             try:
                 load(value)

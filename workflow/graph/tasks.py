@@ -20,6 +20,7 @@ function makes the task class).
 
 from __future__ import annotations
 
+import abc
 import importlib
 import os
 import shlex
@@ -111,7 +112,7 @@ class _Outputs:
     __getitem__ = __getattr__
 
 
-class Task:
+class Task(abc.ABC):
     """Base class of graph tasks; see the module docstring.
 
     Class keywords: ``input_names`` (required), ``optional_input_names``,
@@ -163,9 +164,9 @@ class Task:
                                        self.input_names | self.optional_input_names})
         self.outputs = _Outputs(self.output_names)
 
+    @abc.abstractmethod
     def run(self) -> None:
-        """Compute ``self.outputs`` from ``self.inputs``."""
-        raise NotImplementedError(f"{type(self).__qualname__} has no run()")
+        """Compute ``self.outputs`` from ``self.inputs`` (every task defines it)."""
 
     def get_input_value(self, name: Any, default: Any = MISSING_DATA) -> Any:
         """The input ``name``, or ``default`` when it was not given."""

@@ -19,7 +19,8 @@ import orjson
 
 from workflow.errors import WorkflowError
 from workflow.graph.engine import NodeRun, execute_graph
-from workflow.graph.model import Graph, load
+from workflow.graph.loading import load
+from workflow.graph.model import Graph
 
 _JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
