@@ -105,6 +105,33 @@ def test_a_batch_reads_and_writes_on_a_fresh_thread_without_deadlock(tmp_path: P
     store.close()
 
 
+def test_threads_that_end_hand_their_read_connections_to_new_threads(tmp_path: Path) -> None:
+    # The server's worker threads come and go over a long run; each new one must not
+    # open (and keep) one more connection with its own page cache.
+    store = SqliteStore(f"sqlite:///{tmp_path / 'readers.db'}")
+    store.results.insert([_finished("x", [], "one")])
+    for _ in range(30):  # one after another: one connection does for all
+        thread = threading.Thread(target=store.results.get, args=("x",))
+        thread.start()
+        thread.join()
+    assert len(store._readers) == 1
+    gate = threading.Barrier(4)
+
+    def read_together() -> None:
+        store.results.get("x")
+        gate.wait(timeout=10)  # all four hold their connections at once
+
+    for _ in range(5):
+        threads = [threading.Thread(target=read_together) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(store._readers) == 4
+    assert store.results.get("x") is not None
+    store.close()
+
+
 def test_a_prompt_write_never_waits_and_changes_nothing_when_busy(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'busy.db'}"
     store = SqliteStore(url)

@@ -3,13 +3,16 @@
 Writes go through one connection under a lock, each in a ``BEGIN IMMEDIATE``
 transaction, so a claim is one atomic step even with many server threads; other
 processes on the same file wait on SQLite's busy timeout. Reads use one connection
-per thread and, in WAL mode, never block writes.
+per thread and, in WAL mode, never block writes; a thread that ends hands its connection
+back for the next new thread, so the server's short-lived worker threads do not pile up
+connections (each with its page cache) over a long run.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -235,6 +238,17 @@ class SqliteCollection:
         return [(str(p), str(s), int(n)) for p, s, n in rows]
 
 
+class _Lease:
+    """A read connection held by one thread: dropped with the thread's locals when the
+    thread ends, and then back among the idle connections."""
+
+    __slots__ = ("db", "__weakref__")
+
+    def __init__(self, db: sqlite3.Connection, idle: list[sqlite3.Connection]):
+        self.db = db
+        weakref.finalize(self, idle.append, db)  # list.append is atomic
+
+
 def _text(doc: str) -> str:
     return text_of(orjson.loads(doc))
 
@@ -258,7 +272,8 @@ class SqliteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        self._readers: list[sqlite3.Connection] = []  # every one opened, to close
+        self._idle: list[sqlite3.Connection] = []  # handed back by threads that ended
         self._readers_lock = threading.Lock()
         self._writer = self._connect()
         # Statement journals (a statement with triggers inside a transaction writes
@@ -283,13 +298,17 @@ class SqliteStore:
 
     def read(self) -> sqlite3.Connection:
         """This thread's read connection."""
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = self._connect()
+        lease = getattr(self._local, "lease", None)
+        if lease is None:
             # Not the writer's lock: a batch holding it may read on a fresh thread.
             with self._readers_lock:
-                self._readers.append(db)
-        return db
+                db = self._idle.pop() if self._idle else None
+            if db is None:
+                db = self._connect()
+                with self._readers_lock:
+                    self._readers.append(db)
+            lease = self._local.lease = _Lease(db, self._idle)
+        return lease.db
 
     @contextmanager
     def promptly(self) -> Iterator[bool]:
@@ -508,6 +527,7 @@ class SqliteStore:
             for db in [*self._readers, self._writer]:
                 db.close()
             self._readers.clear()
+            self._idle.clear()
 
 
 def _parse(url: str) -> tuple[Path, str]:
