@@ -43,6 +43,16 @@ class LocalClient:
                                      lease=lease, runner=runner, host=host)  # fmt: skip
         return [Work.model_validate(doc) for doc in docs]
 
+    def exchange(self, outcomes: list[dict[str, Any]], pipelines: str | list[str] | None = None,
+                 *, limit: int = 1, lease: float | None = None, runner: str | None = None,
+                 host: str | None = None, **filters: Any
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # fmt: skip
+        if isinstance(pipelines, str):
+            pipelines = [p for p in pipelines.split(",") if p]
+        clean = [{k: v for k, v in item.items() if v is not None} for item in outcomes]
+        return self.buckets.exchange(clean, pipelines, query=plain_query(**filters),
+                                     limit=limit, lease=lease, runner=runner, host=host)
+
     def heartbeat(self, id: str, attempt: int, lease: float | None = None) -> Work:
         return Work.model_validate(self.buckets.heartbeat(id, attempt, lease))
 

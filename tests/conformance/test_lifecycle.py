@@ -260,3 +260,42 @@ def test_whole_state_update_completes_the_attempt(api: Any, make_work: Any, pipe
     done = api.update(work)
     assert done.status == "success" and done.results == {"via": "update"}
     assert done.products == ["/a", "/b"]
+
+
+def test_exchange_records_outcomes_then_claims_in_one_call(api: Any, make_work: Any,
+                                                           pipeline: str) -> None:  # fmt: skip
+    ids = api.deposit([make_work(parameters={"i": i}, priority=3 - i, retries=0)
+                       for i in range(3)])
+    (first,) = api.withdraw(pipeline, runner="r1")
+    assert first.id == ids[0]
+    outcomes = [
+        {"id": first.id, "attempt": 1, "status": "success", "results": {"n": 1}},
+        {"id": first.id, "attempt": 2, "status": "success"},  # not its attempt: refused
+        {"id": "no-such-work", "attempt": 1, "status": "success"},
+    ]
+    replies, works = api.exchange(outcomes, pipeline, limit=5, runner="r1", host="h")
+    assert [(r["id"], r["ok"]) for r in replies] == [
+        (first.id, True), (first.id, False), ("no-such-work", False)]
+    assert replies[0]["status"] == "success"
+    assert (replies[1]["status_code"], replies[1]["error"]) == (409, "TransitionConflict")
+    assert replies[2]["status_code"] == 404
+    assert [w["id"] for w in works] == ids[1:]
+    assert all(w["status"] == "running" and w["attempt"] == 1 for w in works)
+    assert (works[0]["lease"]["runner"], works[0]["lease"]["host"]) == ("r1", "h")
+    done = api.get(first.id)
+    assert (done.status, done.results, len(done.history)) == ("success", {"n": 1}, 1)
+    # The outcome of a work that failed with attempts left may queue it again at once:
+    # the same call can claim it.
+    second = works[0]
+    replies, again = api.exchange(
+        [{"id": second["id"], "attempt": 1, "status": "retry", "retry_delay": 0}],
+        pipeline, limit=1)  # fmt: skip
+    assert replies[0]["ok"] and [w["id"] for w in again] == [second["id"]]
+    assert again[0]["attempt"] == 2
+    assert [e["outcome"] for e in again[0]["history"]] == ["retry"]
+    replies, none = api.exchange([{"id": ids[2], "attempt": 1, "status": "failure"}],
+                                 pipeline, limit=5)  # fmt: skip
+    assert replies[0]["ok"] and none == []  # recorded, though there was nothing to claim
+    assert api.get(ids[2]).status == "failure"
+    replies, none = api.exchange([], pipeline, limit=5)  # nothing to report: a withdraw
+    assert replies == [] and none == []

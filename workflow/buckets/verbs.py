@@ -225,6 +225,19 @@ class Buckets:
                                     **exc.to_dict()})  # fmt: skip
         return replies
 
+    def exchange(self, outcomes: list[dict[str, Any]], pipelines: Iterable[str] | None = None,
+                 **withdraw: Any) -> tuple[list[dict[str, Any]], list[Doc]]:  # fmt: skip
+        """Record ``outcomes`` (as ``complete_many``), then claim more works (the keyword
+        arguments of ``withdraw``), in one transaction where the backend can: a runner's
+        turn of its loop in one step.
+
+        Returns:
+            The replies of ``complete_many`` and the claimed works.
+        """
+        with self.store.batch():
+            replies = self.complete_many(outcomes) if outcomes else []
+            return replies, self.withdraw(pipelines, **withdraw)
+
     def release(self, id: str, attempt: int, reason: str = "released") -> Doc:
         """Give a running work back to the queue without using up an attempt."""
         doc = self._running(id, attempt)

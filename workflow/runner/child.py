@@ -17,6 +17,8 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import math
+import select
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -86,6 +88,21 @@ def call(target: str, parameters: dict[str, Any] | None, payload: dict[str, Any]
     return outcome
 
 
+class Ready:
+    """``conn.poll(timeout)`` on one poll object kept for the connection: multiprocessing
+    builds, registers and closes a new selector on every call, a good part of the cost
+    of handing a work to a child and its outcome back."""
+
+    def __init__(self, conn: Connection):
+        self._poll = select.poll()
+        self._poll.register(conn.fileno(), select.POLLIN)
+
+    def __call__(self, timeout: float | None = 0.0) -> bool:
+        """True when a message (or the end of the pipe) is waiting."""
+        ms = None if timeout is None else max(0, math.ceil(timeout * 1000))
+        return bool(self._poll.poll(ms))
+
+
 def serve(conn: Connection) -> None:
     """The child's loop: run each batch, answering attempt by attempt, until told to stop."""
     cache: dict[str, Callable[..., Any]] = {}
@@ -104,8 +121,9 @@ def _run(conn: Connection, jobs: list[Job], cache: dict[str, Callable[..., Any]]
     """Run one batch; False when the parent asked the child to exit."""
     skip: set[str] = set()
     halted = False
+    ready = Ready(conn)
     for key, target, parameters, payload in jobs:
-        while conn.poll(0):  # control messages come between attempts, never during one
+        while ready():  # control messages come between attempts, never during one
             control = conn.recv()
             if control is None:
                 return False

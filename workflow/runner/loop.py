@@ -25,7 +25,7 @@ from typing import Any
 from workflow import errors
 from workflow.client import Client
 from workflow.runner.graphs import run_graph
-from workflow.runner.outbox import Outbox, record
+from workflow.runner.outbox import Outbox, item, record
 from workflow.runner.outcome import Outcome, failure
 from workflow.runner.report import Reporter
 from workflow.runner.slot import Attempt, Slot, aborted, run_command
@@ -230,15 +230,26 @@ class Runner:
             limit = min(limit, self.options.lives - self.finished - in_flight)
         if limit <= 0:
             return []
+        claiming: dict[str, Any] = {
+            "limit": limit, "site": self.options.site, "tags": self.options.tags or None,
+            "lease": self.options.lease, "runner": self.options.runner, "host": self.host,
+        }  # fmt: skip
+        # Outcomes that finished just now go with the withdraw: one request for both.
+        riders = self.outbox.take_riders()
         try:
-            works = self.client.claim(
-                self.options.pipelines, limit=limit, site=self.options.site,
-                tags=self.options.tags or None, lease=self.options.lease,
-                runner=self.options.runner, host=self.host,
-            )  # fmt: skip
-        except errors.ServerUnreachable as exc:
+            if riders:
+                replies, works = self.client.exchange(
+                    [item(r) for r in riders], self.options.pipelines, **claiming)
+            else:
+                works = self.client.claim(self.options.pipelines, **claiming)
+        except BaseException as exc:
+            self.outbox.riders_failed(riders)  # they go on their own
+            if not isinstance(exc, errors.ServerUnreachable):
+                raise
             self.report.problem(f"cannot withdraw: {exc.message}")
             return []
+        if riders:
+            self.outbox.riders_answered(riders, replies)
         now = time.monotonic()
         with self._lock:
             for work in works:
@@ -321,7 +332,10 @@ class Runner:
                 archive_outcome(work, outcome, self.options.archive)
             reported.append((work, outcome))
             records.append(record(work["id"], work["attempt"], outcome))
-        self.outbox.put_many(records)  # first: delivery starts while we report
+        # When the main loop is to withdraw next, the outcomes ride with that request;
+        # otherwise delivery starts at once, while we report.
+        ride = self._in_flight - len(done) <= self._refill_at and not self.stopping.is_set()
+        self.outbox.put_many(records, ride=ride)
         self.report.attempts(reported)
         self._hand_back(back, "runner-stopping")
         with self._changed:

@@ -6,6 +6,10 @@ once the server accepted each or refused it as stale (409: the work moved on) or
 (404). While a request is on its way, further outcomes gather for the next one: an idle
 runner sends an outcome at once, a busy one sends them by the hundred.
 
+Outcomes handed in as riders go with the runner's next withdraw instead (one request
+for both: ``take_riders``, then ``riders_answered`` or ``riders_failed``); riders not
+taken within ``RIDE_WAIT`` go out on their own.
+
 The journal (``SPOOL/<time>-<pid>.journal``, JSON lines) is locked by its runner while it
 runs. A runner that starts adopts every journal whose runner is gone (its lock is free)
 and delivers what it holds that is not settled; so it does with ``*.json`` files left by
@@ -37,6 +41,8 @@ log = logging.getLogger("workflow.run")
 BATCH = 500
 #: A journal with nothing left to deliver is emptied once it is this large.
 ROTATE = 4 << 20
+#: Seconds an outcome waits for the withdraw it is to ride with before going alone.
+RIDE_WAIT = 0.05
 #: An outcome: {"id", "attempt", "body": the completion fields, "reason"}.
 Record = dict[str, Any]
 
@@ -54,6 +60,7 @@ class Journal:
     def __init__(self, fd: int, path: Path):
         self.fd = fd
         self.path = path
+        self._lock = threading.Lock()  # the delivery thread and the withdrawing one write
 
     @classmethod
     def open(cls, path: Path, adopt: bool = False) -> Journal | None:
@@ -92,8 +99,9 @@ class Journal:
         """Write entries at the end (one ``write``; whole lines or, after a crash, a
         last line cut short, which ``pending`` skips)."""
         data = memoryview(b"".join(orjson.dumps(entry) + b"\n" for entry in entries))
-        while data:
-            data = data[os.write(self.fd, data) :]
+        with self._lock:
+            while data:
+                data = data[os.write(self.fd, data) :]
 
     def settle(self, records: list[Record]) -> None:
         """Note that ``records`` need no delivery any more."""
@@ -128,6 +136,9 @@ class Outbox:
         self.spool.mkdir(parents=True, exist_ok=True)
         self.on_done = on_done
         self._fresh: list[Record] = []  # handed in, not yet journaled
+        self._riders: list[Record] = []  # handed in to ride a withdraw, not yet journaled
+        self._riders_since = 0.0  # monotonic time the oldest rider came
+        self._again: list[Record] = []  # journaled riders whose request failed
         self._unsettled = 0  # journaled by us, not yet settled
         self._adopted: list[tuple[Path, Journal | None, list[Record]]] = []
         self._pending = 0  # outcomes not yet settled, ours and adopted
@@ -151,13 +162,46 @@ class Outbox:
         self._adopted.append((path, journal, records))
         self._pending += len(records)
 
-    def put_many(self, records: list[Record]) -> None:
-        """Queue outcomes for delivery (they are journaled before they are sent)."""
+    def put_many(self, records: list[Record], ride: bool = False) -> None:
+        """Queue outcomes for delivery (they are journaled before they are sent); with
+        ``ride``, for the next withdraw to take (``take_riders``)."""
         if not records:
             return
         with self._changed:
-            self._fresh.extend(records)
             self._pending += len(records)
+            if not ride:
+                self._fresh.extend(records)
+                self._changed.notify_all()
+                return
+            # No wake-up for riders (a thread switch per work): the delivery thread
+            # looks for riders left behind every RIDE_WAIT anyway.
+            if not self._riders:
+                self._riders_since = time.monotonic()
+            self._riders.extend(records)
+
+    def take_riders(self) -> list[Record]:
+        """The outcomes waiting to ride a withdraw (up to ``BATCH``), journaled now: send
+        them, then call ``riders_answered`` or ``riders_failed``."""
+        with self._changed:
+            records, self._riders = self._riders[:BATCH], self._riders[BATCH:]
+            if records:
+                assert self._journal is not None
+                self._journal.append(records)
+                self._unsettled += len(records)
+        return records
+
+    def riders_answered(self, records: list[Record], replies: list[dict[str, Any]]) -> None:
+        """The server's replies to riders: settle them; the rest go out on their own."""
+        assert self._journal is not None
+        again = self._settle(records, replies, self._journal.settle)
+        with self._changed:
+            self._again.extend(again)
+            self._done(len(records) - len(again))
+
+    def riders_failed(self, records: list[Record]) -> None:
+        """The request carrying riders failed: they go out on their own."""
+        with self._changed:
+            self._again.extend(records)
             self._changed.notify_all()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -173,7 +217,7 @@ class Outbox:
         self._thread.join(timeout=5)
         assert self._journal is not None
         with self._changed:
-            fresh, self._fresh = self._fresh, []
+            fresh, self._fresh, self._riders = [*self._fresh, *self._riders], [], []
             if fresh:
                 self._journal.append(fresh)
                 self._unsettled += len(fresh)
@@ -184,25 +228,41 @@ class Outbox:
             self._journal = None
 
     def _deliver_all(self) -> None:
-        for path, journal, records in self._adopted:
-            self._deliver_adopted(path, journal, records)
-        while True:
+        for path, adopted, records in self._adopted:
+            self._deliver_adopted(path, adopted, records)
+        while (fresh := self._next()) is not None:
+            journal = self._journal
+            assert journal is not None
+            self._deliver(fresh, journal.settle)
             with self._changed:
-                self._changed.wait_for(lambda: self._closing or self._fresh)
-                if self._closing:
-                    return
-                records, self._fresh = self._fresh[:BATCH], self._fresh[BATCH:]
-                journal = self._journal
-                assert journal is not None
-                journal.append(records)
-                self._unsettled += len(records)
-            self._deliver(records, journal.settle)
-            with self._changed:
-                self._unsettled -= len(records)
-                if not self._unsettled and self._journal is journal:
-                    journal.empty_if_large()
-                self._pending -= len(records)
-                self._changed.notify_all()
+                self._done(len(fresh))
+
+    def _next(self) -> list[Record] | None:
+        """The next outcomes to send, journaled; None once closing."""
+        with self._changed:
+            while not self._closing:
+                if self._riders and time.monotonic() - self._riders_since >= RIDE_WAIT:
+                    self._fresh.extend(self._riders)  # no withdraw took them
+                    self._riders = []
+                if self._again:  # journaled already
+                    records, self._again = self._again[:BATCH], self._again[BATCH:]
+                    return records
+                if self._fresh:
+                    records, self._fresh = self._fresh[:BATCH], self._fresh[BATCH:]
+                    assert self._journal is not None
+                    self._journal.append(records)
+                    self._unsettled += len(records)
+                    return records
+                self._changed.wait(RIDE_WAIT)
+            return None
+
+    def _done(self, settled: int) -> None:
+        """Count ``settled`` of our journaled outcomes as settled (holding the lock)."""
+        self._unsettled -= settled
+        if not self._unsettled and self._journal is not None:
+            self._journal.empty_if_large()
+        self._pending -= settled
+        self._changed.notify_all()
 
     def _deliver_adopted(self, path: Path, journal: Journal | None,
                          records: list[Record]) -> None:  # fmt: skip
@@ -222,7 +282,7 @@ class Outbox:
         delay = 0.5
         while records:
             try:
-                replies = self.client.complete_many([_item(record) for record in records])
+                replies = self.client.complete_many([item(record) for record in records])
             except Exception as exc:  # noqa: BLE001 - unreachable, unavailable, closing
                 reason = exc.message if isinstance(exc, errors.WorkflowError) else str(exc)
                 log.warning("cannot deliver %d outcomes yet (%s); retrying in %.0f s",
@@ -230,31 +290,37 @@ class Outbox:
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue
-            again: list[Record] = []
-            settled: list[tuple[Record, str]] = []
-            for record, reply in zip(records, replies, strict=True):
-                code = reply.get("status_code")
-                if reply.get("ok") or code in (404, 409):
-                    settled.append((record, "delivered" if reply.get("ok") else
-                                    f"dropped as stale: {reply.get('message')}"))  # fmt: skip
-                elif code in (413, 422):
-                    # The server will never take this outcome: report the attempt failed.
-                    body = record["body"]
-                    again.append({**record, "body": {
-                        "status": "failure", "started": body.get("started"),
-                        "stop": body.get("stop"), "error": {
-                            "type": reply.get("error"),
-                            "message": f"outcome refused: {reply.get('message')}"}}})
-                else:
-                    again.append(record)
-            if settled:
-                settle([record for record, _ in settled])
-                for record, note in settled:
-                    self.on_done(record["id"], record["attempt"], note)
+            again = self._settle(records, replies, settle)
             if len(again) == len(records):
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
             records = again
+
+    def _settle(self, records: list[Record], replies: list[dict[str, Any]],
+                settle: Callable[[list[Record]], None]) -> list[Record]:  # fmt: skip
+        """Settle what the server's replies settle; return what must be sent again."""
+        again: list[Record] = []
+        settled: list[tuple[Record, str]] = []
+        for record, reply in zip(records, replies, strict=True):
+            code = reply.get("status_code")
+            if reply.get("ok") or code in (404, 409):
+                settled.append((record, "delivered" if reply.get("ok") else
+                                f"dropped as stale: {reply.get('message')}"))  # fmt: skip
+            elif code in (413, 422):
+                # The server will never take this outcome: report the attempt failed.
+                body = record["body"]
+                again.append({**record, "body": {
+                    "status": "failure", "started": body.get("started"),
+                    "stop": body.get("stop"), "error": {
+                        "type": reply.get("error"),
+                        "message": f"outcome refused: {reply.get('message')}"}}})
+            else:
+                again.append(record)
+        if settled:
+            settle([record for record, _ in settled])
+            for record, note in settled:
+                self.on_done(record["id"], record["attempt"], note)
+        return again
 
 
 def _read(path: Path) -> list[Record]:
@@ -266,7 +332,8 @@ def _read(path: Path) -> list[Record]:
     return content if isinstance(content, list) else [content]
 
 
-def _item(record: Record) -> dict[str, Any]:
+def item(record: Record) -> dict[str, Any]:
+    """What the server is sent of an outcome."""
     item = {"id": record["id"], "attempt": record["attempt"], **record["body"]}
     if record.get("reason"):
         item["reason"] = record["reason"]

@@ -80,6 +80,7 @@ class Slot:
                                          name="workflow-work")  # fmt: skip
         self._process.start()
         theirs.close()
+        self._ready = child.Ready(self._conn)
         self._victim = None
 
     def run_many(self, attempts: list[Attempt], deliver: Deliver) -> None:
@@ -124,10 +125,10 @@ class Slot:
         while self._pending:
             head = self._pending[0]
             wait = max(head.deadline, since + LEAST) - time.monotonic()
-            if wait <= 0 or not conn.poll(wait):
+            if wait <= 0 or not self._ready(wait):
                 self._kill(head.key, "timeout")
                 self._process.join(timeout=5)  # so that _drain reads to the end
-            got, dead = _drain(conn)
+            got, dead = _drain(conn, self._ready)
             done = self._settle(got)
             if done:
                 since = time.monotonic()
@@ -225,11 +226,11 @@ class Slot:
             self._conn.close()
 
 
-def _drain(conn: Connection) -> tuple[list[tuple[str, Outcome | None]], bool]:
+def _drain(conn: Connection, ready: child.Ready) -> tuple[list[tuple[str, Outcome | None]], bool]:
     """Every message waiting on ``conn``, and whether the child is gone."""
     got = []
     try:
-        while conn.poll(0):
+        while ready():
             got.append(conn.recv())
     except (EOFError, OSError):
         return got, True

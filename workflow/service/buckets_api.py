@@ -100,6 +100,13 @@ class CompleteMany(Strict):
     works: list[CompleteOne] = Field(min_length=1, max_length=1000)
 
 
+class Exchange(Strict):
+    """Outcomes to record, then works to claim: a runner's turn in one request."""
+
+    complete: list[CompleteOne] = Field(default_factory=list, max_length=1000)
+    withdraw: Withdraw
+
+
 class Release(Strict):
     """Hand a running attempt back to the queue without using up an attempt."""
 
@@ -200,13 +207,27 @@ def audit_stale(buckets: Verbs, days: float) -> Any:
 # -- ours -------------------------------------------------------------------------------
 
 
-@router.post("/withdraw", summary="Claim up to limit works, with a lease")
-def withdraw(buckets: Verbs, body: Withdraw) -> Any:
+def _claiming(body: Withdraw) -> dict[str, Any]:
+    """The keyword arguments of ``Buckets.withdraw`` for a withdraw request."""
     query = plain_query(**body.model_dump(include={"site", "user", "priority", "tags",
                                                    "event", "parent"}))  # fmt: skip
-    return json_reply(buckets.withdraw(body.pipelines, query=query, limit=body.limit,
-                                       lease=body.lease, runner=body.runner,
-                                       host=body.host))  # fmt: skip
+    return {"pipelines": body.pipelines, "query": query, "limit": body.limit,
+            "lease": body.lease, "runner": body.runner, "host": body.host}  # fmt: skip
+
+
+@router.post("/withdraw", summary="Claim up to limit works, with a lease")
+def withdraw(buckets: Verbs, body: Withdraw) -> Any:
+    return json_reply(buckets.withdraw(**_claiming(body)))
+
+
+@router.post("/exchange", summary="Report outcomes and claim more works in one request")
+def exchange(buckets: Verbs, body: Exchange) -> Response:
+    """``complete`` is recorded first, each outcome on its own as in ``/complete``; then
+    ``withdraw`` claims as ``/withdraw`` does, in the same transaction where the store
+    can. The reply: ``{"completed": [per outcome, as /complete], "works": [...]}``."""
+    outcomes = [item.model_dump(exclude_none=True) for item in body.complete]
+    completed, works = buckets.exchange(outcomes, **_claiming(body.withdraw))
+    return json_reply({"completed": completed, "works": works})
 
 
 @router.get("/work", summary="Works in the buckets, newest first")

@@ -1,0 +1,105 @@
+"""A runner's outcomes ride its next withdraw (``POST /buckets/exchange``): one request
+per work at prefetch 1, and nothing lost when that request fails."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+from harness import Server
+
+from workflow import errors
+from workflow.client import Client
+from workflow.runner.loop import Runner, RunnerOptions
+from workflow.runner.outbox import RIDE_WAIT, Outbox
+from workflow.runner.report import Reporter
+from workflow.work import Work
+
+#: Importable in the runner's children as it is: ``dict(**parameters)`` is the result.
+FUNCTION = "builtins.dict"
+
+
+class Counting(Client):
+    """A client that counts its calls per path, and can fail the first exchanges."""
+
+    def __init__(self, url: str, fail_exchanges: int = 0):
+        super().__init__(url, retry_for=2)
+        self.calls: Counter[str] = Counter()
+        self.fail_exchanges = fail_exchanges
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        self.calls[path] += 1
+        if path == "/buckets/exchange" and self.fail_exchanges:
+            self.fail_exchanges -= 1
+            raise errors.ServerUnreachable("the exchange is lost on its way (test)")
+        return super().call(method, path, **kwargs)
+
+
+def _run(server: Server, tmp_path: Path, client: Counting, works: int) -> list[str]:
+    with Client(server.url) as depositor:
+        ids = depositor.deposit([Work(pipeline="ride", function=FUNCTION, retries=0,
+                                      parameters={"i": i}) for i in range(works)])  # fmt: skip
+    options = RunnerOptions(pipelines=["ride"], burst=True, prefetch=1, sleep=0.05,
+                            spool=tmp_path / "spool")  # fmt: skip
+    assert Runner(client, options, Reporter()).run() == 0
+    return ids
+
+
+def _each_done_once(server: Server, ids: list[str]) -> None:
+    with Client(server.url) as reader:
+        for n, id in enumerate(ids):
+            done = reader.get(id)
+            assert (done.status, done.results) == ("success", {"i": n})
+            assert [e.outcome for e in done.history] == ["success"]
+
+
+def test_at_prefetch_1_each_outcome_rides_the_next_withdraw(server: Server,
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    with Counting(server.url) as client:
+        ids = _run(server, tmp_path, client, works=30)
+    _each_done_once(server, ids)
+    # One request per work: the first withdraw carries nothing, each later one the
+    # outcome before it; the last outcome rides the withdraw that finds the bucket
+    # empty, and the burst's final look finds it empty again.
+    assert client.calls == {"/buckets/withdraw": 2, "/buckets/exchange": 30}
+
+
+def test_outcomes_of_a_failed_exchange_go_on_their_own(server: Server, tmp_path: Path) -> None:
+    with Counting(server.url, fail_exchanges=3) as client:
+        ids = _run(server, tmp_path, client, works=10)
+    _each_done_once(server, ids)
+    assert client.calls["/buckets/complete"] >= 1  # what the lost exchanges carried
+    assert list((tmp_path / "spool").glob("*.journal")) == []  # all settled, none left
+
+
+def test_riders_are_journaled_before_they_go_and_sent_alone_if_no_withdraw_takes_them(
+    server: Server, tmp_path: Path
+) -> None:
+    with Client(server.url) as depositor:
+        depositor.deposit([Work(pipeline="alone", retries=0) for _ in range(2)])
+        first, second = depositor.claim("alone", limit=2)
+    settled: list[tuple[str, str]] = []
+    with Counting(server.url) as client:
+        outbox = Outbox(client, tmp_path / "spool", lambda id, _, note: settled.append((id, note)))
+        outbox.start()
+        body = {"status": "success", "results": {"n": 1}}
+        outbox.put_many([{"id": first["id"], "attempt": 1, "body": body, "reason": None}],
+                        ride=True)  # fmt: skip
+        taken = outbox.take_riders()
+        assert [r["id"] for r in taken] == [first["id"]]
+        (journal,) = (tmp_path / "spool").glob("*.journal")
+        lines = [orjson.loads(line) for line in journal.read_bytes().splitlines()]
+        assert [line["id"] for line in lines] == [first["id"]]  # on disk before it is sent
+        replies, _ = client.exchange([{"id": first["id"], "attempt": 1, **body}], "none")
+        outbox.riders_answered(taken, replies)
+        # A rider no withdraw takes goes out by itself.
+        outbox.put_many([{"id": second["id"], "attempt": 1, "body": body, "reason": None}],
+                        ride=True)  # fmt: skip
+        assert outbox.wait(timeout=10 * RIDE_WAIT + 2)
+        outbox.close()
+    assert settled == [(first["id"], "delivered"), (second["id"], "delivered")]
+    assert client.calls == {"/buckets/exchange": 1, "/buckets/complete": 1}
+    with Client(server.url) as reader:
+        assert {reader.get(w["id"]).status for w in (first, second)} == {"success"}
