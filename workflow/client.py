@@ -224,6 +224,15 @@ class Client:
         body = {"attempt": attempt, "lease": lease}
         return self._work("POST", f"/buckets/work/{id}/heartbeat", body)
 
+    def heartbeat_many(self, works: list[dict[str, Any]], lease: float | None = None
+                       ) -> list[dict[str, Any]]:  # fmt: skip
+        """Extend the leases of several running attempts (each ``{"id", "attempt"}``) in
+        one call; the reply says per work ``ok`` (and the new ``expires``) or the error."""
+        body = {"works": [{"id": w["id"], "attempt": w["attempt"]} for w in works],
+                "lease": lease}  # fmt: skip
+        return self.call("POST", "/buckets/heartbeat", safe=True,  # type: ignore[no-any-return]
+                         json=body)  # fmt: skip
+
     def complete(self, id: str, attempt: int, status: str, **outcome: Any) -> Work:
         """Report the outcome of a running attempt (results, products, plots, error,
         started, stop, retry_delay)."""

@@ -56,6 +56,11 @@ class LocalClient:
     def heartbeat(self, id: str, attempt: int, lease: float | None = None) -> Work:
         return Work.model_validate(self.buckets.heartbeat(id, attempt, lease))
 
+    def heartbeat_many(self, works: list[dict[str, Any]], lease: float | None = None
+                       ) -> list[dict[str, Any]]:  # fmt: skip
+        return self.buckets.heartbeat_many(
+            [{"id": w["id"], "attempt": w["attempt"]} for w in works], lease)
+
     def complete(self, id: str, attempt: int, status: str, **outcome: Any) -> Work:
         return Work.model_validate(self.buckets.complete(id, attempt, status, **outcome))
 

@@ -133,6 +133,23 @@ def test_heartbeat_extends_the_lease_and_refuses_stale_attempts(api: Any, make_w
         api.heartbeat("no-such-work", 1)
 
 
+def test_many_heartbeats_extend_each_lease_or_refuse_it_alone(api: Any, make_work: Any,
+                                                               pipeline: str) -> None:  # fmt: skip
+    api.deposit([make_work() for _ in range(2)])
+    first, second = api.withdraw(pipeline, limit=2, lease=5)
+    time.sleep(0.05)
+    replies = api.heartbeat_many([
+        {"id": first.id, "attempt": first.attempt},
+        {"id": second.id, "attempt": second.attempt + 1},  # stale
+        {"id": "no-such-work", "attempt": 1},
+    ], lease=30)  # fmt: skip
+    assert [(r["id"], r["ok"], r.get("status_code")) for r in replies] == [
+        (first.id, True, None), (second.id, False, 409), ("no-such-work", False, 404)]
+    assert replies[0]["expires"] > first.lease.expires + 20
+    assert api.get(first.id).lease.expires == replies[0]["expires"]
+    assert api.get(second.id).lease.expires == second.lease.expires  # refused: unchanged
+
+
 def test_success_moves_to_results_with_history(api: Any, make_work: Any, pipeline: str) -> None:
     api.deposit([make_work(results={"seed": 1})])
     (work,) = api.withdraw(pipeline, runner="r9", host="hostA")

@@ -166,6 +166,7 @@ def test_viewers_read_and_operators_act(make_server: Callable[..., Server]) -> N
             ("POST", "/buckets/complete", {"works": [{"id": "x", "attempt": 1,
                                                       "status": "success"}]}),
             ("POST", "/buckets/exchange", {"withdraw": {"pipelines": ["p"]}}),
+            ("POST", "/buckets/heartbeat", {"works": [{"id": "x", "attempt": 1}]}),
             ("POST", "/buckets/pipelines/p/pause", None),
             ("PATCH", "/buckets/pipelines/p", {"paused": True}),
             ("PUT", "/buckets/work", [{"id": "x"}]),

@@ -211,18 +211,45 @@ class Buckets:
             Per outcome, in order: ``{"id", "ok": True, "status"}`` or ``{"id", "ok":
             False, "status_code", "error", "message", ...}``.
         """
+
+        def complete(outcome: dict[str, Any]) -> dict[str, Any]:
+            outcome = dict(outcome)
+            id, attempt = outcome.pop("id"), outcome.pop("attempt")
+            done = self.complete(id, attempt, outcome.pop("status"), **outcome)
+            return {"status": done["status"]}
+
+        return self._one_by_one(outcomes, complete)
+
+    def heartbeat_many(self, works: list[dict[str, Any]], lease: float | None = None
+                       ) -> list[dict[str, Any]]:  # fmt: skip
+        """Extend the leases of several running attempts (each ``{"id", "attempt"}``) in
+        one transaction; each is extended or refused on its own.
+
+        Returns:
+            Per work, in order: ``{"id", "ok": True, "expires"}`` or the error, as in
+            ``complete_many``.
+        """
+
+        def extend(work: dict[str, Any]) -> dict[str, Any]:
+            extended = self.heartbeat(work["id"], work["attempt"], lease)
+            return {"expires": extended["lease"]["expires"]}
+
+        return self._one_by_one(works, extend)
+
+    def _one_by_one(self, items: list[dict[str, Any]],
+                    act: Callable[[dict[str, Any]], dict[str, Any]]
+                    ) -> list[dict[str, Any]]:  # fmt: skip
+        """``act`` on each item in one transaction, each succeeding or failing alone:
+        ``{"id", "ok": True, **what act returned}`` or ``{"id", "ok": False,
+        "status_code", "error", "message", ...}`` per item, in order."""
         replies: list[dict[str, Any]] = []
         with self.store.batch():
-            for outcome in outcomes:
-                outcome = dict(outcome)
-                id, attempt = outcome.pop("id"), outcome.pop("attempt")
-                status = outcome.pop("status")
+            for item in items:
                 try:
-                    done = self.complete(id, attempt, status, **outcome)
-                    replies.append({"id": id, "ok": True, "status": done["status"]})
+                    replies.append({"id": item["id"], "ok": True, **act(item)})
                 except WorkflowError as exc:
-                    replies.append({"id": id, "ok": False, "status_code": exc.status_code,
-                                    **exc.to_dict()})  # fmt: skip
+                    replies.append({"id": item["id"], "ok": False,
+                                    "status_code": exc.status_code, **exc.to_dict()})  # fmt: skip
         return replies
 
     def exchange(self, outcomes: list[dict[str, Any]], pipelines: Iterable[str] | None = None,

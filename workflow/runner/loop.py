@@ -2,9 +2,12 @@
 
 Threads: the main loop withdraws (``prefetch`` at a time) and hands works to up to
 ``concurrency`` attempt threads, each running chunks of works in its own slot; a heartbeat
-thread keeps every held lease alive; the outbox thread delivers outcomes. On SIGTERM
-or SIGINT the runner stops withdrawing, hands back what it has not started, lets
-running attempts finish within ``grace`` seconds, and hands back the rest, uncounted.
+thread keeps every held lease alive; the outbox thread delivers outcomes. A runner that
+holds one work at a time (prefetch 1, concurrency 1) runs it in the main loop itself:
+the loop would only wait for it, and two thread switches per work cost more than the
+bookkeeping. On SIGTERM or SIGINT the runner stops withdrawing, hands back what it has
+not started, lets running attempts finish within ``grace`` seconds, and hands back the
+rest, uncounted.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from workflow.runner.slot import Attempt, Slot, aborted, run_command
 #: A work as the server sent it.
 Doc = dict[str, Any]
 
+#: Leases extended per request at most.
+HEARTBEATS = 1000
 #: Exit code of a runner that stopped with outcomes left undelivered in its spool.
 UNDELIVERED = 3
 #: Exit code of a runner that stopped because of a fault of its own (it says which).
@@ -99,6 +104,8 @@ class Runner:
         # waits for a withdraw; without, as soon as an attempt thread is free.
         self._refill_at = backlog // 2 if options.prefetch > options.concurrency else (
             options.concurrency - 1)  # fmt: skip
+        # One work at a time: the main loop runs it (see the module's docstring).
+        self._serial = options.concurrency == 1 and options.prefetch <= 1
         self._slots: queue.Queue[Slot] = queue.Queue()
         self._all_slots: list[Slot] = []
         self._warming: threading.Thread | None = None
@@ -116,12 +123,15 @@ class Runner:
         self.outbox.start()
         threading.Thread(target=self._heartbeat, name="workflow-heartbeat", daemon=True).start()
         workers = [threading.Thread(target=self._worker, name=f"workflow-attempt-{n}")
-                   for n in range(self.options.concurrency)]  # fmt: skip
+                   for n in range(0 if self._serial else self.options.concurrency)]  # fmt: skip
         for worker in workers:
             worker.start()
         idle = self.options.sleep
         backlog, refill_at = self._backlog, self._refill_at
         while not self.stopping.is_set():
+            if self._serial and (chunk := self._take(wait=False)) is not None:
+                self._run_chunk(chunk)
+                continue  # a stop may have come meanwhile
             with self._changed:
                 in_flight = self._in_flight
                 if self._lives_spent(in_flight):
@@ -158,12 +168,14 @@ class Runner:
             self._todo.extend(works)
             self._ready.notify_all()
 
-    def _take(self) -> list[Doc] | None:
+    def _take(self, wait: bool = True) -> list[Doc] | None:
         """The next chunk for an attempt thread: a share of what is queued, so that
-        every thread gets some and none waits while another holds a long list."""
+        every thread gets some and none waits while another holds a long list. None
+        when closing, or without ``wait`` when nothing is queued."""
         with self._ready:
-            self._ready.wait_for(lambda: self._todo or self._closing)
-            if not self._todo:
+            if wait:
+                self._ready.wait_for(lambda: self._todo or self._closing)
+            if not self._todo or self._closing:
                 return None
             size = -(-len(self._todo) // self.options.concurrency)
             return [self._todo.popleft() for _ in range(size)]
@@ -171,23 +183,26 @@ class Runner:
     def _worker(self) -> None:
         """An attempt thread: runs chunks of queued works until told to stop."""
         while (chunk := self._take()) is not None:
-            unsettled = {work["id"]: work for work in chunk}
-            try:
-                self._attempts(chunk, unsettled)
-            except Exception as exc:  # noqa: BLE001 - a fault of the runner, not of a work
-                # Say so, hand back what has no outcome and stop: the works are not lost,
-                # and a runner that cannot run them should not take more.
-                self.report.problem(f"runner fault, stopping: {type(exc).__name__}: {exc}")
-                self.failed = True
-                self.stopping.set()
-                with self._lock:
-                    slots = {self._running[id] for id in unsettled if id in self._running}
-                for slot in slots:
-                    slot.abort()  # nothing of ours may still run what goes back
-                self._hand_back(list(unsettled.values()), "runner-fault")
-                with self._changed:
-                    self._in_flight -= len(unsettled)
-                    self._changed.notify_all()
+            self._run_chunk(chunk)
+
+    def _run_chunk(self, chunk: list[Doc]) -> None:
+        unsettled = {work["id"]: work for work in chunk}
+        try:
+            self._attempts(chunk, unsettled)
+        except Exception as exc:  # noqa: BLE001 - a fault of the runner, not of a work
+            # Say so, hand back what has no outcome and stop: the works are not lost,
+            # and a runner that cannot run them should not take more.
+            self.report.problem(f"runner fault, stopping: {type(exc).__name__}: {exc}")
+            self.failed = True
+            self.stopping.set()
+            with self._lock:
+                slots = {self._running[id] for id in unsettled if id in self._running}
+            for slot in slots:
+                slot.abort()  # nothing of ours may still run what goes back
+            self._hand_back(list(unsettled.values()), "runner-fault")
+            with self._changed:
+                self._in_flight -= len(unsettled)
+                self._changed.notify_all()
 
     def _stop(self, workers: list[threading.Thread]) -> bool:
         """Hand back unstarted work, give running work its grace, then shut down.
@@ -374,13 +389,23 @@ class Runner:
                 held = list(self._held.values())
             if self.stopping.is_set() and not held:
                 return
-            for work in held:
+            # Every held lease in one request per thousand, not one per work: a runner
+            # holding a prefetched batch would otherwise send hundreds a round.
+            for start in range(0, len(held), HEARTBEATS):
+                chunk = held[start : start + HEARTBEATS]
                 try:
-                    self.client.heartbeat(work["id"], work["attempt"], self.options.lease)
-                except (errors.TransitionConflict, errors.NotFound):
-                    self._taken_away(work["id"])
+                    replies = self.client.heartbeat_many(chunk, self.options.lease)
                 except errors.WorkflowError as exc:
-                    self.report.problem(f"heartbeat of {work['id']} failed: {exc.message}")
+                    self.report.problem(f"heartbeat of {len(chunk)} works failed: {exc.message}")
+                    continue
+                for reply in replies:
+                    if reply.get("ok"):
+                        continue
+                    if reply.get("status_code") in (404, 409):
+                        self._taken_away(reply["id"])
+                    else:
+                        self.report.problem(f"heartbeat of {reply['id']} failed: "
+                                            f"{reply.get('message')}")  # fmt: skip
 
     def _taken_away(self, id: str) -> None:
         """The server no longer has us on this work (cancelled, or the lease expired)."""
@@ -413,9 +438,22 @@ class Runner:
             self.stopping.set()
             self.report.problem(f"{signal.Signals(signum).name}: finishing running work, "
                                 f"then stopping (grace {self.options.grace:g} s)")  # fmt: skip
+            if self._serial:
+                # The work runs right here, so _stop cannot time its grace: a thread
+                # does (never this handler, which may have interrupted a slot's lock).
+                cutoff = threading.Timer(self.options.grace, self._abort_running)
+                cutoff.daemon = True
+                cutoff.start()
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, stop)
+
+    def _abort_running(self) -> None:
+        """Stop every attempt still running (its work is handed back)."""
+        with self._lock:
+            slots = set(self._running.values())
+        for slot in slots:
+            slot.abort()
 
     def _hand_back(self, works: list[Doc], reason: str) -> None:
         for work in works:

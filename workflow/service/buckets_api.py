@@ -72,6 +72,20 @@ class Heartbeat(Strict):
     lease: float | None = Field(default=None, gt=0, le=259200)
 
 
+class HeldAttempt(Strict):
+    """A running attempt, by work id and attempt number."""
+
+    id: str
+    attempt: int = Field(ge=1)
+
+
+class HeartbeatMany(Strict):
+    """Extend the leases of several running attempts."""
+
+    works: list[HeldAttempt] = Field(min_length=1, max_length=1000)
+    lease: float | None = Field(default=None, gt=0, le=259200)
+
+
 class Complete(Strict):
     """The outcome of a running attempt."""
 
@@ -265,6 +279,14 @@ def complete(buckets: Verbs, id: str, body: Complete) -> Any:
                             stop=body.stop, started=body.started,
                             retry_delay=body.retry_delay, reason=body.reason,
                             nodes=nodes)  # fmt: skip
+
+
+@router.post("/heartbeat", summary="Extend the leases of several running attempts at once")
+def heartbeat_many(buckets: Verbs, body: HeartbeatMany) -> Response:
+    """Each lease is extended on its own: the reply says, per work, ``ok`` (with the new
+    ``expires``) or the error (as in a single call's error body), in the order sent."""
+    works = [item.model_dump() for item in body.works]
+    return json_reply(buckets.heartbeat_many(works, body.lease))
 
 
 @router.post("/complete", summary="Report the outcomes of several attempts at once")

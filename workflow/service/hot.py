@@ -2,12 +2,12 @@
 
 A fleet of runners sends a withdraw and a batch of outcomes every few works. FastAPI's
 routing and dependency solving cost more per request than the bookkeeping itself, so
-this middleware answers ``POST /buckets/withdraw``, ``/buckets/complete`` and
-``/buckets/exchange`` first: the same request models, the same route functions, the
-same token check and the same error bodies. A small request runs right on the event
-loop when the store can take it at once (``Store.promptly``); anything else runs in
-the thread pool, as FastAPI runs it. The routes stay declared in FastAPI, which
-documents them and answers them when the middleware is off.
+this middleware answers ``POST /buckets/withdraw``, ``/buckets/complete``,
+``/buckets/exchange`` and ``/buckets/heartbeat`` first: the same request models, the
+same route functions, the same token check and the same error bodies. A small request
+runs right on the event loop when the store can take it at once (``Store.promptly``);
+anything else runs in the thread pool, as FastAPI runs it. The routes stay declared in
+FastAPI, which documents them and answers them when the middleware is off.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/buckets/withdraw"): (buckets_api.Withdraw, buckets_api.withdraw),
     ("POST", "/buckets/complete"): (buckets_api.CompleteMany, buckets_api.complete_many),
     ("POST", "/buckets/exchange"): (buckets_api.Exchange, buckets_api.exchange),
+    ("POST", "/buckets/heartbeat"): (buckets_api.HeartbeatMany, buckets_api.heartbeat_many),
 }
 _JSON = [(b"content-type", b"application/json")]
 #: Requests for at most this many works may run on the event loop (see _answer).
@@ -84,7 +85,7 @@ class HotPaths:
 
 def _size(request: BaseModel) -> int:
     """How many works a request is for."""
-    if isinstance(request, buckets_api.CompleteMany):
+    if isinstance(request, buckets_api.CompleteMany | buckets_api.HeartbeatMany):
         return len(request.works)
     if isinstance(request, buckets_api.Exchange):
         return len(request.complete) + request.withdraw.limit
