@@ -7,6 +7,7 @@ post finished works directly (``deposit``).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,8 @@ from workflow.store.base import SORT_FIELDS, Doc, Query, Sort, Store
 from workflow.work import TERMINAL, parse_work
 
 MAX_PAGE = 1000
+#: Threads that count a search's matches while its page is read (see ``search``).
+_COUNTING = ThreadPoolExecutor(max_workers=4, thread_name_prefix="workflow-count")
 
 
 @dataclass
@@ -90,9 +93,19 @@ class Results:
         """One page of matching works, and how many match in all."""
         sort = search.order_by()
         query = search.query()
-        items = self.store.results.find(query, sort=sort, skip=search.skip,
-                                        limit=search.limit, text=search.text)  # fmt: skip
-        return items, self.store.results.count(query, text=search.text)
+        if not (query or search.text) or not self.store.concurrent_reads:
+            items = self.store.results.find(query, sort=sort, skip=search.skip,
+                                            limit=search.limit, text=search.text)  # fmt: skip
+            return items, self.store.results.count(query, text=search.text)
+        # A filtered count may take as long as the page: run them side by side.
+        total = _COUNTING.submit(self.store.results.count, query, text=search.text)
+        try:
+            items = self.store.results.find(query, sort=sort, skip=search.skip,
+                                            limit=search.limit, text=search.text)  # fmt: skip
+        except BaseException:
+            total.cancel()
+            raise
+        return items, total.result()
 
     def total(self, search: Search) -> int:
         """How many works match ``search``."""

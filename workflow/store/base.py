@@ -96,6 +96,9 @@ class Store(Protocol):
     """A backend: the bucket, the results, pipeline settings, and two atomic moves."""
 
     url: str
+    #: Reads may run at once in several threads, each on its own snapshot, and gain by
+    #: it (a search's page and its count run side by side).
+    concurrent_reads: bool
 
     @property
     def work(self) -> Collection:

@@ -181,6 +181,8 @@ class MongoStore:
         client: A client to use instead of connecting (tests pass ``mongomock``'s).
     """
 
+    concurrent_reads = False  # the server answers in parallel anyway; mongomock cannot
+
     def __init__(self, url: str, client: Any = None):
         self.url = url
         parsed = pymongo.uri_parser.parse_uri(url) if client is None else {"database": None}
