@@ -78,11 +78,21 @@ def _decoded(status: int, content: bytes) -> Any:
     raise error
 
 
+def outcome_items(outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Outcomes as a batch completion sends them: without the fields left unset."""
+    return [{k: v for k, v in item.items() if v is not None} for item in outcomes]
+
+
+def split_pipelines(pipelines: str | list[str] | None) -> list[str] | None:
+    """``"a,b"`` or ``["a", "b"]`` as a list (None: every pipeline)."""
+    if isinstance(pipelines, str):
+        return [p for p in pipelines.split(",") if p]
+    return pipelines
+
+
 def _withdraw_body(pipelines: str | list[str] | None, limit: int,
                    filters: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    if isinstance(pipelines, str):
-        pipelines = [p for p in pipelines.split(",") if p]
-    return {"pipelines": pipelines, "limit": limit,
+    return {"pipelines": split_pipelines(pipelines), "limit": limit,
             **{k: v for k, v in filters.items() if v is not None}}  # fmt: skip
 
 
@@ -213,9 +223,8 @@ class Client:
         Returns:
             The reply per outcome, in order, and the claimed works.
         """
-        body = {"complete": [{k: v for k, v in item.items() if v is not None}
-                             for item in outcomes],
-                "withdraw": _withdraw_body(pipelines, limit, filters)}  # fmt: skip
+        body = {"complete": outcome_items(outcomes),
+                "withdraw": _withdraw_body(pipelines, limit, filters)}
         reply = self.call("POST", "/buckets/exchange", json=body)
         return reply["completed"], reply["works"]
 
@@ -243,9 +252,8 @@ class Client:
     def complete_many(self, outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Report several outcomes (each with ``id``, ``attempt``, ``status``, ...) in one
         call; the reply says per work ``ok`` or the error, in the order sent."""
-        body = [{k: v for k, v in item.items() if v is not None} for item in outcomes]
         return self.call("POST", "/buckets/complete", safe=True,  # type: ignore[no-any-return]
-                         json={"works": body})  # fmt: skip
+                         json={"works": outcome_items(outcomes)})  # fmt: skip
 
     def release(self, id: str, attempt: int, reason: str = "released") -> Work:
         """Hand a running attempt back to the queue without using up an attempt."""

@@ -10,7 +10,7 @@ from typing import Any
 from workflow.buckets import Buckets, PipelineSettings
 from workflow.buckets.bulk import act_on_bucket, retry_results
 from workflow.buckets.verbs import plain_query
-from workflow.client import deposit_payloads
+from workflow.client import deposit_payloads, outcome_items, split_pipelines
 from workflow.results import Results, Search
 from workflow.store import Store, open_store
 from workflow.work import Work, default_user
@@ -37,21 +37,18 @@ class LocalClient:
     def withdraw(self, pipelines: str | list[str] | None = None, *, limit: int = 1,
                  lease: float | None = None, runner: str | None = None,
                  host: str | None = None, **filters: Any) -> list[Work]:  # fmt: skip
-        if isinstance(pipelines, str):
-            pipelines = [p for p in pipelines.split(",") if p]
-        docs = self.buckets.withdraw(pipelines, query=plain_query(**filters), limit=limit,
-                                     lease=lease, runner=runner, host=host)  # fmt: skip
+        docs = self.buckets.withdraw(split_pipelines(pipelines), query=plain_query(**filters),
+                                     limit=limit, lease=lease, runner=runner,
+                                     host=host)  # fmt: skip
         return [Work.model_validate(doc) for doc in docs]
 
     def exchange(self, outcomes: list[dict[str, Any]], pipelines: str | list[str] | None = None,
                  *, limit: int = 1, lease: float | None = None, runner: str | None = None,
                  host: str | None = None, **filters: Any
                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # fmt: skip
-        if isinstance(pipelines, str):
-            pipelines = [p for p in pipelines.split(",") if p]
-        clean = [{k: v for k, v in item.items() if v is not None} for item in outcomes]
-        return self.buckets.exchange(clean, pipelines, query=plain_query(**filters),
-                                     limit=limit, lease=lease, runner=runner, host=host)
+        return self.buckets.exchange(outcome_items(outcomes), split_pipelines(pipelines),
+                                     query=plain_query(**filters), limit=limit, lease=lease,
+                                     runner=runner, host=host)  # fmt: skip
 
     def heartbeat(self, id: str, attempt: int, lease: float | None = None) -> Work:
         return Work.model_validate(self.buckets.heartbeat(id, attempt, lease))
