@@ -32,6 +32,7 @@ from workflow.errors import (
 from workflow.store.base import Claim, Doc, Query, Sort, claim_order, claimed
 from workflow.store.sqlite_query import compile_query, json_path
 from workflow.store.sqlite_schema import RESULT_COLUMNS, SCHEMA, WORK_COLUMNS, column_values
+from workflow.store.sqlite_tally import Tallies
 from workflow.store.text import text_of
 
 MIN_SQLITE = (3, 35, 0)  # RETURNING
@@ -82,6 +83,8 @@ class SqliteCollection:
         table, and a note that the words are still to be indexed (``index_text``)."""
         rowid = db.execute(self._insert_sql, self.row(doc)).lastrowid
         assert rowid is not None  # set by every successful insert
+        tallies = self._store.tallies
+        tallies.add((self.table, doc["pipeline"], doc["status"]))
         if self.table != "results":
             return
         tags = [(tag, doc.get("creation"), doc["id"]) for tag in doc.get("tags") or ()
@@ -90,9 +93,7 @@ class SqliteCollection:
             db.executemany("INSERT OR IGNORE INTO results_tags VALUES (?, ?, ?)", tags)
         db.execute("INSERT INTO results_unindexed (rowid) VALUES (?)", (rowid,))
         minute = int(float(doc.get("stop") or doc.get("creation") or 0) // 60 * 60)
-        db.execute("INSERT INTO results_minutes VALUES (?, ?, ?, 1) "
-                   "ON CONFLICT DO UPDATE SET n = n + 1",
-                   (minute, doc["pipeline"], doc["status"]))  # fmt: skip
+        tallies.add(("minutes", minute, doc["pipeline"], doc["status"]))
 
     def get(self, id: str) -> Doc | None:
         # Inside a write transaction (a batch), read through it: it sees the batch's own
@@ -215,14 +216,15 @@ class SqliteCollection:
         return compile_query(expect, self._mapped)
 
     def swap_in(self, db: sqlite3.Connection, id: str, expect: dict[str, Any], doc: Doc) -> None:
-        """Compare-and-set inside an open write transaction."""
+        """Compare-and-set inside an open write transaction: the check, then the update
+        (nothing else writes in between: this transaction holds the write lock)."""
         where, params = self.expected(expect)
-        cursor = db.execute(
-            f"{self._update_sql} AND {where} RETURNING id",
-            [*column_values(doc, self.columns), _dumps(doc), id, *params],
-        )
-        if cursor.fetchone() is None:
+        row = db.execute(f"SELECT pipeline, status, {where} FROM {self.table} WHERE id = ?",
+                         [*params, id]).fetchone()  # fmt: skip
+        if row is None or not row[2]:
             raise self._store.conflict(db, self.table, id, expect)
+        db.execute(self._update_sql, [*column_values(doc, self.columns), _dumps(doc), id])
+        self._store.tallies.moved(self.table, (row[0], row[1]), (doc["pipeline"], doc["status"]))
 
     def delete(self, ids: list[str]) -> int:
         removed = 0
@@ -230,9 +232,11 @@ class SqliteCollection:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 marks = ", ".join("?" * len(chunk))
-                removed += db.execute(
-                    f"DELETE FROM {self.table} WHERE id IN ({marks})", chunk
-                ).rowcount
+                gone = db.execute(f"DELETE FROM {self.table} WHERE id IN ({marks}) "
+                                  "RETURNING pipeline, status", chunk).fetchall()  # fmt: skip
+                for pipeline, status in gone:
+                    self._store.tallies.add((self.table, pipeline, status), -1)
+                removed += len(gone)
         return removed
 
     def tally(self) -> list[tuple[str, str, int]]:
@@ -283,6 +287,7 @@ class SqliteStore:
         self._idle: list[sqlite3.Connection] = []  # handed back by threads that ended
         self._readers_lock = threading.Lock()
         self._writer = self._connect()
+        self.tallies = Tallies()  # the write transaction's count changes
         # Statement journals (a statement with triggers inside a transaction writes
         # one) in memory, not in temporary files: a write costs half as much.
         self._writer.execute("PRAGMA temp_store = MEMORY")
@@ -367,17 +372,20 @@ class SqliteStore:
     def _savepoint(self, depth: int) -> Iterator[sqlite3.Connection]:
         db, name = self._writer, f"operation{depth}"
         db.execute(f"SAVEPOINT {name}")
+        self.tallies.savepoint()
         self._local.depth = depth + 1
         try:
             yield db
         except BaseException as exc:
             db.execute(f"ROLLBACK TO {name}")
             db.execute(f"RELEASE {name}")
+            self.tallies.rollback()
             if isinstance(exc, sqlite3.IntegrityError):
                 raise DuplicateWork(f"a work with that id exists already ({exc})") from exc
             raise
         else:
             db.execute(f"RELEASE {name}")
+            self.tallies.release()
         finally:
             self._local.depth = depth
 
@@ -388,6 +396,7 @@ class SqliteStore:
                 db.execute("PRAGMA busy_timeout = 0")
             try:
                 db.execute("BEGIN IMMEDIATE")
+                self.tallies.begin()
             finally:
                 if prompt:
                     db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
@@ -409,6 +418,7 @@ class SqliteStore:
             db.execute("ROLLBACK")
             raise
         try:
+            self.tallies.flush(db)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             db.execute("ROLLBACK")
@@ -460,7 +470,7 @@ class SqliteStore:
             # Check, insert, delete: the first two change nothing when they fail, and
             # the delete cannot fail once the check passed (this transaction holds the
             # write lock).
-            found = db.execute(f"SELECT 1 FROM work WHERE id = ? AND {where}",
+            found = db.execute(f"SELECT pipeline, status FROM work WHERE id = ? AND {where}",
                                [id, *params]).fetchone()  # fmt: skip
             if found is None:
                 raise self.conflict(db, "work", id, expect)
@@ -470,6 +480,7 @@ class SqliteStore:
                 raise DuplicateWork(f"work {id} is in the results already",
                                     field="id", id=id) from exc  # fmt: skip
             db.execute("DELETE FROM work WHERE id = ?", (id,))
+            self.tallies.add(("work", *found), -1)
         return doc
 
     def index_text(self, chunk: int = 2000) -> int:

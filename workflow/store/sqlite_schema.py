@@ -2,8 +2,8 @@
 
 The bucket (``work``) and the results (``results``) share a shape. Indexed columns are
 copied out of the document on every write; everything else is read with
-``json_extract``. Counts per pipeline and status are kept by triggers in tally tables,
-so dashboards never scan a million rows.
+``json_extract``. Counts per pipeline and status are kept in tally tables by the store
+(``workflow.store.sqlite_tally``), so dashboards never scan a million rows.
 """
 
 from __future__ import annotations
@@ -29,26 +29,15 @@ def column_values(doc: dict[str, Any], columns: tuple[str, ...]) -> list[Any]:
 
 
 def _tally(table: str) -> str:
-    # The tally follows every insert, delete and status or pipeline change of `table`.
+    # Written by the store once per transaction (``workflow.store.sqlite_tally``); the
+    # triggers that kept it before are dropped from files that still have them.
     return f"""
 CREATE TABLE IF NOT EXISTS {table}_tally (
     pipeline TEXT NOT NULL, status TEXT NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY (pipeline, status)) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS {table}_tally_insert AFTER INSERT ON {table} BEGIN
-    INSERT INTO {table}_tally VALUES (new.pipeline, new.status, 1)
-    ON CONFLICT (pipeline, status) DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS {table}_tally_delete AFTER DELETE ON {table} BEGIN
-    UPDATE {table}_tally SET n = n - 1
-    WHERE pipeline = old.pipeline AND status = old.status;
-END;
-CREATE TRIGGER IF NOT EXISTS {table}_tally_update AFTER UPDATE OF pipeline, status ON {table}
-WHEN old.pipeline IS NOT new.pipeline OR old.status IS NOT new.status BEGIN
-    UPDATE {table}_tally SET n = n - 1
-    WHERE pipeline = old.pipeline AND status = old.status;
-    INSERT INTO {table}_tally VALUES (new.pipeline, new.status, 1)
-    ON CONFLICT (pipeline, status) DO UPDATE SET n = n + 1;
-END;
+DROP TRIGGER IF EXISTS {table}_tally_insert;
+DROP TRIGGER IF EXISTS {table}_tally_delete;
+DROP TRIGGER IF EXISTS {table}_tally_update;
 """
 
 
@@ -124,7 +113,7 @@ CREATE TRIGGER IF NOT EXISTS results_tags_update AFTER UPDATE OF doc ON results 
     SELECT value, new.creation, new.id FROM json_each(new.doc, '$.tags') WHERE value IS NOT NULL;
 END;
 
--- Works finished per minute, pipeline and status, for the dashboard's chart; written with
+-- Works finished per minute, pipeline and status, for the dashboard's chart; counted with
 -- each finished work, never decremented (it is a record of throughput).
 CREATE TABLE IF NOT EXISTS results_minutes (
     minute INTEGER NOT NULL, pipeline TEXT NOT NULL, status TEXT NOT NULL, n INTEGER NOT NULL,
