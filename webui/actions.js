@@ -6,13 +6,19 @@ import { api, token } from "./api.js";
 import { escape, number } from "./format.js";
 
 const NAME_KEY = "workflow.user";
-let role = null;
+let known = null;
 
-/** "operator" or "viewer", asked once per page load and token. */
-export async function myRole() {
+/** Who this browser's token is ({name, role, open, may}, from GET /ui/whoami), asked
+ * once per page load and token. */
+export async function me() {
   const asked = token();
-  if (role === null || role.token !== asked) role = { token: asked, role: (await api("/ui/whoami")).role };
-  return role.role;
+  if (known === null || known.token !== asked) known = { token: asked, me: await api("/ui/whoami") };
+  return known.me;
+}
+
+/** True when `who` (from me()) may act on works: an operator's or an admin's token. */
+export function mayAct(who) {
+  return Boolean(who && who.may && who.may.operator);
 }
 
 /** The name actions are recorded with (set in the page header). */
@@ -61,8 +67,8 @@ const options = (values, chosen) => values.map((v) =>
   `<option value="${v}" ${v === chosen ? "selected" : ""}>${v}</option>`).join("");
 
 /** The actions panel for `doc`, or "" when there is nothing this role may do. */
-export function panel(doc, currentRole) {
-  if (currentRole !== "operator") return "";
+export function panel(doc, who) {
+  if (!mayAct(who)) return "";
   const parts = [];
   if (doc.status === "queued") {
     parts.push(`<form data-action="change" class="inline">

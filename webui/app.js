@@ -1,6 +1,6 @@
 // The web UI's entry point: hash routes, the live indicator, errors and the token form.
 
-import { myRole, setWho, who } from "./actions.js";
+import { mayAct, me, setWho, who } from "./actions.js";
 import { setToken } from "./api.js";
 import { show as buckets } from "./buckets.js";
 import { show as dashboard } from "./dashboard.js";
@@ -13,6 +13,7 @@ const live = document.getElementById("live");
 const banner = document.getElementById("banner");
 const tokenForm = document.getElementById("token");
 const whoBox = document.getElementById("who");
+const meBox = document.getElementById("me");
 let running = null;
 
 const status = {
@@ -50,7 +51,12 @@ function route() {
     return;
   }
   page(main, running.signal, status);
-  myRole().then((role) => { whoBox.hidden = role !== "operator"; }, () => { whoBox.hidden = true; });
+  // The name box is for open servers: with tokens, actions carry the token's name.
+  me().then((found) => {
+    whoBox.hidden = !(found.open && mayAct(found));
+    meBox.hidden = found.open;
+    meBox.textContent = found.open ? "" : `${found.name} · ${found.role}`;
+  }, () => { whoBox.hidden = true; meBox.hidden = true; });
 }
 
 whoBox.querySelector("input").value = who();

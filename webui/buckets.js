@@ -1,7 +1,7 @@
 // Buckets: queued and running works, refreshed every few seconds; a running work shows
 // its runner, host, attempt, and time used against its timeout.
 
-import { bulk, myRole, reporter, userHeaders } from "./actions.js";
+import { bulk, mayAct, me, reporter, userHeaders } from "./actions.js";
 import { api } from "./api.js";
 import { age, escape, pager, when } from "./format.js";
 
@@ -121,8 +121,8 @@ export async function show(main, signal, status) {
     location.hash = toHash({ pipeline: String(data.get("pipeline") || "").trim(),
                              status: String(data.get("status") || ""), page: 1 });
   });
-  myRole().then((role) => {
-    if (role !== "operator" || signal.aborted) return;
+  me().then((who) => {
+    if (!mayAct(who) || signal.aborted) return;
     main.querySelector("#bulk").innerHTML = bulkBar();
     wireBulk(main, state, () => load(main, state, signal).catch(() => {}));
   }, () => {});

@@ -2,7 +2,7 @@
 // by pipeline and only their figures are rewritten, so an operator's open editor or
 // focused button survives every update.
 
-import { bulk, myRole, reporter, userHeaders } from "./actions.js";
+import { bulk, mayAct, me, reporter, userHeaders } from "./actions.js";
 import { api, events } from "./api.js";
 import { age, escape, number, percent, when } from "./format.js";
 
@@ -142,7 +142,7 @@ export async function show(main, signal, status) {
   const box = main.querySelector("#pipelines");
   const latest = new Map();
   let operator = false;
-  try { operator = (await myRole()) === "operator"; } catch { /* the stream says why */ }
+  try { operator = mayAct(await me()); } catch { /* the stream says why */ }
   let delay = 1000;
   while (!signal.aborted) {
     try {

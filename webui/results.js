@@ -1,7 +1,7 @@
 // Results search: filters in the URL (bookmarkable), sortable columns, pages, and the
 // export of the whole search as CSV or JSON.
 
-import { bulk, myRole, reporter, userHeaders } from "./actions.js";
+import { bulk, mayAct, me, reporter, userHeaders } from "./actions.js";
 import { api, blob } from "./api.js";
 import { duration, escape, pager, when } from "./format.js";
 
@@ -132,7 +132,7 @@ export async function show(main, signal, status) {
     location.hash = toHash({ ...state, filters, page: 1 });
   });
   const retry = main.querySelector('[data-bulk="retry"]');
-  myRole().then((role) => { retry.hidden = role !== "operator"; }, () => {});
+  me().then((who) => { retry.hidden = !mayAct(who); }, () => {});
   retry.addEventListener("click", () => {
     const say = reporter(main.querySelector("#bulk-state"));
     bulk("Retry", (confirm) => api(`/results/retry?${apiQuery(state.filters)}`,

@@ -2,7 +2,7 @@
 // errors and tracebacks, plots shown inline and products to download, both only from
 // the server's archive folder (GET /files refuses anything else).
 
-import { panel, myRole, wire } from "./actions.js";
+import { me, panel, wire } from "./actions.js";
 import { api, blob } from "./api.js";
 import { duration, escape, when } from "./format.js";
 import { graphSection } from "./graph.js";
@@ -92,14 +92,14 @@ export async function show(main, signal, status) {
       <a href="#/results">Search the results</a>.</div>`;
     return;
   }
-  let currentRole = "viewer";
-  try { currentRole = await myRole(); } catch { /* no actions, then */ }
+  let who = null;
+  try { who = await me(); } catch { /* no actions, then */ }
   const history = doc.history || [];
   main.innerHTML = `<h1>Work <span class="mono">${escape(doc.id)}</span>
       <span class="status ${escape(doc.status)}">${escape(doc.status)}</span></h1>
     <p class="caption" id="notice" role="status"></p>
     <div class="detail">
-      ${panel(doc, currentRole)}
+      ${panel(doc, who)}
       <section><h2>Fields</h2>${fields(doc)}</section>
       <section><h2>Parameters</h2>${json(doc.parameters)}</section>
       <section><h2>Results</h2>${json(doc.results)}</section>

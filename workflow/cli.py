@@ -13,7 +13,7 @@ import click
 import yaml
 from click.core import ParameterSource
 
-from workflow import __version__, cli_buckets, cli_graph, cli_results, cli_run
+from workflow import __version__, cli_buckets, cli_graph, cli_results, cli_run, cli_token
 from workflow.cli_values import key_values
 from workflow.errors import InvalidWork, WorkflowError
 from workflow.settings import DEFAULT_URL
@@ -46,7 +46,7 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--host", envvar="WORKFLOW_HOST", default="127.0.0.1", show_envvar=True,
-              help="Listen address; anything but loopback needs WORKFLOW_TOKENS.")
+              help="Listen address; anything but loopback needs access tokens.")
 @click.option("--port", envvar="WORKFLOW_PORT", default=8004, type=int, show_envvar=True)
 @click.option("--store", envvar="WORKFLOW_STORE", default="", show_envvar=True,
               help="Store URL: sqlite:///PATH or mongodb://... [default: SQLite in the "
@@ -66,9 +66,12 @@ def serve(host: str, port: int, store: str, archive: str, log_level: str) -> Non
 
     settings = ServerSettings.from_env(host=host, port=port, store=store, archive=archive)
     opened = open_store(settings.store or None)  # a bad store URL fails here, in one line
-    if not settings.tokens:  # (viewer tokens alone are refused by the settings)
-        click.echo(f"workflow serve: no access tokens configured; open to anyone on {host}",
-                   err=True)  # fmt: skip
+    if settings.keyring:
+        counts = ", ".join(f"{n} {role}" for role, n in settings.keyring.roles().items() if n)
+        click.echo(f"workflow serve: access tokens: {counts}", err=True)
+    else:
+        click.echo(f"workflow serve: no access tokens configured: anyone who can reach "
+                   f"{host}:{port} may do everything (loopback only)", err=True)  # fmt: skip
     uvicorn.run(create_app(settings, opened), host=host, port=port, log_level=log_level,
                 access_log=log_level == "debug")  # fmt: skip
 
@@ -307,7 +310,14 @@ def graph() -> None:
     """Workflow graphs (the Ewoks format): run, validate, convert."""
 
 
+@cli.group(cls=Group)
+def token() -> None:
+    """Access tokens: make one, or the tokens file's entry for one."""
+
+
 cli.add_command(cli_run.run)
+for _command in cli_token.COMMANDS:
+    token.add_command(_command)
 for _command in cli_graph.COMMANDS:
     graph.add_command(_command)
 for _command in cli_buckets.COMMANDS:

@@ -7,14 +7,13 @@ import os
 from dataclasses import dataclass, field
 
 from workflow.errors import ConfigurationError
+from workflow.tokens import Keyring
 from workflow.work import RESULTS_LIMIT
 
 DEFAULT_URL = "http://127.0.0.1:8004"
 DEFAULT_PORT = 8004
-
-
-def _tokens(raw: str | None) -> frozenset[str]:
-    return frozenset(t.strip() for t in (raw or "").split(",") if t.strip())
+#: Largest request body, in bytes (``WORKFLOW_MAX_BODY``).
+MAX_BODY = 32 * 1024 * 1024
 
 
 def _number(name: str, default: float) -> float:
@@ -35,12 +34,11 @@ class ServerSettings:
         store: Store URL (``WORKFLOW_STORE``); empty means SQLite in the user data dir.
         host: Listen address (``WORKFLOW_HOST``).
         port: Listen port (``WORKFLOW_PORT``).
-        tokens: Operators' access tokens (``WORKFLOW_TOKENS``, comma-separated): they
-            may do everything.
-        viewer_tokens: Viewers' access tokens (``WORKFLOW_VIEWER_TOKENS``): they may
-            read, and change nothing.
+        keyring: The access tokens and their roles (``WORKFLOW_TOKENS_FILE`` and the
+            role variables, see ``workflow.tokens``); none means open, on loopback only.
         results_limit: Largest ``results`` in bytes of JSON (``WORKFLOW_RESULTS_LIMIT``).
         reap_interval: Seconds between lease-expiry sweeps (``WORKFLOW_REAP_INTERVAL``).
+        max_body: Largest request body in bytes (``WORKFLOW_MAX_BODY``); larger gets 413.
         archive: Where runners archive products and plots (``WORKFLOW_ARCHIVE``): the
             only folder whose files the server hands out (``GET /files``).
     """
@@ -48,10 +46,10 @@ class ServerSettings:
     store: str = ""
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
-    tokens: frozenset[str] = field(default_factory=frozenset)
-    viewer_tokens: frozenset[str] = field(default_factory=frozenset)
+    keyring: Keyring = field(default_factory=lambda: Keyring([]))
     results_limit: int = RESULTS_LIMIT
     reap_interval: float = 5.0
+    max_body: int = MAX_BODY
     archive: str = ""
 
     @classmethod
@@ -61,10 +59,10 @@ class ServerSettings:
             "store": os.environ.get("WORKFLOW_STORE", ""),
             "host": os.environ.get("WORKFLOW_HOST", "127.0.0.1"),
             "port": int(_number("WORKFLOW_PORT", DEFAULT_PORT)),
-            "tokens": _tokens(os.environ.get("WORKFLOW_TOKENS")),
-            "viewer_tokens": _tokens(os.environ.get("WORKFLOW_VIEWER_TOKENS")),
+            "keyring": Keyring.from_env(),
             "results_limit": int(_number("WORKFLOW_RESULTS_LIMIT", RESULTS_LIMIT)),
             "reap_interval": _number("WORKFLOW_REAP_INTERVAL", 5.0),
+            "max_body": int(_number("WORKFLOW_MAX_BODY", MAX_BODY)),
             "archive": os.environ.get("WORKFLOW_ARCHIVE", ""),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -74,17 +72,22 @@ class ServerSettings:
 
     def check(self) -> None:
         """Refuse a non-loopback listen address without tokens, and nonsense numbers."""
-        if self.viewer_tokens and not self.tokens:
-            raise ConfigurationError("WORKFLOW_VIEWER_TOKENS needs WORKFLOW_TOKENS too: "
-                                     "without an operator nobody could act", field="tokens")
-        if not is_loopback(self.host) and not self.tokens:
+        roles = self.keyring.roles()
+        if self.keyring and not roles["operator"] + roles["admin"]:
+            raise ConfigurationError("no token has the operator or admin role: nobody could "
+                                     "act on works (see WORKFLOW_OPERATOR_TOKENS)",
+                                     field="tokens")  # fmt: skip
+        if not is_loopback(self.host) and not self.keyring:
             raise ConfigurationError(
-                f"refusing to listen on {self.host} without access tokens: "
-                "set WORKFLOW_TOKENS or listen on 127.0.0.1",
+                f"refusing to listen on {self.host} without access tokens: set "
+                "WORKFLOW_TOKENS_FILE (or a WORKFLOW_*_TOKENS variable) or listen on 127.0.0.1",
                 field="host",
             )
         if self.reap_interval <= 0:
             raise ConfigurationError("WORKFLOW_REAP_INTERVAL must be positive", field="reap")
+        if self.max_body < 1024:
+            raise ConfigurationError("WORKFLOW_MAX_BODY must be at least 1024 bytes",
+                                     field="max_body")  # fmt: skip
         if self.results_limit <= 0:
             raise ConfigurationError("WORKFLOW_RESULTS_LIMIT must be positive", field="limit")
 

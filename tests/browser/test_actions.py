@@ -7,7 +7,9 @@ from typing import Any
 
 import httpx
 
-OPERATOR = {"Authorization": "Bearer op"}
+OPERATOR = {"Authorization": "Bearer operator-token-0123"}
+TWO_ROLES = {"WORKFLOW_OPERATOR_TOKENS": "alice=operator-token-0123",
+             "WORKFLOW_VIEWER_TOKENS": "viewer-token-01234"}
 
 
 def _deposit(server: Any, **work: Any) -> str:
@@ -29,12 +31,13 @@ def _log_in(page: Any, server: Any, token: str, where: str) -> None:
 
 def test_operator_changes_cancels_retries_and_deletes(make_server: Any, page: Any,
                                                       shoot: Any) -> None:  # fmt: skip
-    server = make_server(env={"WORKFLOW_TOKENS": "op", "WORKFLOW_VIEWER_TOKENS": "look"})
+    server = make_server(env=TWO_ROLES)
     page.on("dialog", lambda dialog: dialog.accept())
     queued = _deposit(server, priority=2, parameters={"dm": 1})
-    _log_in(page, server, "op", f"#/work/{queued}")
-    page.get_by_label("Recorded as").fill("alice")
-    page.get_by_label("Recorded as").dispatch_event("change")
+    _log_in(page, server, "operator-token-0123", f"#/work/{queued}")
+    # Actions are recorded under the token's name, shown in the header.
+    page.get_by_text("alice · operator").wait_for()
+    assert page.get_by_label("Recorded as").is_hidden()
     page.get_by_label("Priority").select_option("5")
     page.get_by_label("Retries").select_option("3")
     page.get_by_role("button", name="Change").click()
@@ -76,11 +79,9 @@ def _pipeline(server: Any, name: str) -> dict[str, Any]:
 def test_operator_pauses_and_edits_a_pipeline_on_the_live_dashboard(
     make_server: Any, page: Any, shoot: Any
 ) -> None:
-    server = make_server(env={"WORKFLOW_TOKENS": "op"})
+    server = make_server(env={"WORKFLOW_OPERATOR_TOKENS": "bob=operator-token-0123"})
     _deposit(server)
-    _log_in(page, server, "op", "#/")
-    page.get_by_label("Recorded as").fill("bob")
-    page.get_by_label("Recorded as").dispatch_event("change")
+    _log_in(page, server, "operator-token-0123", "#/")
     card = page.locator('[data-pipeline="acts"]')
     card.get_by_role("button", name="Pause").click()
     card.get_by_text("Paused: runners get no work of it.").wait_for()
@@ -123,12 +124,12 @@ def test_operator_pauses_and_edits_a_pipeline_on_the_live_dashboard(
 
 def test_bulk_actions_state_how_many_works_they_touch(make_server: Any, page: Any,
                                                       shoot: Any) -> None:  # fmt: skip
-    server = make_server(env={"WORKFLOW_TOKENS": "op"})
+    server = make_server(env={"WORKFLOW_TOKENS": "ops=operator-token-0123"})
     asked: list[str] = []
     page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     ids = [_deposit(server, priority=1) for _ in range(3)]
     other = _deposit(server, pipeline="other", priority=1)
-    _log_in(page, server, "op", "#/buckets?pipeline=acts")
+    _log_in(page, server, "operator-token-0123", "#/buckets?pipeline=acts")
     page.locator("tr[data-id]").nth(2).wait_for()
     page.get_by_label("Priority").select_option("2")
     page.get_by_role("button", name="Set it on every matching queued work…").click()
@@ -141,7 +142,7 @@ def test_bulk_actions_state_how_many_works_they_touch(make_server: Any, page: An
     page.get_by_text("Cancel: 3 of 3 done.").wait_for()
     assert asked[-1] == "Cancel: this touches 3 works. Go ahead?"
     assert {_get(server, id)["status"] for id in ids} == {"cancelled"}
-    assert _get(server, ids[0])["history"][-1]["by"] == "web UI"
+    assert _get(server, ids[0])["history"][-1]["by"] == "ops", "the token's name"
     page.get_by_text("Nothing queued or running in these pipelines right now.").wait_for()
     shoot(page, "buckets")
 
@@ -156,9 +157,9 @@ def test_bulk_actions_state_how_many_works_they_touch(make_server: Any, page: An
 
 
 def test_a_viewer_sees_no_actions(make_server: Any, page: Any, shoot: Any) -> None:
-    server = make_server(env={"WORKFLOW_TOKENS": "op", "WORKFLOW_VIEWER_TOKENS": "look"})
+    server = make_server(env=TWO_ROLES)
     queued = _deposit(server)
-    _log_in(page, server, "look", f"#/work/{queued}")
+    _log_in(page, server, "viewer-token-01234", f"#/work/{queued}")
     page.locator('[data-field="pipeline"]').wait_for()
     assert page.locator(".actions-panel").count() == 0
     assert page.locator("main button, main form").count() == 0
@@ -175,7 +176,7 @@ def test_a_viewer_sees_no_actions(make_server: Any, page: Any, shoot: Any) -> No
     page.get_by_role("button", name="Export CSV").wait_for()
     assert page.get_by_role("button", name="Retry every matching work…").is_hidden()
     refused = httpx.post(f"{server.url}/buckets/work/{queued}/cancel", timeout=10,
-                         headers={"Authorization": "Bearer look"})  # fmt: skip
+                         headers={"Authorization": "Bearer viewer-token-01234"})  # fmt: skip
     assert refused.status_code == 403
 
 

@@ -75,14 +75,15 @@ def test_a_paused_pipeline_is_marked(server: Server, page: Any) -> None:
 def test_with_tokens_the_page_asks_for_one_and_then_shows_data(
     make_server: Any, page: Any, shoot: Any
 ) -> None:
-    server = make_server(env={"WORKFLOW_TOKENS": "s3cret"})
+    secret = "s3cret-token-01234567"
+    server = make_server(env={"WORKFLOW_TOKENS": secret})
     reply = httpx.post(f"{server.url}/buckets/work", json=[{"pipeline": "guarded"}],
-                       headers={"Authorization": "Bearer s3cret"}, timeout=10)  # fmt: skip
+                       headers={"Authorization": f"Bearer {secret}"}, timeout=10)  # fmt: skip
     reply.raise_for_status()
     page.goto(server.url)
     page.get_by_label("This server needs an access token.").wait_for()
     shoot(page, "token")
-    page.get_by_label("This server needs an access token.").fill("s3cret")
+    page.get_by_label("This server needs an access token.").fill("s3cret-token-01234567")
     page.get_by_role("button", name="Use token").click()
     _count(page, "guarded", "queued").filter(has_text="1").wait_for()
 

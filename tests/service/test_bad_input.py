@@ -19,6 +19,8 @@ from harness import Server
 
 #: Results above this many bytes of JSON are refused (kept small so the case is cheap).
 RESULTS_LIMIT = 10_000
+#: Request bodies above this many bytes are refused (WORKFLOW_MAX_BODY).
+MAX_BODY = 1_000_000
 #: Stands for "no body" in the table below.
 NO_BODY = object()
 UNKNOWN = "no-such-work-0000"
@@ -59,7 +61,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     """A real server holding four queued, one running and one finished work."""
     root = tmp_path_factory.mktemp("bad-input")
     server = Server(store=f"sqlite:///{root / 'store.db'}", log=root / "server.log",
-                    env={"WORKFLOW_RESULTS_LIMIT": str(RESULTS_LIMIT)})  # fmt: skip
+                    env={"WORKFLOW_RESULTS_LIMIT": str(RESULTS_LIMIT),
+                         "WORKFLOW_MAX_BODY": str(MAX_BODY)})  # fmt: skip
     server.start()
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -125,6 +128,22 @@ CASES: list[tuple[str, str, str, Any, int, list[str]]] = [
     ("results-too-large", "POST", "/buckets/work", _work(results=_big), 413, ["results"]),
     ("duplicate-id", "POST", "/buckets/work", _work(id="{queued}", parameters={"i": -1}), 409,
      ["id"]),
+    # -- limits: each refusal names the limit --
+    ("body-over-max-body", "POST", "/buckets/work",
+     b'[{"pipeline": "seed", "parameters": {"pad": "' + b"x" * MAX_BODY + b'"}}]', 413,
+     ["body", str(MAX_BODY), "WORKFLOW_MAX_BODY"]),
+    ("deposit-over-10000-works", "POST", "/buckets/work", [SEED] * 10_001, 413,
+     ["works", "10000"]),
+    ("filter-too-deep", "POST", "/buckets/view",
+     {"query": {"$and": [{"$or": [{"$and": [{"$or": [{"$and": [{"$or": [{"$and": [
+         {"$or": [{"pipeline": "seed"}]}]}]}]}]}]}]}]}}, 422, ["deeper than the limit of 8"]),
+    ("filter-too-many-terms", "POST", "/results/view",
+     {"query": {"id": {"$in": [f"id-{i}" for i in range(1001)]}}}, 422,
+     ["more than the limit of 1000 terms"]),
+    ("complete-over-1000", "POST", "/buckets/complete",
+     {"works": [{"id": "x", "attempt": 1, "status": "success"}] * 1001}, 422,
+     ["works", "1000"]),
+    ("work-page-5000", "GET", "/buckets/work?limit=5000", NO_BODY, 422, ["limit", "1000"]),
     # -- CHIME withdraw with a Mongo filter: only the safe subset --
     ("filter-where", "POST", "/buckets/work/withdraw",
      {**SEED, "$where": "sleep(1000)"}, 422, ["$where"]),
@@ -264,6 +283,22 @@ def test_bad_request_gets_a_4xx_naming_the_problem(
     said = f"{error.get('field', '')} {error['message']}"
     for name in names:
         assert name in said, f"{name!r} not named: {described}"
+
+
+def test_a_chunked_body_over_the_limit_is_refused_too(seeded: Seeded) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'[{"pipeline": "seed", "parameters": {"pad": "'
+        for _ in range(MAX_BODY // 65536 + 2):
+            yield b"x" * 65536
+        yield b'"}}]'
+
+    reply = seeded.client.post("/buckets/work", content=chunks(),
+                               headers={"content-type": "application/json"})  # fmt: skip
+    assert "content-length" not in reply.request.headers
+    assert reply.status_code == 413 and reply.json()["limit"] == MAX_BODY
+    small = seeded.client.post("/buckets/view", content=iter([b'{"query": {"id": "', b'x"}}']),
+                               headers={"content-type": "application/json"})  # fmt: skip
+    assert small.status_code == 200 and small.json() == []
 
 
 def test_store_is_unchanged_after_the_bad_requests(seeded: Seeded) -> None:

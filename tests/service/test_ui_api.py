@@ -11,7 +11,7 @@ from harness import Server
 
 
 def test_the_ui_files_need_no_token_and_its_data_does(make_server: Callable[..., Server]) -> None:
-    server = make_server(env={"WORKFLOW_TOKENS": "alpha"})
+    server = make_server(env={"WORKFLOW_TOKENS": "alpha-token-0123456789"})
     with httpx.Client(base_url=server.url, timeout=10) as http:
         index = http.get("/")
         assert index.status_code == 200 and "text/html" in index.headers["content-type"]
@@ -21,7 +21,7 @@ def test_the_ui_files_need_no_token_and_its_data_does(make_server: Callable[...,
         assert http.get("/static/missing.js").status_code == 404
         assert http.get("/static/../../pyproject.toml").status_code == 404
         assert http.get("/ui/dashboard").status_code == 401
-        token = {"Authorization": "Bearer alpha"}
+        token = {"Authorization": "Bearer alpha-token-0123456789"}
         assert http.get("/ui/dashboard", headers=token).json()["pipelines"] == []
 
 

@@ -12,9 +12,12 @@ import httpx
 import pytest
 from harness import Server
 
+ALPHA, BETA = "alpha-token-0123456789", "beta-token-0123456789"
+OPERATOR, VIEWER = "operator-token-0123", "viewer-token-01234"
+
 
 def test_tokens_guard_every_route_but_version(make_server: Callable[..., Server]) -> None:
-    server = make_server(env={"WORKFLOW_TOKENS": "alpha,beta"})
+    server = make_server(env={"WORKFLOW_TOKENS": f"{ALPHA},{BETA}"})
     with httpx.Client(base_url=server.url, timeout=10) as http:
         assert http.head("/buckets/version").status_code == 200
         assert http.get("/results/version").status_code == 200
@@ -22,8 +25,8 @@ def test_tokens_guard_every_route_but_version(make_server: Callable[..., Server]
         assert refused.status_code == 401
         assert refused.json()["error"] == "Unauthorized"
         assert http.get("/buckets/status", headers={"x-access-token": "gamma"}).status_code == 401
-        assert http.get("/buckets/status", headers={"x-access-token": "beta"}).status_code == 200
-        bearer = {"Authorization": "Bearer alpha"}
+        assert http.get("/buckets/status", headers={"x-access-token": BETA}).status_code == 200
+        bearer = {"Authorization": f"Bearer {ALPHA}"}
         assert http.post("/results/view", json={}, headers=bearer).status_code == 200
         assert http.post("/buckets/work", json=[{"pipeline": "p"}]).status_code == 401
         assert http.post("/buckets/view", json={}, headers=bearer).json() == []
@@ -146,12 +149,15 @@ def test_work_methods_use_the_server_named_by_the_environment(
 
 
 def test_viewers_read_and_operators_act(make_server: Callable[..., Server]) -> None:
-    server = make_server(env={"WORKFLOW_TOKENS": "op", "WORKFLOW_VIEWER_TOKENS": "look"})
-    viewer = {"Authorization": "Bearer look"}
-    operator = {"x-access-token": "op"}
+    server = make_server(env={"WORKFLOW_TOKENS": OPERATOR, "WORKFLOW_VIEWER_TOKENS": VIEWER})
+    viewer = {"Authorization": f"Bearer {VIEWER}"}
+    operator = {"x-access-token": OPERATOR}
     with httpx.Client(base_url=server.url, timeout=10) as http:
-        assert http.get("/ui/whoami", headers=viewer).json() == {"role": "viewer"}
-        assert http.get("/ui/whoami", headers=operator).json() == {"role": "operator"}
+        seen = http.get("/ui/whoami", headers=viewer).json()
+        assert (seen["name"], seen["role"], seen["open"]) == ("viewer-token-1", "viewer", False)
+        assert seen["may"] == {"viewer": True, "runner": False, "operator": False, "admin": False}
+        seen = http.get("/ui/whoami", headers=operator).json()
+        assert (seen["name"], seen["role"], seen["may"]["admin"]) == ("token-1", "admin", True)
         assert http.get("/ui/whoami").status_code == 401
         assert http.post("/buckets/work", json=[{"pipeline": "p"}], headers=operator).is_success
         for method, path, body in (
@@ -184,8 +190,8 @@ def test_viewers_read_and_operators_act(make_server: Callable[..., Server]) -> N
 def test_viewer_tokens_alone_are_refused() -> None:
     done = subprocess.run([sys.executable, "-m", "workflow", "serve"], capture_output=True,
                           text=True, timeout=30,
-                          env={**os.environ, "WORKFLOW_VIEWER_TOKENS": "look"})  # fmt: skip
-    assert done.returncode != 0 and "WORKFLOW_VIEWER_TOKENS needs WORKFLOW_TOKENS" in done.stderr
+                          env={**os.environ, "WORKFLOW_VIEWER_TOKENS": VIEWER})  # fmt: skip
+    assert done.returncode != 0 and "no token has the operator or admin role" in done.stderr
 
 
 def test_bulk_errors_name_the_field(shared_server: Server) -> None:

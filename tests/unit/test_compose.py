@@ -26,7 +26,7 @@ def compose() -> dict[str, Any]:
 
 def _env(service: dict[str, Any], tokens: str = "s3cret") -> dict[str, str]:
     """The service's environment with ``${VAR:?...}``/``${VAR:-default}`` resolved."""
-    values = {"WORKFLOW_TOKENS": tokens}
+    values = {"WORKFLOW_TOKENS": tokens, "WORKFLOW_RUNNER_TOKEN": "runner-s3cret"}
 
     def resolve(text: str) -> str:
         return re.sub(r"\$\{(\w+)(?::[?-]([^}]*))?\}",
@@ -70,6 +70,7 @@ def test_the_server_runs_on_mongo_with_a_token_and_serves_the_web_ui(compose: di
     assert env["WORKFLOW_TOKENS"] == "s3cret", "listening beyond loopback needs tokens"
     assert "${WORKFLOW_TOKENS:?" in server["environment"]["WORKFLOW_TOKENS"], \
         "compose refuses to start without a token"
+    assert env["WORKFLOW_RUNNER_TOKENS"] == "runners=runner-s3cret"
     assert env["WORKFLOW_ARCHIVE"] == "/archive" and "archive:/archive" in server["volumes"]
     assert server["depends_on"]["mongo"]["condition"] == "service_healthy"
     assert "8004:8004" in server["ports"]
@@ -86,7 +87,7 @@ def test_two_runners_of_the_demo_pipeline(compose: dict[str, Any]) -> None:
     assert callable(demo.dedisperse), "the demo works' function is in the image"
     env = _env(runner)
     assert env["WORKFLOW_URL"] == "http://server:8004"
-    assert env["WORKFLOW_TOKEN"] == "s3cret"
+    assert env["WORKFLOW_TOKEN"] == "runner-s3cret", "a runner's token, not the admin's"
     assert runner["depends_on"]["server"]["condition"] == "service_healthy"
     assert "archive:/archive" in runner["volumes"] and "--archive" in command
     assert runner["stop_grace_period"] == "40s", "longer than the runner's 30 s grace"

@@ -8,6 +8,7 @@ import pytest
 
 from workflow.errors import ConfigurationError, InvalidWork, ResultsTooLarge
 from workflow.settings import ServerSettings, is_loopback
+from workflow.tokens import Keyring, Token, digest
 from workflow.work import (
     CHIME_FIELDS,
     TERMINAL,
@@ -99,4 +100,5 @@ def test_loopback(host: str, loopback: bool) -> None:
 def test_server_refuses_public_address_without_tokens() -> None:
     with pytest.raises(ConfigurationError, match="without access tokens"):
         ServerSettings.from_env(host="0.0.0.0")
-    assert ServerSettings.from_env(host="0.0.0.0", tokens=frozenset({"t"})).host == "0.0.0.0"
+    keyring = Keyring([Token("ops", "operator", digest("operator-token-0123"))])
+    assert ServerSettings.from_env(host="0.0.0.0", keyring=keyring).host == "0.0.0.0"

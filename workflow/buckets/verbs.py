@@ -23,6 +23,7 @@ from workflow.buckets.settings import (
 from workflow.errors import (
     DuplicateWork,
     InvalidWork,
+    LimitExceeded,
     NotFound,
     TransitionConflict,
     WorkflowError,
@@ -79,7 +80,8 @@ class Buckets:
         if not isinstance(works, list) or not works:
             raise InvalidWork("deposit a non-empty list of works", field="works")
         if len(works) > MAX_BATCH:
-            raise InvalidWork(f"at most {MAX_BATCH} works per deposit", field="works")
+            raise LimitExceeded(f"at most {MAX_BATCH} works per deposit, not {len(works)}",
+                                field="works", limit=MAX_BATCH)  # fmt: skip
         settings = self.store.settings()
         docs = []
         for index, raw in enumerate(works):

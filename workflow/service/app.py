@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -19,6 +19,7 @@ from workflow.buckets import Buckets
 from workflow.results import Results
 from workflow.service import access, buckets_api, errors, files_api, results_api, ui_api
 from workflow.service.hot import HotPaths
+from workflow.service.limits import BodyLimit
 from workflow.settings import ServerSettings
 from workflow.store import Store, open_store
 
@@ -57,14 +58,15 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
     app.state.settings = settings
     errors.install(app)
     app.add_middleware(HotPaths)
-    guard = [Depends(_authorized)]
+    app.add_middleware(BodyLimit, limit=settings.max_body)  # added last: runs first
     for prefix, module in (("/buckets", buckets_api), ("/results", results_api)):
-        app.include_router(_version_router(), prefix=prefix)
-        app.include_router(module.router, prefix=prefix, dependencies=guard)
-    app.include_router(_version_router())
-    app.include_router(ui_api.router, prefix="/ui", dependencies=guard)
-    app.include_router(files_api.router, dependencies=guard)
+        app.include_router(_version_router(prefix), prefix=prefix)
+        app.include_router(module.router, prefix=prefix)
+    app.include_router(_version_router(""))
+    app.include_router(ui_api.router, prefix="/ui")
+    app.include_router(files_api.router)
     _web_ui(app)
+    app.state.roles = access.roles(app)  # every route has declared its role, or this fails
     return app
 
 
@@ -79,26 +81,20 @@ def _web_ui(app: FastAPI) -> None:
         return FileResponse(folder / "index.html", headers={"Cache-Control": "no-cache"})
 
 
-def _version_router() -> APIRouter:
+def _version_router(prefix: str) -> APIRouter:
     # CHIME's client probes HEAD /version without a token before anything else.
     router = APIRouter(tags=["version"])
+    name = f"version{prefix.replace('/', '_')}"
 
-    @router.api_route("/version", methods=["GET", "HEAD"])
-    def version(request: Request) -> Response:
-        if request.method == "HEAD":
-            return Response(status_code=200)
-        from fastapi.responses import JSONResponse
+    @router.get("/version", operation_id=name, **access.public())
+    def version() -> dict[str, str]:
+        return {"version": __version__, "name": "workflow"}
 
-        return JSONResponse({"version": __version__, "name": "workflow"})
+    @router.head("/version", operation_id=f"{name}_head", **access.public())
+    def version_head() -> Response:
+        return Response(status_code=200)
 
     return router
-
-
-async def _authorized(request: Request) -> None:
-    """Require a token that may make this request (see ``workflow.service.access``)."""
-    request.state.role = access.check(
-        request.app.state.settings, request.method, request.url.path,
-        request.headers.get("x-access-token"), request.headers.get("authorization"))
 
 
 def _reap(buckets: Buckets, settings: ServerSettings, stop: threading.Event) -> None:

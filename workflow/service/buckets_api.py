@@ -15,6 +15,7 @@ from workflow.buckets import Buckets, PipelineSettings, chime
 from workflow.buckets.bulk import act_on_bucket
 from workflow.buckets.verbs import plain_query
 from workflow.filters import apply_projection, check_filter, check_projection
+from workflow.service.access import needs, who
 from workflow.work import ErrorInfo, NodeEntry
 
 router = APIRouter(tags=["buckets"])
@@ -135,34 +136,31 @@ class Change(Strict):
     retries: int | None = Field(default=None, ge=0, le=5)
 
 
-def _who(request: Request) -> str | None:
-    return request.headers.get("x-workflow-user")
-
-
 # -- CHIME ------------------------------------------------------------------------------
 
 
-@router.post("/work", summary="Deposit works (CHIME)")
+@router.post("/work", **needs("runner"), summary="Deposit works (CHIME)")
 def deposit(buckets: Verbs, works: Works, return_ids: bool = False) -> Any:
     ids = buckets.deposit([works] if isinstance(works, dict) else works)
     return ids if return_ids else True
 
 
-@router.post("/work/withdraw", summary="Claim one work matching a Mongo-style filter (CHIME)")
+@router.post("/work/withdraw", **needs("runner"),
+             summary="Claim one work matching a Mongo-style filter (CHIME)")
 def withdraw_chime(buckets: Verbs, query: Annotated[dict[str, Any], Body()]) -> Any:
     pipelines, rest = chime.split_pipelines(check_filter(query))
     found = buckets.withdraw(pipelines, query=rest, limit=1)
     return json_reply(found[0] if found else None)
 
 
-@router.put("/work", summary="Update works by id (CHIME)")
+@router.put("/work", **needs("runner"), summary="Update works by id (CHIME)")
 def update(buckets: Verbs, works: Works) -> Any:
     for raw in chime.listed([works] if isinstance(works, dict) else works):
         chime.update(buckets, raw)
     return True
 
 
-@router.delete("/work", summary="Delete works by id (CHIME)")
+@router.delete("/work", **needs("operator"), summary="Delete works by id (CHIME)")
 def delete(buckets: Verbs, ids: Annotated[list[str], Query(min_length=1)]) -> Any:
     return chime.delete(buckets, ids)
 
@@ -173,12 +171,14 @@ class Delete(Strict):
     ids: list[str] = Field(min_length=1, max_length=10_000)
 
 
-@router.post("/work/delete", summary="Delete works by id; says how many existed")
+@router.post("/work/delete", **needs("operator"),
+             summary="Delete works by id; says how many existed")
 def delete_many(buckets: Verbs, body: Delete) -> dict[str, int]:
     return {"deleted": buckets.delete(body.ids)}
 
 
-@router.post("/view", summary="Works matching a Mongo-style filter, newest first (CHIME)")
+@router.post("/view", **needs("viewer"),
+             summary="Works matching a Mongo-style filter, newest first (CHIME)")
 def view(buckets: Verbs, body: View) -> Any:
     query = check_filter(body.query)
     projection = check_projection(body.projection)
@@ -187,33 +187,36 @@ def view(buckets: Verbs, body: View) -> Any:
     return [apply_projection(doc, projection) for doc in docs]
 
 
-@router.get("/status", summary="Counts over all pipelines (CHIME)")
+@router.get("/status", **needs("viewer"), summary="Counts over all pipelines (CHIME)")
 def status(buckets: Verbs) -> Any:
     return chime.status(buckets.counts().values())
 
 
-@router.get("/status/details/{pipeline}", summary="Counts of one pipeline (CHIME)")
+@router.get("/status/details/{pipeline}", **needs("viewer"),
+            summary="Counts of one pipeline (CHIME)")
 def status_details(buckets: Verbs, pipeline: str) -> Any:
     return chime.status([buckets.counts().get(pipeline, {})])
 
 
-@router.get("/status/pipelines", summary="Pipelines that hold work (CHIME)")
+@router.get("/status/pipelines", **needs("viewer"), summary="Pipelines that hold work (CHIME)")
 def status_pipelines(buckets: Verbs) -> Any:
     return sorted(buckets.counts())
 
 
-@router.get("/audit/failed", summary="Failed works requeued (CHIME; always 0 here)")
+@router.get("/audit/failed", **needs("runner"),
+            summary="Failed works requeued (CHIME; always 0 here)")
 def audit_failed(buckets: Verbs) -> Any:
     # The server requeues failures itself, so there is never any left to requeue.
     return 0
 
 
-@router.get("/audit/expired", summary="Expire lost leases now (CHIME)")
+@router.get("/audit/expired", **needs("runner"), summary="Expire lost leases now (CHIME)")
 def audit_expired(buckets: Verbs) -> Any:
     return buckets.expire(limit=10_000)
 
 
-@router.get("/audit/stale/{days}", summary="Works in buckets older than days (CHIME)")
+@router.get("/audit/stale/{days}", **needs("viewer"),
+            summary="Works in buckets older than days (CHIME)")
 def audit_stale(buckets: Verbs, days: float) -> Any:
     return buckets.store.work.count({"creation": {"$lt": buckets.clock() - days * 86400}})
 
@@ -229,12 +232,13 @@ def _claiming(body: Withdraw) -> dict[str, Any]:
             "lease": body.lease, "runner": body.runner, "host": body.host}  # fmt: skip
 
 
-@router.post("/withdraw", summary="Claim up to limit works, with a lease")
+@router.post("/withdraw", **needs("runner"), summary="Claim up to limit works, with a lease")
 def withdraw(buckets: Verbs, body: Withdraw) -> Any:
     return json_reply(buckets.withdraw(**_claiming(body)))
 
 
-@router.post("/exchange", summary="Report outcomes and claim more works in one request")
+@router.post("/exchange", **needs("runner"),
+             summary="Report outcomes and claim more works in one request")
 def exchange(buckets: Verbs, body: Exchange) -> Response:
     """``complete`` is recorded first, each outcome on its own as in ``/complete``; then
     ``withdraw`` claims as ``/withdraw`` does, in the same transaction where the store
@@ -244,7 +248,7 @@ def exchange(buckets: Verbs, body: Exchange) -> Response:
     return json_reply({"completed": completed, "works": works})
 
 
-@router.get("/work", summary="Works in the buckets, newest first")
+@router.get("/work", **needs("viewer"), summary="Works in the buckets, newest first")
 def list_work(
     buckets: Verbs,
     pipeline: Annotated[list[str] | None, Query()] = None,
@@ -260,17 +264,19 @@ def list_work(
     return buckets.store.work.find(query, sort=[("creation", -1)], skip=skip, limit=limit)
 
 
-@router.get("/work/{id}", summary="One work, from the bucket or the results")
+@router.get("/work/{id}", **needs("viewer"), summary="One work, from the bucket or the results")
 def get_work(buckets: Verbs, id: str) -> Any:
     return json_reply(buckets.get(id))
 
 
-@router.post("/work/{id}/heartbeat", summary="Extend the lease of a running attempt")
+@router.post("/work/{id}/heartbeat", **needs("runner"),
+             summary="Extend the lease of a running attempt")
 def heartbeat(buckets: Verbs, id: str, body: Heartbeat) -> Any:
     return buckets.heartbeat(id, body.attempt, body.lease)
 
 
-@router.post("/work/{id}/complete", summary="Report the outcome of a running attempt")
+@router.post("/work/{id}/complete", **needs("runner"),
+             summary="Report the outcome of a running attempt")
 def complete(buckets: Verbs, id: str, body: Complete) -> Any:
     error = body.error.model_dump() if body.error else None
     nodes = [n.model_dump(mode="json") for n in body.nodes] if body.nodes is not None else None
@@ -281,7 +287,8 @@ def complete(buckets: Verbs, id: str, body: Complete) -> Any:
                             nodes=nodes)  # fmt: skip
 
 
-@router.post("/heartbeat", summary="Extend the leases of several running attempts at once")
+@router.post("/heartbeat", **needs("runner"),
+             summary="Extend the leases of several running attempts at once")
 def heartbeat_many(buckets: Verbs, body: HeartbeatMany) -> Response:
     """Each lease is extended on its own: the reply says, per work, ``ok`` (with the new
     ``expires``) or the error (as in a single call's error body), in the order sent."""
@@ -289,7 +296,8 @@ def heartbeat_many(buckets: Verbs, body: HeartbeatMany) -> Response:
     return json_reply(buckets.heartbeat_many(works, body.lease))
 
 
-@router.post("/complete", summary="Report the outcomes of several attempts at once")
+@router.post("/complete", **needs("runner"),
+             summary="Report the outcomes of several attempts at once")
 def complete_many(buckets: Verbs, body: CompleteMany) -> Response:
     """Each outcome is recorded on its own: the reply says, per work, ``ok`` or the error
     (as in a single call's error body), in the order sent."""
@@ -297,14 +305,15 @@ def complete_many(buckets: Verbs, body: CompleteMany) -> Response:
     return json_reply(buckets.complete_many(outcomes))
 
 
-@router.post("/work/{id}/release", summary="Hand a running attempt back, uncounted")
+@router.post("/work/{id}/release", **needs("runner"),
+             summary="Hand a running attempt back, uncounted")
 def release(buckets: Verbs, id: str, body: Release) -> Any:
     return buckets.release(id, body.attempt, body.reason)
 
 
-@router.post("/work/{id}/cancel", summary="Cancel a queued or running work")
+@router.post("/work/{id}/cancel", **needs("operator"), summary="Cancel a queued or running work")
 def cancel(buckets: Verbs, id: str, request: Request) -> Any:
-    return buckets.cancel(id, by=_who(request))
+    return buckets.cancel(id, by=who(request))
 
 
 class RetryRequest(Strict):
@@ -313,24 +322,28 @@ class RetryRequest(Strict):
     parameters: dict[str, Any] | None = None
 
 
-@router.post("/work/{id}/retry", summary="Queue a finished work again as a new, linked work")
+@router.post("/work/{id}/retry", **needs("operator"),
+             summary="Queue a finished work again as a new, linked work")
 def retry(buckets: Verbs, id: str, request: Request,
           body: Annotated[RetryRequest | None, Body()] = None) -> Any:  # fmt: skip
     parameters = body.parameters if body else None
-    return json_reply(buckets.retry(id, parameters, by=_who(request)))
+    return json_reply(buckets.retry(id, parameters, by=who(request)))
 
 
-@router.patch("/work/{id}", summary="Change priority or retries of a queued work")
+@router.patch("/work/{id}", **needs("operator"),
+              summary="Change priority or retries of a queued work")
 def change(buckets: Verbs, id: str, body: Change, request: Request) -> Any:
-    return buckets.change(id, priority=body.priority, retries=body.retries, by=_who(request))
+    return buckets.change(id, priority=body.priority, retries=body.retries, by=who(request))
 
 
-@router.get("/counts", summary="Counts per pipeline and status, buckets and results")
+@router.get("/counts", **needs("viewer"),
+            summary="Counts per pipeline and status, buckets and results")
 def counts(buckets: Verbs) -> Any:
     return buckets.counts()
 
 
-@router.get("/pipelines", summary="Every known pipeline with its settings and counts")
+@router.get("/pipelines", **needs("viewer"),
+            summary="Every known pipeline with its settings and counts")
 def pipelines(buckets: Verbs) -> Any:
     counts = buckets.counts()
     names = sorted(set(counts) | set(buckets.store.settings()))
@@ -338,25 +351,28 @@ def pipelines(buckets: Verbs) -> Any:
              **buckets.settings(name).model_dump()} for name in names]  # fmt: skip
 
 
-@router.get("/pipelines/{pipeline}", summary="Settings of one pipeline")
+@router.get("/pipelines/{pipeline}", **needs("viewer"), summary="Settings of one pipeline")
 def get_pipeline(buckets: Verbs, pipeline: str) -> PipelineSettings:
     return buckets.settings(pipeline)
 
 
-@router.patch("/pipelines/{pipeline}", summary="Change defaults or pause state of a pipeline")
+@router.patch("/pipelines/{pipeline}", **needs("operator"),
+              summary="Change defaults or pause state of a pipeline")
 def configure(buckets: Verbs, pipeline: str, request: Request,
               changes: Annotated[dict[str, Any], Body()]) -> PipelineSettings:  # fmt: skip
-    return buckets.configure(pipeline, changes, by=_who(request))
+    return buckets.configure(pipeline, changes, by=who(request))
 
 
-@router.post("/pipelines/{pipeline}/pause", summary="Hand out no work of this pipeline")
+@router.post("/pipelines/{pipeline}/pause", **needs("operator"),
+             summary="Hand out no work of this pipeline")
 def pause(buckets: Verbs, pipeline: str, request: Request) -> PipelineSettings:
-    return buckets.configure(pipeline, {"paused": True}, by=_who(request))
+    return buckets.configure(pipeline, {"paused": True}, by=who(request))
 
 
-@router.post("/pipelines/{pipeline}/resume", summary="Hand out work of this pipeline again")
+@router.post("/pipelines/{pipeline}/resume", **needs("operator"),
+             summary="Hand out work of this pipeline again")
 def resume(buckets: Verbs, pipeline: str, request: Request) -> PipelineSettings:
-    return buckets.configure(pipeline, {"paused": False}, by=_who(request))
+    return buckets.configure(pipeline, {"paused": False}, by=who(request))
 
 
 # -- bulk -------------------------------------------------------------------------------
@@ -395,7 +411,8 @@ class BulkReply(BaseModel):
     reasons: list[dict[str, str]]
 
 
-@router.post("/bulk", summary="Act on every bucket work a filter matches, count confirmed")
+@router.post("/bulk", **needs("operator"),
+             summary="Act on every bucket work a filter matches, count confirmed")
 def bulk(buckets: Verbs, body: Bulk, request: Request) -> BulkReply:
     wanted = body.filter
     query = plain_query(site=wanted.site, user=wanted.user, priority=wanted.priority,
@@ -404,5 +421,5 @@ def bulk(buckets: Verbs, body: Bulk, request: Request) -> BulkReply:
         if values:
             query[name] = {"$in": list(values)}
     return BulkReply(**act_on_bucket(buckets, query, body.action, confirm=body.confirm,
-                                     by=_who(request), priority=body.priority,
+                                     by=who(request), priority=body.priority,
                                      retries=body.retries))  # fmt: skip

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
 from workflow.errors import Forbidden, NotFound
+from workflow.service.access import needs
 
 router = APIRouter(tags=["files"])
 
@@ -33,7 +34,7 @@ def inside(root: str, path: str) -> Path:
     return target
 
 
-@router.get("/files", summary="A product or plot from the archive folder")
+@router.get("/files", **needs("viewer"), summary="A product or plot from the archive folder")
 def get_file(request: Request, path: Annotated[str, Query(min_length=1, max_length=4096)]
              ) -> FileResponse:  # fmt: skip
     found = inside(request.app.state.settings.archive, path)

@@ -60,7 +60,7 @@ class HotPaths:
         state = scope["app"].state
         headers = dict(scope["headers"])
         try:
-            access.check(state.settings, scope["method"], scope["path"],
+            access.check(state.settings, state.roles[(scope["method"], scope["path"])],
                          _text(headers.get(b"x-access-token")),
                          _text(headers.get(b"authorization")))  # fmt: skip
             try:

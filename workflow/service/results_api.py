@@ -18,6 +18,7 @@ from workflow.errors import InvalidWork
 from workflow.filters import apply_projection, check_filter, check_projection
 from workflow.results import Results, Search
 from workflow.results.verbs import MAX_PAGE
+from workflow.service.access import needs, who
 from workflow.service.buckets_api import BulkReply, View, Works
 
 router = APIRouter(tags=["results"])
@@ -48,17 +49,18 @@ class Page(BaseModel):
 # -- CHIME ------------------------------------------------------------------------------
 
 
-@router.post("/results", summary="Store finished works (CHIME transfer)")
+@router.post("/results", **needs("runner"), summary="Store finished works (CHIME transfer)")
 def deposit(results: Verbs, works: Works) -> dict[str, int]:
     return results.deposit(works) if works else {}
 
 
-@router.put("/results", summary="Replace finished works by id (CHIME)")
+@router.put("/results", **needs("operator"), summary="Replace finished works by id (CHIME)")
 def update(results: Verbs, works: Works) -> dict[str, int]:
     return results.update(works)
 
 
-@router.delete("/results", summary="Delete finished works: ?PIPELINE=ID&PIPELINE=ID (CHIME)")
+@router.delete("/results", **needs("admin"),
+               summary="Delete finished works: ?PIPELINE=ID&PIPELINE=ID (CHIME)")
 def delete(results: Verbs, request: Request) -> dict[str, int]:
     wanted: dict[str, list[str]] = {}
     for pipeline, id in request.query_params.multi_items():
@@ -72,7 +74,8 @@ def delete(results: Verbs, request: Request) -> dict[str, int]:
     return out
 
 
-@router.post("/view", summary="Finished works matching a Mongo-style filter (CHIME)")
+@router.post("/view", **needs("viewer"),
+             summary="Finished works matching a Mongo-style filter (CHIME)")
 def view(results: Verbs, body: View) -> list[dict[str, Any]]:
     query = check_filter(body.query)
     projection = check_projection(body.projection)
@@ -80,12 +83,12 @@ def view(results: Verbs, body: View) -> list[dict[str, Any]]:
     return [apply_projection(doc, projection) for doc in docs]
 
 
-@router.post("/view/count", summary="How many finished works match (CHIME)")
+@router.post("/view/count", **needs("viewer"), summary="How many finished works match (CHIME)")
 def count(results: Verbs, body: CountRequest) -> int:
     return results.count(check_filter(body.query))
 
 
-@router.get("/status", summary="Finished works per pipeline (CHIME)")
+@router.get("/status", **needs("viewer"), summary="Finished works per pipeline (CHIME)")
 def status(results: Verbs) -> dict[str, int]:
     return results.tally()
 
@@ -116,13 +119,15 @@ def _search(
 Searched = Annotated[Search, Depends(_search)]
 
 
-@router.get("/works", summary="Search finished works with plain query parameters")
+@router.get("/works", **needs("viewer"),
+            summary="Search finished works with plain query parameters")
 def search(results: Verbs, search: Searched) -> Page:
     items, total = results.search(search)
     return Page(total=total, skip=search.skip, limit=search.limit, items=items)
 
 
-@router.get("/export", summary="Every finished work a search matches, as CSV or JSON")
+@router.get("/export", **needs("viewer"),
+            summary="Every finished work a search matches, as CSV or JSON")
 def export(results: Verbs, search: Searched,
            format: Literal["csv", "json"] = "csv") -> StreamingResponse:  # fmt: skip
     """Newest first; the search's sort and page do not apply."""
@@ -175,7 +180,8 @@ class RetryMatching(BaseModel):
     confirm: int | None = Field(default=None, ge=0)
 
 
-@router.post("/retry", summary="Queue again every finished work a search matches")
+@router.post("/retry", **needs("operator"),
+             summary="Queue again every finished work a search matches")
 def retry_matching(results: Verbs, search: Searched, request: Request,
                    body: RetryMatching) -> BulkReply:  # fmt: skip
     """Each work is retried as a new work linked to it (as ``/buckets/work/{id}/retry``
@@ -184,9 +190,9 @@ def retry_matching(results: Verbs, search: Searched, request: Request,
     matched = results.total(search)
     return BulkReply(**retry_results(request.app.state.buckets, results.export(search),
                                      matched, confirm=body.confirm,
-                                     by=request.headers.get("x-workflow-user")))  # fmt: skip
+                                     by=who(request)))  # fmt: skip
 
 
-@router.get("/works/{id}", summary="One finished work with its history")
+@router.get("/works/{id}", **needs("viewer"), summary="One finished work with its history")
 def get_work(results: Verbs, id: str) -> dict[str, Any]:
     return results.get(id)

@@ -14,7 +14,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from workflow.buckets import Buckets
+from workflow.service.access import needs
 from workflow.service.buckets_api import json_reply
+from workflow.tokens import ROLES, allows
 
 router = APIRouter(tags=["ui"])
 #: The dashboard's chart covers this many minutes, the last one still running.
@@ -72,17 +74,25 @@ def _oldest_queued(buckets: Buckets, pipeline: str) -> float | None:
     return oldest
 
 
-@router.get("/whoami", summary="What this request's token may do: operator or viewer")
-def whoami(request: Request) -> dict[str, str]:
-    return {"role": request.state.role}
+@router.get("/whoami", **needs("viewer"),
+            summary="Who this request's token is, its role, and what that role may do")
+def whoami(request: Request) -> dict[str, Any]:
+    """``name`` (null on an open server), ``role``, ``open`` (no tokens configured), and
+    ``may``: for each role, whether this one includes it."""
+    caller = request.state.caller
+    return {"name": caller.name, "role": caller.role,
+            "open": not request.app.state.settings.keyring,
+            "may": {role: allows(caller.role, role) for role in ROLES}}  # fmt: skip
 
 
-@router.get("/dashboard", summary="The dashboard: every pipeline's counts and last hour")
+@router.get("/dashboard", **needs("viewer"),
+            summary="The dashboard: every pipeline's counts and last hour")
 def get_dashboard(request: Request) -> Any:
     return json_reply(dashboard(request.app.state.buckets, time.time()))
 
 
-@router.get("/events", summary="The dashboard as server-sent events, one a second")
+@router.get("/events", **needs("viewer"),
+            summary="The dashboard as server-sent events, one a second")
 async def events(request: Request, interval: Seconds = 1.0) -> StreamingResponse:
     buckets: Buckets = request.app.state.buckets
 

@@ -1,0 +1,57 @@
+"""``workflow token``: make access tokens and the entries of the tokens file."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from workflow.errors import ConfigurationError
+from workflow.tokens import ROLES, SHORTEST, entry, new_token, read_file
+
+
+@click.command("new")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), required=True, help="What the token may do.")
+@click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Add the entry to this tokens file (WORKFLOW_TOKENS_FILE), made "
+                   "readable by its owner only if new.")  # fmt: skip
+def new(name: str, role: str, path: Path | None) -> None:
+    """Make a token called NAME: the token goes to stdout, once; the server keeps only the
+    digest, in the entry printed to stderr (or added to --file)."""
+    token = new_token()
+    text = entry(name, role, token)  # type: ignore[arg-type]
+    if path is None:
+        click.echo(text, err=True)
+    else:
+        _append(path, name, text)
+        click.echo(f"added {name} ({role}) to {path}", err=True)
+    click.echo(token)
+
+
+@click.command("digest")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), required=True, help="What the token may do.")
+def digest(name: str, role: str) -> None:
+    """Print the tokens file's entry for a token read from stdin (one line)."""
+    token = sys.stdin.readline().strip()
+    if len(token) < SHORTEST:
+        raise ConfigurationError(f"a token needs at least {SHORTEST} characters", field="token")
+    click.echo(entry(name, role, token), nl=False)  # type: ignore[arg-type]
+
+
+def _append(path: Path, name: str, text: str) -> None:
+    if path.exists():
+        if any(known.name == name for known in read_file(path)):
+            raise ConfigurationError(f"{path} has a token called {name} already", field="name")
+        with path.open("a") as out:
+            out.write(f"\n{text}")
+        return
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text)
+
+
+COMMANDS = [new, digest]
