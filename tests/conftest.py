@@ -12,9 +12,10 @@ from harness import Server
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No ``WORKFLOW_*`` variable of the developer's shell leaks into a test."""
+    """No ``WORKFLOW_*`` variable of the developer's shell leaks into a test (the tests' own
+    ``WORKFLOW_TEST_*`` settings stay)."""
     for name in list(os.environ):
-        if name.startswith("WORKFLOW_") and name != "WORKFLOW_TEST_MONGO_URL":
+        if name.startswith("WORKFLOW_") and not name.startswith("WORKFLOW_TEST_"):
             monkeypatch.delenv(name)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import signal
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -105,6 +107,16 @@ def run(args: tuple[str, ...], pipeline: tuple[str, ...], function: str | None,
                             graph_engine=graph_engine)  # fmt: skip
     if spool is not None:
         options.spool = spool
+    # Until the runner takes over the signals, nothing is claimed: a stop while the
+    # server is still being reached (it may be restarting) ends the runner at once.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stopped_before_starting)
     with Client(url, token or None) as client:
         client.call("GET", "/buckets/version", safe=True)  # fail early, in one line
         sys.exit(Runner(client, options, Reporter(log_format)).run())
+
+
+def _stopped_before_starting(signum: int, frame: FrameType | None) -> None:
+    click.echo(f"notice  {signal.Signals(signum).name} before any work was claimed: stopping",
+               err=True)  # fmt: skip
+    raise SystemExit(0)

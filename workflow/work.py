@@ -62,6 +62,10 @@ PIPELINE_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,128}$")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: Default limit on the size of ``results`` as serialized JSON, in bytes.
 RESULTS_LIMIT = 4_000_000
+#: Largest integer the stores keep (SQLite and BSON: 64 bits, signed).
+MAX_INT = 2**63 - 1
+#: A number a store can keep as an integer.
+Int64 = Annotated[int, Field(ge=-MAX_INT - 1, le=MAX_INT)]
 #: The CHIME/FRB fields, in the order CHIME serializes them.
 CHIME_FIELDS: tuple[str, ...] = (
     "pipeline", "site", "user", "function", "parameters", "command", "results",
@@ -208,7 +212,7 @@ class Work(BaseModel):
     products: list[str] | None = None
     plots: list[str] | None = None
     tags: list[str] | None = None
-    event: list[int] | None = None
+    event: list[Int64] | None = None
     id: str | None = None
     creation: float | None = Field(default=None, validate_default=True)
     start: float | None = None

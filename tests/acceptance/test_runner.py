@@ -278,3 +278,16 @@ def test_undelivered_outcome_exits_3_and_the_next_runner_delivers_it(
     done = _get(server, id)
     assert (done["status"], done["results"]) == ("success", {"slept": 1})
     assert [e["outcome"] for e in done["history"]] == ["success"]
+
+
+def test_sigterm_while_the_server_is_still_away_stops_the_runner_at_once(
+        runner: Any) -> None:  # fmt: skip
+    from harness import free_port
+
+    waiting = runner("nowhere", url=f"http://127.0.0.1:{free_port()}")  # nobody listens
+    time.sleep(2)  # retrying its first call with backoff
+    assert waiting.poll() is None
+    waiting.terminate()
+    out, _ = waiting.communicate(timeout=10)
+    assert waiting.returncode == 0, out
+    assert "SIGTERM before any work was claimed: stopping" in out

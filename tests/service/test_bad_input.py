@@ -144,6 +144,16 @@ CASES: list[tuple[str, str, str, Any, int, list[str]]] = [
      {"works": [{"id": "x", "attempt": 1, "status": "success"}] * 1001}, 422,
      ["works", "1000"]),
     ("work-page-5000", "GET", "/buckets/work?limit=5000", NO_BODY, 422, ["limit", "1000"]),
+    # -- numbers beyond what the store keeps (64-bit integers) --
+    ("skip-beyond-int64", "GET", f"/buckets/work?skip={2**70}", NO_BODY, 422, ["skip"]),
+    ("event-beyond-int64", "GET", f"/results/works?event={2**70}", NO_BODY, 422, ["event"]),
+    ("deposit-event-beyond-int64", "POST", "/buckets/work", _work(event=[2**64]), 422,
+     ["event"]),
+    ("attempt-beyond-int64", "POST", "/buckets/complete",
+     {"works": [{"id": "{running}", "attempt": 2**70, "status": "success"}]}, 422,
+     ["attempt"]),
+    ("filter-number-beyond-int64", "POST", "/buckets/view", {"query": {"attempt": 2**70}},
+     422, ["number", "64-bit"]),
     # -- CHIME withdraw with a Mongo filter: only the safe subset --
     ("filter-where", "POST", "/buckets/work/withdraw",
      {**SEED, "$where": "sleep(1000)"}, 422, ["$where"]),

@@ -16,7 +16,7 @@ from workflow.buckets.bulk import act_on_bucket
 from workflow.buckets.verbs import plain_query
 from workflow.filters import apply_projection, check_filter, check_projection
 from workflow.service.access import needs, who
-from workflow.work import ErrorInfo, NodeEntry
+from workflow.work import MAX_INT, ErrorInfo, Int64, NodeEntry
 
 router = APIRouter(tags=["buckets"])
 
@@ -46,8 +46,8 @@ class View(BaseModel):
 
     query: dict[str, Any] = Field(default_factory=dict)
     projection: dict[str, Any] = Field(default_factory=dict)
-    skip: int = Field(default=0, ge=0)
-    limit: int | None = Field(default=100, ge=0)
+    skip: int = Field(default=0, ge=0, le=MAX_INT)
+    limit: int | None = Field(default=100, ge=0, le=MAX_INT)
 
 
 class Withdraw(Strict):
@@ -56,7 +56,7 @@ class Withdraw(Strict):
     pipelines: list[str] | None = Field(default=None, max_length=100)
     site: str | None = None
     tags: list[str] | None = None
-    event: list[int] | None = None
+    event: list[Int64] | None = None
     user: str | None = None
     priority: int | None = Field(default=None, ge=1, le=5)
     parent: list[str] | None = None
@@ -69,7 +69,7 @@ class Withdraw(Strict):
 class Heartbeat(Strict):
     """Extend the lease of a running attempt."""
 
-    attempt: int = Field(ge=1)
+    attempt: int = Field(ge=1, le=MAX_INT)
     lease: float | None = Field(default=None, gt=0, le=259200)
 
 
@@ -77,7 +77,7 @@ class HeldAttempt(Strict):
     """A running attempt, by work id and attempt number."""
 
     id: str
-    attempt: int = Field(ge=1)
+    attempt: int = Field(ge=1, le=MAX_INT)
 
 
 class HeartbeatMany(Strict):
@@ -90,7 +90,7 @@ class HeartbeatMany(Strict):
 class Complete(Strict):
     """The outcome of a running attempt."""
 
-    attempt: int = Field(ge=1)
+    attempt: int = Field(ge=1, le=MAX_INT)
     status: Literal["success", "failure", "retry"]
     results: dict[str, Any] | None = None
     products: list[str] | None = None
@@ -125,7 +125,7 @@ class Exchange(Strict):
 class Release(Strict):
     """Hand a running attempt back to the queue without using up an attempt."""
 
-    attempt: int = Field(ge=1)
+    attempt: int = Field(ge=1, le=MAX_INT)
     reason: str = Field(default="released", max_length=200)
 
 
@@ -253,7 +253,7 @@ def list_work(
     buckets: Verbs,
     pipeline: Annotated[list[str] | None, Query()] = None,
     status: Annotated[list[Literal["queued", "running"]] | None, Query()] = None,
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     query: dict[str, Any] = {}
@@ -399,7 +399,7 @@ class Bulk(Strict):
     action: Literal["cancel", "change"]
     priority: int | None = Field(default=None, ge=1, le=5)
     retries: int | None = Field(default=None, ge=0, le=5)
-    confirm: int | None = Field(default=None, ge=0)
+    confirm: int | None = Field(default=None, ge=0, le=MAX_INT)
 
 
 class BulkReply(BaseModel):

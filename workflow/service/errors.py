@@ -18,6 +18,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(WorkflowError, _workflow_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _request_invalid)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(OverflowError, _overflow)  # type: ignore[arg-type]
 
 
 async def _workflow_error(request: Request, exc: WorkflowError) -> JSONResponse:
@@ -47,6 +48,18 @@ def invalid_body(errors: Sequence[Any]) -> dict[str, Any]:
               for e in errors]  # fmt: skip
     return {"error": "InvalidWork", "message": f"{field}: {reason}", "field": field,
             "detail": detail}  # fmt: skip
+
+
+async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+    # The request models bound the numbers they know; this catches one in a filter or
+    # anywhere else that the store cannot hold (SQLite and BSON keep 64-bit integers).
+    return JSONResponse(overflow(exc), status_code=422)
+
+
+def overflow(exc: OverflowError) -> dict[str, Any]:
+    """The 422 body for a number the store cannot hold."""
+    return {"error": "InvalidWork", "field": "number",
+            "message": f"a number is out of range: the store keeps 64-bit integers ({exc})"}
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from workflow.errors import WorkflowError, WouldWait
 from workflow.service import access, buckets_api
-from workflow.service.errors import invalid_body
+from workflow.service.errors import invalid_body, overflow
 
 #: (method, path) -> (request model, route function taking the bucket verbs and it).
 Route = tuple[type[BaseModel], Callable[[Any, Any], Response]]
@@ -81,6 +81,8 @@ class HotPaths:
             return reply.status_code, bytes(reply.body)
         except WorkflowError as exc:
             return exc.status_code, orjson.dumps(exc.to_dict())
+        except OverflowError as exc:
+            return 422, orjson.dumps(overflow(exc))
 
 
 def _size(request: BaseModel) -> int:

@@ -20,6 +20,7 @@ from workflow.results import Results, Search
 from workflow.results.verbs import MAX_PAGE
 from workflow.service.access import needs, who
 from workflow.service.buckets_api import BulkReply, View, Works
+from workflow.work import MAX_INT, Int64
 
 router = APIRouter(tags=["results"])
 
@@ -100,7 +101,7 @@ def _search(
     pipeline: Annotated[list[str] | None, Query()] = None,
     status: Annotated[list[Literal["success", "failure", "cancelled"]] | None, Query()] = None,
     tag: Annotated[list[str] | None, Query()] = None,
-    event: Annotated[list[int] | None, Query()] = None,
+    event: Annotated[list[Int64] | None, Query()] = None,
     site: str | None = None,
     user: str | None = None,
     since: float | None = None,
@@ -108,7 +109,7 @@ def _search(
     text: Annotated[str | None, Query(max_length=500)] = None,
     sort: str = "creation",
     order: Literal["asc", "desc"] = "desc",
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
     limit: Annotated[int, Query(ge=0, le=MAX_PAGE)] = 50,
 ) -> Search:
     return Search(pipeline=pipeline or [], status=list(status or []), tags=tag or [],
@@ -177,7 +178,7 @@ class RetryMatching(BaseModel):
     with it, the retry runs only if no more than ``confirm`` works match."""
 
     model_config = ConfigDict(extra="forbid")
-    confirm: int | None = Field(default=None, ge=0)
+    confirm: int | None = Field(default=None, ge=0, le=MAX_INT)
 
 
 @router.post("/retry", **needs("operator"),

@@ -263,6 +263,13 @@ class _Lease:
         weakref.finalize(self, idle.append, db)  # list.append is atomic
 
 
+def _rollback(db: sqlite3.Connection) -> None:
+    """Roll back the open transaction, unless SQLite already did: it does so by itself
+    on some errors (a full disk, an I/O error), and a second ROLLBACK would fail."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
 def _text(doc: str) -> str:
     return text_of(orjson.loads(doc))
 
@@ -383,8 +390,9 @@ class SqliteStore:
         try:
             yield db
         except BaseException as exc:
-            db.execute(f"ROLLBACK TO {name}")
-            db.execute(f"RELEASE {name}")
+            if db.in_transaction:  # (else SQLite rolled it all back itself: a full disk)
+                db.execute(f"ROLLBACK TO {name}")
+                db.execute(f"RELEASE {name}")
             self.tallies.rollback()
             if isinstance(exc, sqlite3.IntegrityError):
                 raise DuplicateWork(f"a work with that id exists already ({exc})") from exc
@@ -415,19 +423,19 @@ class SqliteStore:
         try:
             yield db
         except sqlite3.IntegrityError as exc:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise DuplicateWork(f"a work with that id exists already ({exc})") from exc
         except sqlite3.Error as exc:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise StoreUnavailable(f"cannot write {self.path}: {exc}") from exc
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
         try:
             self.tallies.flush(db)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise StoreUnavailable(f"cannot commit to {self.path}: {exc}") from exc
 
     def find_anywhere(self, db: sqlite3.Connection, id: str) -> Doc | None:
