@@ -1,21 +1,26 @@
-"""Server memory under sustained mixed load: is it flat?
+"""The soak: server memory, latency and errors under sustained mixed load from many
+clients. Is memory flat, and does anything fail?
 
 One ``workflow serve`` on a fresh SQLite file runs for ``--minutes`` (default 10) under
 a steady mix, all over HTTP:
 
-- **deposit**: a client deposits ``--rate`` works a second, in batches of 50;
-- **run**: one ``workflow run --prefetch 50 --concurrency 2`` process works them off
-  (withdraw, heartbeat, complete in batches), so the results keep growing;
-- **search**: a client runs the UI's searches in turn (no filter, a pipeline, failures,
-  a tag, free text, a deep page) and opens work pages (``GET /buckets/work/{id}``);
-- **dashboard**: a client keeps the live dashboard stream (``GET /ui/events``) open, as
-  a browser tab does, reconnecting every minute.
+- **deposit**: ``--clients`` clients (default 8) deposit ``--rate`` works a second
+  between them, in batches of 50;
+- **run**: ``--runners`` ``workflow run --prefetch 50 --concurrency 2`` processes
+  (default 2) work them off (withdraw, heartbeat, complete in batches), so the results
+  keep growing;
+- **search**: ``--clients`` clients run the UI's searches in turn (no filter, a pipeline,
+  failures, a tag, free text, a deep page), each about ten a second, and open work pages
+  (``GET /buckets/work/{id}``);
+- **dashboard**: two clients keep the live dashboard stream (``GET /ui/events``) open, as
+  browser tabs do, reconnecting every minute.
 
 Every 5 s the server's resident memory (``VmRSS`` from ``/proc``) is sampled. The first
 ``--warmup`` minutes (default 2) let caches and the SQLite page cache fill. After that
 the table gives the RSS at the start and at the end, the largest sample, and the slope
 of a least-squares line through the samples (MB per minute); latency percentiles per
-request kind and error counts come with it.
+request kind (p50, p95, p99, max) and error counts come with it. Any error is a failure
+of the soak, as is memory that is not flat.
 
 Goal: memory flat, meaning a slope under 0.5 MB/min and an end within 10 % of the
 start of the measured stretch.
@@ -63,7 +68,7 @@ class Load:
     """The mixed load's clients, each in a thread, with latencies and errors per kind."""
 
     def __init__(self, base: str, rate: float, stop_at: float):
-        self.base, self.rate, self.stop_at = base, rate, stop_at
+        self.base, self.rate, self.stop_at = base, rate, stop_at  # rate: per depositor
         self.latency: dict[str, list[float]] = {}
         self.errors: dict[str, int] = {}
         self.ids: list[str] = []
@@ -127,6 +132,16 @@ class Load:
                     time.sleep(1)
 
 
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+    return {"n": len(ordered), "p50": at(0.5), "p95": at(0.95), "p99": at(0.99),
+            "max": round(ordered[-1], 1)}  # fmt: skip
+
+
 def slope(samples: list[tuple[float, float]]) -> float:
     """MB per minute of the least-squares line through (seconds, MB) samples."""
     if len(samples) < 2:
@@ -143,6 +158,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the run")
     parser.add_argument("--warmup", type=float, default=2.0, help="minutes not measured")
     parser.add_argument("--rate", type=float, default=200.0, help="works deposited a second")
+    parser.add_argument("--clients", type=int, default=8,
+                        help="depositing clients, and as many searching clients")
+    parser.add_argument("--runners", type=int, default=2, help="runner processes")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the store and logs here")
     args = parser.parse_args()
     if args.minutes <= args.warmup:
@@ -152,15 +170,16 @@ def main() -> None:
         folder = workdir(stack, args.keep, "memory-soak-")
         store = f"sqlite:///{(folder / 'soak.db').resolve()}"
         base, server = stack.enter_context(serve(store, folder / "server.log"))
-        runner = subprocess.Popen(
+        runners = [subprocess.Popen(
             [sys.executable, "-m", "workflow", "run", PIPELINE, "--prefetch", "50",
-             "--concurrency", "2", "--spool", str(folder / "spool")],
+             "--concurrency", "2", "--spool", str(folder / f"spool-{n}")],
             env=clean_env(WORKFLOW_URL=base), stdout=subprocess.DEVNULL,
-            stderr=open(folder / "runner.log", "wb"))  # noqa: SIM115 - closed with the process
+            stderr=open(folder / f"runner-{n}.log", "wb"))  # noqa: SIM115 - closed with it
+            for n in range(args.runners)]  # fmt: skip
         began = time.time()
-        load = Load(base, args.rate, began + 60 * args.minutes)
-        threads = [threading.Thread(target=f, daemon=True)
-                   for f in (load.depositor, load.searcher, load.dashboard)]  # fmt: skip
+        load = Load(base, args.rate / args.clients, began + 60 * args.minutes)
+        clients = [load.depositor, load.searcher] * args.clients + [load.dashboard] * 2
+        threads = [threading.Thread(target=f, daemon=True) for f in clients]
         for thread in threads:
             thread.start()
         samples: list[tuple[float, float]] = []
@@ -175,7 +194,8 @@ def main() -> None:
             thread.join(timeout=90)
         with Client(base) as client:
             counts = client.counts().get(PIPELINE, {})
-        stop(runner)
+        for runner in runners:
+            stop(runner)
 
     measured = [(t, mb) for t, mb in samples if t >= 60 * args.warmup]
     first, last = measured[0][1], measured[-1][1]
@@ -196,11 +216,12 @@ def main() -> None:
         ("works finished", f"{sum(counts.get(s, 0) for s in ('success', 'failure')):,}"),
     ):
         table.add_row(name, value)
-    for kind, values in sorted(load.latency.items()):
-        values.sort()
-        p50, p99 = (values[min(len(values) - 1, int(q * len(values)))] for q in (0.5, 0.99))
-        table.add_row(f"{kind}: n, p50, p99 ms, errors",
-                      f"{len(values):,}, {p50:.1f}, {p99:.1f}, {load.errors.get(kind, 0)}")
+    percentiles = {kind: _percentiles(values) for kind, values in load.latency.items()}
+    for kind, got in sorted(percentiles.items()):
+        table.add_row(f"{kind}: n, p50, p95, p99, max ms, errors",
+                      f"{got['n']:,}, {got['p50']}, {got['p95']}, {got['p99']}, {got['max']}, "
+                      f"{load.errors.get(kind, 0)}")  # fmt: skip
+    table.add_row("errors (goal: none)", str(sum(load.errors.values())))
     Console(width=120).print(table)
     print(json.dumps({
         "benchmark": "memory_soak", "minutes": args.minutes, "warmup_min": args.warmup,
@@ -208,8 +229,7 @@ def main() -> None:
         "rss_max_mb": round(max(mb for _, mb in measured), 1),
         "slope_mb_per_min": round(rate, 3), "growth": round(growth, 4), "flat": flat,
         "samples": [(round(t, 1), round(mb, 1)) for t, mb in samples],
-        "latency_ms": {k: {"n": len(v), "p50": round(statistics.median(v), 1)}
-                       for k, v in load.latency.items()},
+        "clients": args.clients, "runners": args.runners, "latency_ms": percentiles,
         "errors": load.errors, "counts": counts, "machine": machine(),
     }))  # fmt: skip
 
