@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from workflow.errors import ConfigurationError
-from workflow.tokens import ROLES, SHORTEST, entry, new_token, read_file
+from workflow.tokens import ROLES, entry, long_enough, new_token, read_file
 
 
 @click.command("new")
@@ -36,9 +36,7 @@ def new(name: str, role: str, path: Path | None) -> None:
 @click.option("--role", type=click.Choice(ROLES), required=True, help="What the token may do.")
 def digest(name: str, role: str) -> None:
     """Print the tokens file's entry for a token read from stdin (one line)."""
-    token = sys.stdin.readline().strip()
-    if len(token) < SHORTEST:
-        raise ConfigurationError(f"a token needs at least {SHORTEST} characters", field="token")
+    token = long_enough(sys.stdin.readline().strip(), "the token on stdin")
     click.echo(entry(name, role, token), nl=False)  # type: ignore[arg-type]
 
 

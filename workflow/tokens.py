@@ -135,10 +135,19 @@ def _from_text(item: str, role: Role, where: str, unnamed: str) -> Token:
                                  "'_.@-'", field="tokens")  # fmt: skip
     if value.startswith("sha256:"):
         return Token(name, role, _parse_digest(value, where))
-    if len(value) < SHORTEST:
+    return Token(name, role, digest(long_enough(value, where)))
+
+
+def long_enough(token: str, where: str) -> str:
+    """``token``, if it is long enough to be one.
+
+    Raises:
+        ConfigurationError: it has fewer than ``SHORTEST`` characters.
+    """
+    if len(token) < SHORTEST:
         raise ConfigurationError(f"{where}: a token needs at least {SHORTEST} characters "
                                  "(see 'workflow token new')", field="tokens")  # fmt: skip
-    return Token(name, role, digest(value))
+    return token
 
 
 def _parse_digest(value: str, where: str) -> bytes:
