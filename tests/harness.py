@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,3 +84,14 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._close_log()
+
+
+@contextmanager
+def running(root: Path, env: dict[str, str]) -> Iterator[Server]:
+    """A server on a new SQLite file in ``root`` with ``env``, stopped on leaving."""
+    server = Server(store=f"sqlite:///{root / 'store.db'}", log=root / "server.log", env=env)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,9 +1,9 @@
 // One work: every field, parameters and results as JSON, the history as a timeline with
-// errors and tracebacks, plots shown inline and products to download, both only from
-// the server's archive folder (GET /files refuses anything else).
+// errors and tracebacks, plots shown inline and products to open or download, both only
+// from the server's archive folder (GET /files/link refuses anything else).
 
 import { me, panel, wire } from "./actions.js";
-import { api, blob } from "./api.js";
+import { api } from "./api.js";
 import { duration, escape, when } from "./format.js";
 import { graphSection } from "./graph.js";
 
@@ -21,7 +21,7 @@ function fields(doc) {
     else if (value !== null && typeof value === "object") shown = JSON.stringify(value);
     return `<tr><th scope="row">${escape(name)}</th><td data-field="${escape(name)}">${escape(shown ?? "—")}</td></tr>`;
   });
-  if (doc.lease) rows.push(`<tr><th scope="row">lease</th><td>${escape(doc.lease.runner || "?")} on ${escape(doc.lease.host || "?")}, expires ${when(doc.lease.expires)}</td></tr>`);
+  if (doc.lease) rows.push(`<tr><th scope="row">lease</th><td>${escape(doc.lease.runner || "?")} on ${escape(doc.lease.host || "?")}${doc.lease.by ? `, claimed with token ${escape(doc.lease.by)}` : ""}, expires ${when(doc.lease.expires)}</td></tr>`);
   return `<table class="fields">${rows.join("")}</table>`;
 }
 
@@ -41,7 +41,7 @@ function entry(item) {
     <span class="when">${when(item.started || item.claimed)}</span>
     <strong>attempt ${item.attempt}: <span class="status ${escape(item.outcome)}">${escape(item.outcome)}</span></strong>
     ${item.reason ? `<span class="caption">(${escape(item.reason)})</span>` : ""}
-    <div class="caption">${escape(item.runner || "?")} on ${escape(item.host || "?")}, took ${duration(item.started || item.claimed, item.stopped)}${item.nodes ? `, ${item.nodes.length} node runs` : ""}</div>
+    <div class="caption">${escape(item.runner || "?")} on ${escape(item.host || "?")}, took ${duration(item.started || item.claimed, item.stopped)}${item.nodes ? `, ${item.nodes.length} node runs` : ""}${item.by ? `, reported by ${escape(item.by)}` : ""}</div>
     ${error ? `<div class="error"><strong>${escape(error.type)}</strong>: ${escape(error.message)}</div>${trace}` : ""}</li>`;
 }
 
@@ -52,21 +52,45 @@ function files(title, paths, kind) {
   return `<section><h2>${title}</h2><ul class="files ${kind}s">${items}</ul></section>`;
 }
 
+/** A short-lived link the server signed for one archive file: an <img> or a new tab
+ * follows it without the token. Never a blob: URL, which would have this page's origin
+ * and drop the sandbox /files puts around user files: an SVG or HTML file opened from
+ * one would run as the UI, token and all. */
+function signed(path, signal) {
+  return api(`/files/link?path=${encodeURIComponent(path)}`, { signal });
+}
+
+/** Renew an item's links at half their lifetime while it shows, so a late click works. */
+function keepFresh(item, path, lifetime, signal) {
+  const timer = setTimeout(async () => {
+    if (!item.isConnected) return;
+    try {
+      const link = await signed(path, signal);
+      for (const a of item.querySelectorAll(".file-links a")) a.href = link.url;
+      keepFresh(item, path, link.lifetime, signal);
+    } catch { /* the page or the server went away: a click then says why */ }
+  }, lifetime * 500);
+  signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
+}
+
 async function showFiles(main, doc, signal) {
   for (const [kind, paths] of [["plot", doc.plots || []], ["product", doc.products || []]]) {
     paths.forEach(async (path, n) => {
       const item = main.querySelector(`[data-${kind}="${n}"]`);
       const state = item.querySelector(".file-state");
+      const name = path.split("/").pop();
       try {
-        const url = URL.createObjectURL(await blob(`/files?path=${encodeURIComponent(path)}`, { signal }));
+        const link = await signed(path, signal);
+        const links = Object.assign(document.createElement("span"), { className: "file-links" });
+        links.append(
+          Object.assign(document.createElement("a"), { href: link.url, target: "_blank", rel: "noopener noreferrer", textContent: "open" }),
+          " · ",
+          Object.assign(document.createElement("a"), { href: link.url, download: name, textContent: "download" }));
+        state.replaceWith(links);
         if (kind === "plot" && IMAGES.test(path)) {
-          const img = Object.assign(document.createElement("img"), { src: url, alt: `plot ${path.split("/").pop()}`, className: "plot" });
-          item.append(img);
-          state.textContent = "";
-        } else {
-          const link = Object.assign(document.createElement("a"), { href: url, download: path.split("/").pop(), textContent: "download" });
-          state.replaceWith(link);
+          item.append(Object.assign(document.createElement("img"), { src: link.url, alt: `plot ${name}`, className: "plot" }));
         }
+        keepFresh(item, path, link.lifetime, signal);
       } catch (error) {
         if (signal.aborted) return;
         state.textContent = `not shown: ${error.message}`;

@@ -60,6 +60,13 @@ class ResultsTooLarge(LimitExceeded):
     """The results are larger than the configured limit."""
 
 
+class TooManyStreams(WorkflowError):
+    """Opening a live stream would pass a configured limit: the streams one token (or,
+    on an open server, one client) may have open, or the server's in all."""
+
+    status_code = 429
+
+
 class NotFound(WorkflowError):
     """No work with that id."""
 

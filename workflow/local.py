@@ -67,7 +67,7 @@ class LocalClient:
     def update(self, work: Work) -> Work:
         from workflow.buckets import chime
 
-        chime.update(self.buckets, work.payload())
+        chime.update_all(self.buckets, [work.payload()], by=default_user())
         assert work.id is not None
         return self.get(work.id)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 from dataclasses import dataclass, field
 
 from workflow.errors import ConfigurationError
+from workflow.jsonsafe import MAX_DEPTH
 from workflow.tokens import Keyring
 from workflow.work import RESULTS_LIMIT
 
@@ -14,6 +16,8 @@ DEFAULT_URL = "http://127.0.0.1:8004"
 DEFAULT_PORT = 8004
 #: Largest request body, in bytes (``WORKFLOW_MAX_BODY``).
 MAX_BODY = 32 * 1024 * 1024
+#: Live dashboard streams open at once: in all, and per token or client.
+DASHBOARD_STREAMS, DASHBOARD_STREAMS_PER_CALLER = 100, 10
 
 
 def _number(name: str, default: float) -> float:
@@ -39,8 +43,18 @@ class ServerSettings:
         results_limit: Largest ``results`` in bytes of JSON (``WORKFLOW_RESULTS_LIMIT``).
         reap_interval: Seconds between lease-expiry sweeps (``WORKFLOW_REAP_INTERVAL``).
         max_body: Largest request body in bytes (``WORKFLOW_MAX_BODY``); larger gets 413.
+        max_depth: Deepest nesting of a JSON request body (``WORKFLOW_MAX_DEPTH``);
+            deeper gets 413.
         archive: Where runners archive products and plots (``WORKFLOW_ARCHIVE``): the
             only folder whose files the server hands out (``GET /files``).
+        dashboard_interval: Least seconds between two dashboard snapshots, one shared by
+            every live stream (``WORKFLOW_DASHBOARD_INTERVAL``).
+        dashboard_streams: Live dashboard streams open at once, in all
+            (``WORKFLOW_DASHBOARD_STREAMS``); one more gets 429.
+        dashboard_streams_per_caller: The same for one token, or on an open server one
+            client address (``WORKFLOW_DASHBOARD_STREAMS_PER_CALLER``).
+        files_secret: The key that signs links to those files (``WORKFLOW_FILES_SECRET``,
+            for servers that share links behind one address); random for each server.
     """
 
     store: str = ""
@@ -50,7 +64,12 @@ class ServerSettings:
     results_limit: int = RESULTS_LIMIT
     reap_interval: float = 5.0
     max_body: int = MAX_BODY
+    max_depth: int = MAX_DEPTH
     archive: str = ""
+    dashboard_interval: float = 1.0
+    dashboard_streams: int = DASHBOARD_STREAMS
+    dashboard_streams_per_caller: int = DASHBOARD_STREAMS_PER_CALLER
+    files_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServerSettings:
@@ -63,9 +82,16 @@ class ServerSettings:
             "results_limit": int(_number("WORKFLOW_RESULTS_LIMIT", RESULTS_LIMIT)),
             "reap_interval": _number("WORKFLOW_REAP_INTERVAL", 5.0),
             "max_body": int(_number("WORKFLOW_MAX_BODY", MAX_BODY)),
+            "max_depth": int(_number("WORKFLOW_MAX_DEPTH", MAX_DEPTH)),
             "archive": os.environ.get("WORKFLOW_ARCHIVE", ""),
+            "dashboard_interval": _number("WORKFLOW_DASHBOARD_INTERVAL", 1.0),
+            "dashboard_streams": int(_number("WORKFLOW_DASHBOARD_STREAMS", DASHBOARD_STREAMS)),
+            "dashboard_streams_per_caller": int(_number("WORKFLOW_DASHBOARD_STREAMS_PER_CALLER",
+                                                        DASHBOARD_STREAMS_PER_CALLER)),
+            "files_secret": os.environ.get("WORKFLOW_FILES_SECRET") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
+        values = {k: v for k, v in values.items() if v is not None}  # unset: the default
         settings = cls(**values)  # type: ignore[arg-type]
         settings.check()
         return settings
@@ -88,8 +114,22 @@ class ServerSettings:
         if self.max_body < 1024:
             raise ConfigurationError("WORKFLOW_MAX_BODY must be at least 1024 bytes",
                                      field="max_body")  # fmt: skip
+        if not 2 <= self.max_depth <= 200:
+            raise ConfigurationError("WORKFLOW_MAX_DEPTH must be between 2 and 200",
+                                     field="max_depth")  # fmt: skip
         if self.results_limit <= 0:
             raise ConfigurationError("WORKFLOW_RESULTS_LIMIT must be positive", field="limit")
+        if not 0.1 <= self.dashboard_interval <= 60:
+            raise ConfigurationError("WORKFLOW_DASHBOARD_INTERVAL must be 0.1 to 60 seconds",
+                                     field="dashboard_interval")  # fmt: skip
+        for name, streams in (("STREAMS", self.dashboard_streams),
+                              ("STREAMS_PER_CALLER", self.dashboard_streams_per_caller)):
+            if streams < 1:
+                raise ConfigurationError(f"WORKFLOW_DASHBOARD_{name} must be at least 1",
+                                         field=f"dashboard_{name.lower()}")  # fmt: skip
+        if len(self.files_secret) < 16:
+            raise ConfigurationError("WORKFLOW_FILES_SECRET must be at least 16 characters",
+                                     field="files_secret")  # fmt: skip
 
 
 def is_loopback(host: str) -> bool:

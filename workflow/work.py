@@ -149,6 +149,8 @@ class Lease(BaseModel):
 
     runner: str | None = None
     host: str | None = None
+    #: The name of the access token that claimed it: only that token's runner may report.
+    by: str | None = None
     claimed: float
     heartbeat: float
     expires: float
@@ -182,6 +184,9 @@ class AttemptEntry(BaseModel):
     reason: str | None = None
     error: ErrorInfo | None = None
     nodes: list[NodeEntry] | None = None
+    #: The name of the access token that reported the outcome (None on an open server
+    #: and for what the server records itself: lost leases, timeouts).
+    by: str | None = None
 
 
 class ActionEntry(BaseModel):
@@ -200,7 +205,8 @@ HistoryEntry = Annotated[AttemptEntry | ActionEntry, Field(discriminator="kind")
 class Work(BaseModel):
     """A unit of work: what to run, with which parameters, and everything that happened."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # NaN and Infinity are no JSON numbers: refused here too, for works made in-process.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     pipeline: str = Field(min_length=1, max_length=128)
     site: str = Field(default_factory=lambda: os.environ.get("WORKFLOW_SITE", "local"))

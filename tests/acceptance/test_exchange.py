@@ -47,6 +47,13 @@ def _run(server: Server, tmp_path: Path, client: Counting, works: int) -> list[s
     return ids
 
 
+def _outbox(client: Client, tmp_path: Path, settled: list[tuple[str, str]]) -> Outbox:
+    """A started outbox spooling in ``tmp_path`` that notes each settled outcome."""
+    outbox = Outbox(client, tmp_path / "spool", lambda id, _, note: settled.append((id, note)))
+    outbox.start()
+    return outbox
+
+
 def _each_done_once(server: Server, ids: list[str]) -> None:
     with Client(server.url) as reader:
         for n, id in enumerate(ids):
@@ -82,8 +89,7 @@ def test_riders_are_journaled_before_they_go_and_sent_alone_if_no_withdraw_takes
         first, second = depositor.claim("alone", limit=2)
     settled: list[tuple[str, str]] = []
     with Counting(server.url) as client:
-        outbox = Outbox(client, tmp_path / "spool", lambda id, _, note: settled.append((id, note)))
-        outbox.start()
+        outbox = _outbox(client, tmp_path, settled)
         body = {"status": "success", "results": {"n": 1}}
         outbox.put_many([{"id": first["id"], "attempt": 1, "body": body, "reason": None}],
                         ride=True)  # fmt: skip
@@ -103,3 +109,30 @@ def test_riders_are_journaled_before_they_go_and_sent_alone_if_no_withdraw_takes
     assert client.calls == {"/buckets/exchange": 1, "/buckets/complete": 1}
     with Client(server.url) as reader:
         assert {reader.get(w["id"]).status for w in (first, second)} == {"success"}
+
+
+def test_an_outcome_the_server_cannot_read_fails_alone(server: Server, tmp_path: Path) -> None:
+    """A batch the server refuses as a whole (here: a NUL character in one outcome's
+    results) is split: the good outcome is recorded, the bad one ends its attempt as a
+    failure naming why, and the outbox is not stuck resending the batch."""
+    with Client(server.url) as depositor:
+        depositor.deposit([Work(pipeline="unreadable", retries=0) for _ in range(2)])
+        good, bad = depositor.claim("unreadable", limit=2)
+    settled: list[tuple[str, str]] = []
+    with Counting(server.url) as client:
+        outbox = _outbox(client, tmp_path, settled)
+        outbox.put_many([
+            {"id": good["id"], "attempt": 1, "reason": None,
+             "body": {"status": "success", "results": {"n": 1}}},
+            {"id": bad["id"], "attempt": 1, "reason": None,
+             "body": {"status": "success", "results": {"text": "a\x00b"}}},
+        ])  # fmt: skip
+        assert outbox.wait(timeout=20)
+        outbox.close()
+    assert sorted(settled) == sorted([(good["id"], "delivered"), (bad["id"], "delivered")])
+    with Client(server.url) as reader:
+        assert reader.get(good["id"]).status == "success"
+        failed = reader.get(bad["id"])
+        assert failed.status == "failure" and failed.results is None
+        error = failed.history[-1].error
+        assert error is not None and "NUL" in str(error.message)

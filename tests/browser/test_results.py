@@ -87,8 +87,8 @@ def test_export_of_the_current_search(server: Server, page: Any) -> None:
     with page.expect_download() as caught:
         page.get_by_role("button", name="Export CSV").click()
     lines = Path(caught.value.path()).read_text().splitlines()
-    assert len(lines) == 5 and lines[0].startswith("id,pipeline,status,user")
-    assert {line.split(",")[0] for line in lines[1:]} == {ids[i] for i in (0, 3, 6, 9)}
+    assert len(lines) == 5 and lines[0].startswith('"id","pipeline","status","user"')
+    assert {line.split(",")[0].strip('"') for line in lines[1:]} == {ids[i] for i in (0, 3, 6, 9)}
     with page.expect_download() as caught:
         page.get_by_role("button", name="Export JSON").click()
     exported = json.loads(Path(caught.value.path()).read_text())

@@ -67,3 +67,82 @@ def test_detail_shows_history_plots_and_refuses_paths_outside_the_archive(
 def test_unknown_work_says_so(server: Any, page: Any) -> None:
     page.goto(f"{server.url}/#/work/0000000000000000deadbeef")
     page.get_by_text("There is no work with this id.").wait_for()
+
+
+#: Archive files whose scripts, should they ever run as the UI, would leave a marker in
+#: the UI's localStorage holding the token they could read there.
+SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="30"><rect width="40" '
+       'height="30" fill="teal"/><script>localStorage.setItem("ran-svg", '
+       'localStorage.getItem("workflow.token")); document.title = "ran"</script></svg>')
+HTML = ('<!doctype html><title>report</title><p>A report.</p><script>localStorage.setItem('
+        '"ran-html", localStorage.getItem("workflow.token")); document.title = "ran"</script>')
+ADMIN = {"Authorization": "Bearer admin-token-0123456789"}
+
+
+def _open_in_a_new_tab(page: Any, url: str) -> Any:
+    """What "Open in new tab" does with a link or an image: the same browser, a new tab."""
+    from playwright.sync_api import Error
+
+    tab = page.context.new_page()
+    try:
+        tab.goto(url)
+    except Error as error:  # a file served as an attachment downloads instead
+        assert "Download is starting" in str(error), error
+    page.wait_for_timeout(300)
+    return tab
+
+
+def test_archive_files_never_run_script_as_the_ui(make_server: Any, page: Any, shoot: Any,
+                                                  tmp_path: Path) -> None:  # fmt: skip
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "evil.svg").write_text(SVG)
+    (archive / "fit.png").write_bytes(png(40, 30))
+    (archive / "report.html").write_text(HTML)
+    server = make_server(env={"WORKFLOW_ARCHIVE": str(archive),
+                              "WORKFLOW_ADMIN_TOKENS": "admin-token-0123456789",
+                              "WORKFLOW_VIEWER_TOKENS": "viewer-token-0123456789"})  # fmt: skip
+    with httpx.Client(base_url=server.url, timeout=10, headers=ADMIN) as http:
+        (id,) = http.post("/buckets/work", params={"return_ids": "true"},
+                          json=[{"pipeline": "evil", "retries": 0}]).json()  # fmt: skip
+        (work,) = http.post("/buckets/withdraw", json={"pipelines": ["evil"]}).json()
+        http.post("/buckets/complete", json={"works": [{
+            "id": id, "attempt": work["attempt"], "status": "success",
+            "plots": [str(archive / "evil.svg"), str(archive / "fit.png")],
+            "products": [str(archive / "report.html")]}]}).raise_for_status()  # fmt: skip
+
+    page.add_init_script("localStorage.setItem('workflow.token', 'viewer-token-0123456789')")
+    page.goto(f"{server.url}/#/work/{id}")
+    page.wait_for_function("[...document.querySelectorAll('img.plot')].length === 2 && "
+                           "[...document.querySelectorAll('img.plot')].every(i => i.complete)")
+    widths = page.locator("img.plot").evaluate_all("all => all.map(i => i.naturalWidth)")
+    assert widths == [40, 40], "both plots, the SVG too, still show"
+    attempt = page.locator(".timeline li.attempt").first.inner_text()
+    assert "reported by admin-token-1" in attempt, "the token that reported the outcome"
+    tabs = [_open_in_a_new_tab(page, src) for src in
+            page.locator("img.plot").evaluate_all("all => all.map(i => i.src)")]  # fmt: skip
+    for link in page.locator(".plots a, .products a").all():
+        tabs.append(_open_in_a_new_tab(page, link.evaluate("a => a.href")))
+        if link.get_attribute("target") == "_blank":  # and the plain click the UI offers
+            with page.context.expect_page() as opened:
+                link.click()
+            tabs.append(opened.value)  # which closes itself if the file downloads
+            page.wait_for_timeout(300)
+    assert len(tabs) >= 3
+    stolen = page.evaluate("[localStorage.getItem('ran-svg'), localStorage.getItem('ran-html')]")
+    assert stolen == [None, None], "an archive file's script ran as the UI"
+    shown = [tab for tab in tabs if not tab.is_closed() and tab.url != "about:blank"]
+    assert any("evil.svg" in tab.url for tab in shown), "the SVG opens in a tab"
+    for tab in shown:
+        assert tab.title() != "ran", tab.url
+        assert tab.evaluate("self.origin") == "null", f"{tab.url} has an origin, not a sandbox"
+        assert "token" not in tab.url, "a link carries no access token"
+    assert page.evaluate("localStorage.getItem('workflow.token')") == "viewer-token-0123456789"
+    with page.expect_download() as saved:
+        page.locator(".products a", has_text="download").click()
+    assert saved.value.suggested_filename == "report.html"
+    shoot(page, "desktop")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(200)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shoot(page, "phone")

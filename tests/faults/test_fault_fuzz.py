@@ -24,12 +24,21 @@ pytestmark = pytest.mark.slow
 TOKEN = "fuzzing-admin-token-000001"
 
 
+@pytest.mark.parametrize("values", ["schema", "hostile"])
 def test_generated_requests_get_no_server_error(make_server: Callable[..., Server],
-                                                tmp_path: Path) -> None:  # fmt: skip
+                                                tmp_path: Path, values: str) -> None:  # fmt: skip
+    """``schema``: values that fit the schema, and some that do not; ``hostile``: each
+    request also carries one hostile value (``hostile_hooks``)."""
     server = make_server(env={"WORKFLOW_TOKENS": f"fuzzer={TOKEN}"})
+    env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_TELEMETRY": "false"}
+    if values == "hostile":
+        here = str(Path(__file__).parent)
+        env.update(SCHEMATHESIS_HOOKS="hostile_hooks",
+                   PYTHONPATH=os.pathsep.join([here, env.get("PYTHONPATH", "")]))
     command = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert command, "schemathesis is a test dependency (pip install -e '.[test]')"
-    examples = os.environ.get("WORKFLOW_TEST_FUZZ_EXAMPLES", "10")
+    # Hooks apply to the generated (fuzzing) phase only: more of it for hostile values.
+    examples = os.environ.get("WORKFLOW_TEST_FUZZ_EXAMPLES", "20" if values == "hostile" else "10")
     seed = os.environ.get("WORKFLOW_TEST_FUZZ_SEED", "20261123")
     run = subprocess.run(
         [command, "run", f"{server.url}/openapi.json",
@@ -38,8 +47,7 @@ def test_generated_requests_get_no_server_error(make_server: Callable[..., Serve
          "--max-examples", examples, "--seed", seed,
          "--exclude-path", "/ui/events",  # a stream that never ends by itself
          "--request-timeout", "30", "--no-shrink", "--workers", "1"],
-        capture_output=True, text=True, timeout=400, cwd=tmp_path,
-        env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_TELEMETRY": "false"},
+        capture_output=True, text=True, timeout=400, cwd=tmp_path, env=env,
     )  # fmt: skip
     report = run.stdout[-6000:]
     assert run.returncode == 0, report

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from workflow.errors import ConfigurationError, InvalidWork, ResultsTooLarge
+from workflow.errors import ConfigurationError, DuplicateWork, InvalidWork, ResultsTooLarge
 from workflow.settings import ServerSettings, is_loopback
 from workflow.tokens import Keyring, Token, digest
 from workflow.work import (
@@ -102,3 +102,22 @@ def test_server_refuses_public_address_without_tokens() -> None:
         ServerSettings.from_env(host="0.0.0.0")
     keyring = Keyring([Token("ops", "operator", digest("operator-token-0123"))])
     assert ServerSettings.from_env(host="0.0.0.0", keyring=keyring).host == "0.0.0.0"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_work_refuses_non_finite_numbers_naming_the_field(value: float) -> None:
+    for field in ("creation", "stop", "backoff"):
+        with pytest.raises(InvalidWork) as refused:
+            parse_work({"pipeline": "p", field: value}, "work")
+        assert refused.value.field == f"work.{field}", refused.value.to_dict()
+
+
+def test_a_constraint_the_store_refuses_names_its_column_not_a_duplicate() -> None:
+    import sqlite3
+
+    from workflow.store.sqlite_schema import integrity_error
+
+    missing = integrity_error(sqlite3.IntegrityError("NOT NULL constraint failed: work.creation"))
+    assert isinstance(missing, InvalidWork) and missing.field == "creation"
+    taken = integrity_error(sqlite3.IntegrityError("UNIQUE constraint failed: work.id"))
+    assert isinstance(taken, DuplicateWork)

@@ -11,13 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from workflow.buckets.operators import action
 from workflow.buckets.verbs import Buckets
-from workflow.errors import InvalidWork, NotFound, TransitionConflict
+from workflow.errors import Forbidden, InvalidWork, NotFound, TransitionConflict
 from workflow.store.base import Query
-from workflow.work import CHIME_FIELDS, TRANSITIONS, Work, parse_work
+from workflow.work import CHIME_FIELDS, TRANSITIONS, Work, check_results_size, parse_work
 
 #: Fields a CHIME update may not rewrite: the server owns them.
-_SERVER_OWNED = frozenset({"id", "status", "attempt", "start"})
+_SERVER_OWNED = frozenset({"id", "status", "attempt", "start", "lease", "history",
+                           "not_before"})  # fmt: skip
+#: What a runner may change on a running work it holds: its report.
+_REPORTED = frozenset({"results", "products", "plots", "stop"})
 STATUS_KEYS = ("total", "queued", "running", "success", "failure")
 
 
@@ -43,60 +47,100 @@ def split_pipelines(query: Query) -> tuple[list[str] | None, Query]:
                       field="query.pipeline")  # fmt: skip
 
 
-def update(buckets: Buckets, raw: Any) -> None:
-    """Apply one work sent by ``PUT /work``.
+def update_all(buckets: Buckets, works: list[Any], *, by: str | None = None,
+               operator: bool = True, holder: str | None = None) -> None:
+    """Apply the works sent by ``PUT /work``: each is checked before any is applied, and
+    all are applied in one batch.
+
+    A runner (``operator`` False) only reports: it may change a running work's
+    ``results``, ``products``, ``plots`` and ``stop``, or end its attempt, and only on a
+    work its token (``holder``) claimed. Every other change needs an operator and goes
+    into the work's history under ``by``.
 
     Raises:
         InvalidWork: not a valid work, or no id.
         NotFound: no such work.
         TransitionConflict: stale attempt, or a status change that is not allowed.
+        Forbidden: a runner's change that needs an operator, or on another's work.
+        ResultsTooLarge: results over the limit.
     """
+    planned = [_plan(buckets, raw, by, operator, holder) for raw in works]
+    with buckets.store.batch():
+        for step in planned:
+            step()
+
+
+def _plan(buckets: Buckets, raw: Any, by: str | None, operator: bool, holder: str | None
+          ) -> Callable[[], Any]:  # fmt: skip
+    """Check one work of ``PUT /work``; return what applies it."""
     work = parse_work(raw, "works[]")
     if work.id is None:
         raise InvalidWork("works[].id: an update names the work by id", field="id")
-    payload = work.payload()
+    id, payload = work.id, work.payload()
+    check_results_size(work.results, buckets.results_limit)
     try:
-        stored = buckets.get_active(work.id)
+        stored = buckets.get_active(id)
     except NotFound:
-        finished = buckets.store.results.get(work.id)
+        finished = buckets.store.results.get(id)
         if finished and (finished["attempt"], finished["status"]) == (work.attempt, work.status):
-            return  # a repeated final update: already recorded
+            return lambda: None  # a repeated final update: already recorded
         raise
     if stored["attempt"] != work.attempt:
         raise TransitionConflict(
-            f"work {work.id} is at attempt {stored['attempt']}; attempt {work.attempt} is stale",
-            field="attempt", id=work.id, attempt=stored["attempt"], status=stored["status"],
+            f"work {id} is at attempt {stored['attempt']}; attempt {work.attempt} is stale",
+            field="attempt", id=id, attempt=stored["attempt"], status=stored["status"],
         )  # fmt: skip
-    if work.status == stored["status"]:  # same status: the client edits fields
-        edits = {k: payload[k] for k in CHIME_FIELDS if k not in _SERVER_OWNED}
-        new = parse_work({**stored, **edits}, "works[]").payload()
-        expect = {"status": stored["status"], "attempt": stored["attempt"]}
-        buckets.store.work.swap(work.id, expect, new)
-        return
-    move = _MOVES.get((stored["status"], work.status))
-    if move is None:
-        why = ("the status table forbids it" if work.status not in TRANSITIONS[stored["status"]]
-               else "use withdraw or cancel for that")  # fmt: skip
-        raise TransitionConflict(
-            f"work {work.id} cannot go from {stored['status']} to {work.status}: {why}",
-            field="status", id=work.id, status=stored["status"],
-        )  # fmt: skip
-    move(buckets, work, payload)
+    if work.status != stored["status"]:
+        move = _MOVES.get((stored["status"], work.status))
+        if move is None:
+            why = ("the status table forbids it" if work.status not in TRANSITIONS[stored["status"]]
+                   else "use withdraw or cancel for that")  # fmt: skip
+            raise TransitionConflict(
+                f"work {id} cannot go from {stored['status']} to {work.status}: {why}",
+                field="status", id=id, status=stored["status"],
+            )  # fmt: skip
+        if not operator:
+            buckets.held(stored, holder)
+        return lambda: move(buckets, work, payload, by, holder if not operator else None)
+    # The same status: the client edits the fields it sent that differ.
+    edits = {k: payload[k] for k in CHIME_FIELDS
+             if k in raw and k not in _SERVER_OWNED and payload[k] != stored.get(k)}  # fmt: skip
+    if not edits:
+        return lambda: None
+    if not operator:
+        others = sorted(set(edits) - _REPORTED)
+        if others or stored["status"] != "running":
+            raise Forbidden(f"work {id}: a runner token reports only results, products, plots "
+                            f"and stop of a running work it holds; changing "
+                            f"{', '.join(others) or 'a ' + stored['status'] + ' work'} "
+                            "needs an operator", field=others[0] if others else "status",
+                            needs="operator")  # fmt: skip
+        buckets.held(stored, holder)
+    new = parse_work({**stored, **edits}, "works[]").payload()
+    if operator:
+        changes = {k: "(replaced)" if k in _REPORTED else v for k, v in edits.items()}
+        new["history"] = [*stored.get("history", []), action("edit", buckets.clock(), by, changes)]
+    expect = {"status": stored["status"], "attempt": stored["attempt"]}
+    return lambda: buckets.store.work.swap(id, expect, new)
 
 
-def _complete(buckets: Buckets, work: Work, payload: dict[str, Any]) -> None:
+def _complete(buckets: Buckets, work: Work, payload: dict[str, Any], by: str | None,
+              holder: str | None) -> None:  # fmt: skip
     # The client sends its whole state: replace results, products and plots.
     buckets.complete(str(work.id), work.attempt, work.status, results=payload["results"],
                      products=payload["products"], plots=payload["plots"], stop=work.stop,
-                     merge=False)  # fmt: skip
+                     merge=False, holder=holder, by=by)  # fmt: skip
 
 
-def _release(buckets: Buckets, work: Work, payload: dict[str, Any]) -> None:
-    buckets.release(str(work.id), work.attempt, reason="requeued-by-client")
+def _release(buckets: Buckets, work: Work, payload: dict[str, Any], by: str | None,
+             holder: str | None) -> None:  # fmt: skip
+    buckets.release(str(work.id), work.attempt, reason="requeued-by-client", holder=holder,
+                    by=by)  # fmt: skip
 
 
 #: The status changes a whole-work update may make, and the verb that makes each.
-_MOVES: dict[tuple[str, str], Callable[[Buckets, Work, dict[str, Any]], None]] = {
+_MOVES: dict[tuple[str, str], Callable[[Buckets, Work, dict[str, Any], str | None,
+                                        str | None], None]] = {
     ("running", "success"): _complete,
     ("running", "failure"): _complete,
     ("running", "queued"): _release,

@@ -12,26 +12,21 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from workflow import policy
-from workflow.buckets.settings import (
-    CHANGEABLE,
-    HISTORY,
-    PipelineSettings,
-    parse_settings,
-    with_defaults,
-)
+from workflow import jsonsafe, policy
+from workflow.buckets.batches import BatchVerbs
+from workflow.buckets.operators import OperatorVerbs
+from workflow.buckets.settings import with_defaults
 from workflow.errors import (
     DuplicateWork,
+    Forbidden,
     InvalidWork,
     LimitExceeded,
     NotFound,
     TransitionConflict,
-    WorkflowError,
 )
-from workflow.store.base import Claim, Doc, Query, Store
+from workflow.store.base import UNREADABLE, Claim, Doc, Query, Store
 from workflow.work import (
     RESULTS_LIMIT,
-    ActionEntry,
     AttemptEntry,
     ErrorInfo,
     NodeEntry,
@@ -40,15 +35,15 @@ from workflow.work import (
     parse_work,
 )
 
-#: Fields that identify a deposit; a retried deposit with the same id repeats them.
-_IDENTITY = ("pipeline", "function", "command", "parameters", "user", "site", "creation")
+#: Fields a deposit does not set: the server's, which change as the work goes on.
+_CHANGED_LATER = frozenset({"id", "status", "attempt", "start", "stop", "lease", "not_before",
+                            "history"})  # fmt: skip
+#: Fields the attempts of a work write to.
+_OUTPUTS = frozenset({"results", "products", "plots"})
 MAX_BATCH = 10_000
-#: What a retried work takes over from the original.
-_REPEATED = ("pipeline", "function", "command", "parameters", "tags", "event", "site", "user",
-             "priority", "retries", "timeout", "backoff", "config", "notify")  # fmt: skip
 
 
-class Buckets:
+class Buckets(BatchVerbs, OperatorVerbs):
     """Queued and running work over a ``Store``.
 
     Args:
@@ -65,12 +60,13 @@ class Buckets:
 
     # -- deposit -------------------------------------------------------------------------
 
-    def deposit(self, works: list[dict[str, Any]]) -> list[str]:
+    def deposit(self, works: list[dict[str, Any]], user: str | None = None) -> list[str]:
         """Queue new works; return their ids in input order.
 
-        A work may bring its own ``id``: depositing the same work again (same id, same
-        pipeline, parameters, function, command, user, site and creation) is a no-op
-        that returns the id, so a client may retry a deposit whose reply was lost.
+        A work may bring its own ``id``: depositing the same work again (the same id and
+        the same content, see ``_same_deposit``) is a no-op that returns the id, so a
+        client may retry a deposit whose reply was lost. A work that names no ``user``
+        is recorded under ``user`` (the depositing token's name), else ``unknown``.
 
         Raises:
             InvalidWork: a work is invalid; nothing is deposited.
@@ -88,6 +84,8 @@ class Buckets:
             where = f"works[{index}]"
             if not isinstance(raw, dict):
                 raise InvalidWork(f"{where}: a work is a JSON object", field=where)
+            if "user" not in raw:
+                raw = {**raw, "user": user or "unknown"}
             defaults = settings.get(str(raw.get("pipeline")), {}).get("defaults", {})
             work = parse_work(with_defaults(raw, defaults), where)
             check_results_size(work.results, self.results_limit)
@@ -116,7 +114,7 @@ class Buckets:
 
     def withdraw(self, pipelines: Iterable[str] | None = None, *, query: Query | None = None,
                  limit: int = 1, lease: float | None = None, runner: str | None = None,
-                 host: str | None = None) -> list[Doc]:  # fmt: skip
+                 host: str | None = None, by: str | None = None) -> list[Doc]:  # fmt: skip
         """Claim up to ``limit`` queued works, highest priority first, then oldest.
 
         Args:
@@ -127,6 +125,8 @@ class Buckets:
                 timeout (CHIME runners never heartbeat).
             runner: Runner id, recorded in the lease and later in the history.
             host: Runner host, likewise.
+            by: The name of the claiming access token, likewise: a runner token then
+                reports only on works it claimed (see ``complete``).
 
         Returns:
             The claimed works (status running, attempt incremented), possibly none.
@@ -143,18 +143,46 @@ class Buckets:
         names = [p for p in names if not settings.get(p, {}).get("paused")]
         if not names:
             return []
-        claim = Claim(now=self.clock(), lease=lease, runner=runner, host=host)
-        return self.store.claim(names, query or {}, claim, limit)
+        claim = Claim(now=self.clock(), lease=lease, runner=runner, host=host, by=by)
+        # The claim and the check that each claimed work can be written into the reply
+        # are one transaction: a claim is never kept for a work nobody can be told of.
+        with self.store.batch():
+            taken = self.store.claim(names, query or {}, claim, limit)
+            return [doc for doc in taken if not self._set_aside(doc)]
+
+    def _set_aside(self, doc: Doc) -> bool:
+        """Finish a just-claimed work as failure if its stored document cannot be read or
+        written as JSON (stored before bodies were checked, or written by hand),
+        so that it never blocks the works behind it; True if it was set aside.
+
+        The fields that cannot be written are replaced by a note saying why."""
+        problem = doc.get(UNREADABLE) or jsonsafe.unwritable(doc)
+        if problem is None:
+            return False
+        note = {"unwritable": problem}
+        kept = {k: v if jsonsafe.unwritable(v) is None else note for k, v in doc.items()}
+        stored = kept.get("history")
+        history: list[Any] = stored if isinstance(stored, list) else []
+        error = {"type": "UnwritableWork", "message": "this work's stored document cannot be "
+                 f"written as JSON ({problem}); it was taken out of the queue"}  # fmt: skip
+        entry = self._entry(kept, "failure", error=error, reason="unwritable",
+                            stopped=self.clock())  # fmt: skip
+        final = {**kept, "status": "failure", "lease": None,
+                 "history": [*history, entry.model_dump(mode="json")]}  # fmt: skip
+        self.store.finish(doc["id"], {"status": "running", "attempt": doc["attempt"]}, final)
+        return True
 
     # -- a running attempt ---------------------------------------------------------------
 
-    def heartbeat(self, id: str, attempt: int, lease: float | None = None) -> Doc:
+    def heartbeat(self, id: str, attempt: int, lease: float | None = None,
+                  holder: str | None = None) -> Doc:  # fmt: skip
         """Extend the lease of attempt ``attempt`` of work ``id`` by ``lease`` seconds.
 
         Raises:
             TransitionConflict: the work is no longer running that attempt.
+            Forbidden: ``holder`` is not the token that claimed it (see ``_running``).
         """
-        doc = self._running(id, attempt)
+        doc = self._running(id, attempt, holder)
         now = self.clock()
         held = doc["lease"]
         length = lease if lease is not None else held["expires"] - held["heartbeat"]
@@ -167,7 +195,8 @@ class Buckets:
                  error: dict[str, Any] | None = None, stop: float | None = None,
                  started: float | None = None, retry_delay: float | None = None,
                  reason: str | None = None, merge: bool = True,
-                 nodes: list[dict[str, Any]] | None = None) -> Doc:  # fmt: skip
+                 nodes: list[dict[str, Any]] | None = None, holder: str | None = None,
+                 by: str | None = None) -> Doc:  # fmt: skip
         """Record the outcome of attempt ``attempt``: ``success``, ``failure`` or ``retry``.
 
         A failure is queued again (after a backoff) while attempts remain, else the work
@@ -177,16 +206,19 @@ class Buckets:
         of a graph work) go into the attempt's history entry. With ``merge`` (the
         default) results are merged into and products and plots appended to what the
         work has; without it they replace it (CHIME clients send their whole state).
+        ``by`` names who reported it in the history entry; ``holder`` is the runner
+        token that must have claimed the attempt (None: anyone may report).
 
         Raises:
             TransitionConflict: attempt ``attempt`` is not the running one (stale).
             ResultsTooLarge: the results exceed the limit; nothing changes.
+            Forbidden: ``holder`` did not claim this attempt.
         """
         if status not in ("success", "failure", "retry"):
             raise InvalidWork("status must be success, failure or retry", field="status")
         check_results_size(results, self.results_limit)
         try:
-            doc = self._running(id, attempt)
+            doc = self._running(id, attempt, holder)
         except (TransitionConflict, NotFound):
             return self._recorded(id, attempt, status)
         now = self.clock()
@@ -200,77 +232,17 @@ class Buckets:
                 if extra:
                     doc[name] = [*(doc.get(name) or []), *extra]
         entry = self._entry(doc, status, error=error, started=started, stopped=doc["stop"],
-                            reason=reason or ("retry-requested" if status == "retry" else None))
+                            reason=reason or ("retry-requested" if status == "retry" else None),
+                            by=by)  # fmt: skip
         if nodes is not None:
             entry.nodes = [NodeEntry.model_validate(n) for n in nodes]
         return self._after_attempt(doc, entry, retry_delay)
 
-    def complete_many(self, outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Record several outcomes (each the keyword arguments of ``complete`` plus ``id``
-        and ``attempt``) in one transaction; each is recorded or refused on its own.
-
-        Returns:
-            Per outcome, in order: ``{"id", "ok": True, "status"}`` or ``{"id", "ok":
-            False, "status_code", "error", "message", ...}``.
-        """
-
-        def complete(outcome: dict[str, Any]) -> dict[str, Any]:
-            outcome = dict(outcome)
-            id, attempt = outcome.pop("id"), outcome.pop("attempt")
-            done = self.complete(id, attempt, outcome.pop("status"), **outcome)
-            return {"status": done["status"]}
-
-        return self._one_by_one(outcomes, complete)
-
-    def heartbeat_many(self, works: list[dict[str, Any]], lease: float | None = None
-                       ) -> list[dict[str, Any]]:  # fmt: skip
-        """Extend the leases of several running attempts (each ``{"id", "attempt"}``) in
-        one transaction; each is extended or refused on its own.
-
-        Returns:
-            Per work, in order: ``{"id", "ok": True, "expires"}`` or the error, as in
-            ``complete_many``.
-        """
-
-        def extend(work: dict[str, Any]) -> dict[str, Any]:
-            extended = self.heartbeat(work["id"], work["attempt"], lease)
-            return {"expires": extended["lease"]["expires"]}
-
-        return self._one_by_one(works, extend)
-
-    def _one_by_one(self, items: list[dict[str, Any]],
-                    act: Callable[[dict[str, Any]], dict[str, Any]]
-                    ) -> list[dict[str, Any]]:  # fmt: skip
-        """``act`` on each item in one transaction, each succeeding or failing alone:
-        ``{"id", "ok": True, **what act returned}`` or ``{"id", "ok": False,
-        "status_code", "error", "message", ...}`` per item, in order."""
-        replies: list[dict[str, Any]] = []
-        with self.store.batch():
-            for item in items:
-                try:
-                    replies.append({"id": item["id"], "ok": True, **act(item)})
-                except WorkflowError as exc:
-                    replies.append({"id": item["id"], "ok": False,
-                                    "status_code": exc.status_code, **exc.to_dict()})  # fmt: skip
-        return replies
-
-    def exchange(self, outcomes: list[dict[str, Any]], pipelines: Iterable[str] | None = None,
-                 **withdraw: Any) -> tuple[list[dict[str, Any]], list[Doc]]:  # fmt: skip
-        """Record ``outcomes`` (as ``complete_many``), then claim more works (the keyword
-        arguments of ``withdraw``), in one transaction where the backend can: a runner's
-        turn of its loop in one step.
-
-        Returns:
-            The replies of ``complete_many`` and the claimed works.
-        """
-        with self.store.batch():
-            replies = self.complete_many(outcomes) if outcomes else []
-            return replies, self.withdraw(pipelines, **withdraw)
-
-    def release(self, id: str, attempt: int, reason: str = "released") -> Doc:
+    def release(self, id: str, attempt: int, reason: str = "released",
+                holder: str | None = None, by: str | None = None) -> Doc:  # fmt: skip
         """Give a running work back to the queue without using up an attempt."""
-        doc = self._running(id, attempt)
-        entry = self._entry(doc, "released", reason=reason, stopped=self.clock())
+        doc = self._running(id, attempt, holder)
+        entry = self._entry(doc, "released", reason=reason, stopped=self.clock(), by=by)
         return self._after_attempt(doc, entry, 0.0)
 
     def expire(self, limit: int = 100) -> int:
@@ -310,16 +282,23 @@ class Buckets:
 
     def _entry(self, doc: Doc, outcome: str, *, error: dict[str, Any] | None = None,
                reason: str | None = None, started: float | None = None,
-               stopped: float | None = None) -> AttemptEntry:  # fmt: skip
+               stopped: float | None = None, by: str | None = None) -> AttemptEntry:  # fmt: skip
         lease = doc.get("lease") or {}
         return AttemptEntry(
             attempt=doc["attempt"], runner=lease.get("runner"), host=lease.get("host"),
             claimed=lease.get("claimed"), started=started or doc.get("start"),
             stopped=stopped, outcome=outcome,  # type: ignore[arg-type]
-            reason=reason, error=ErrorInfo.model_validate(error) if error else None,
+            reason=reason, error=ErrorInfo.model_validate(error) if error else None, by=by,
         )  # fmt: skip
 
-    def _running(self, id: str, attempt: int) -> Doc:
+    def _running(self, id: str, attempt: int, holder: str | None = None) -> Doc:
+        """The work, running attempt ``attempt``, and claimed by ``holder`` if given.
+
+        Raises:
+            NotFound, TransitionConflict: no such work, or not at that attempt.
+            Forbidden: another access token claimed it: a runner token reports only on
+                the works it holds.
+        """
         doc = self.store.work.get(id)
         if doc is None:
             raise NotFound(f"no work {id} in the bucket", field="id", id=id)
@@ -329,6 +308,21 @@ class Buckets:
                 f"attempt {attempt} is stale",
                 field="attempt", id=id, status=doc["status"], attempt=doc["attempt"],
             )  # fmt: skip
+        return self.held(doc, holder)
+
+    @staticmethod
+    def held(doc: Doc, holder: str | None) -> Doc:
+        """``doc``, if ``holder`` (a runner token's name; None: anyone) claimed it.
+
+        Raises:
+            Forbidden: another access token claimed it: a runner token reports only on
+                the works it holds.
+        """
+        claimer = (doc.get("lease") or {}).get("by")
+        if holder is not None and claimer is not None and claimer != holder:
+            raise Forbidden(f"work {doc['id']} attempt {doc['attempt']} was claimed by the "
+                            f"token {claimer}; a runner token reports only on the works it "
+                            "holds", field="token", id=doc["id"])  # fmt: skip
         return doc
 
     def _recorded(self, id: str, attempt: int, status: str) -> Doc:
@@ -353,63 +347,6 @@ class Buckets:
             f"attempt {attempt} is stale",
             field="attempt", id=id, status=doc["status"], attempt=doc["attempt"],
         )  # fmt: skip
-
-    # -- operators -----------------------------------------------------------------------
-
-    def cancel(self, id: str, by: str | None = None) -> Doc:
-        """Cancel a queued or running work: it moves to the results as ``cancelled``."""
-        doc = self.get_active(id)
-        expect = {"status": doc["status"], "attempt": doc["attempt"]}
-        history = list(doc.get("history", []))
-        if doc["status"] == "running":
-            entry = self._entry(doc, "cancelled", reason="cancelled", stopped=self.clock())
-            history.append(entry.model_dump(mode="json"))
-        history.append(_action("cancel", self.clock(), by))
-        final = {**doc, "status": "cancelled", "lease": None, "history": history}
-        return self.store.finish(id, expect, final)
-
-    def change(self, id: str, *, priority: int | None = None, retries: int | None = None,
-               by: str | None = None) -> Doc:  # fmt: skip
-        """Change priority and/or retries of a queued work."""
-        doc = self.get_active(id)
-        if doc["status"] != "queued":
-            raise TransitionConflict(f"work {id} is {doc['status']}; only queued work changes",
-                                     field="status", id=id, status=doc["status"])  # fmt: skip
-        changes = {k: v for k, v in (("priority", priority), ("retries", retries)) if v is not None}
-        if not changes:
-            raise InvalidWork("give priority and/or retries", field="priority")
-        new = parse_work({**doc, **changes}, "work").payload()
-        new["history"] = [*doc.get("history", []), _action("change", self.clock(), by, changes)]
-        return self.store.work.swap(id, {"status": "queued", "attempt": doc["attempt"]}, new)
-
-    def retry(self, id: str, parameters: dict[str, Any] | None = None,
-              by: str | None = None) -> Doc:  # fmt: skip
-        """Queue a finished work again as a new work, with other ``parameters`` if given.
-
-        The two are linked: the new work's history starts with a ``retry-of`` action,
-        the original's gains ``retried-as``; both name ``by``.
-
-        Raises:
-            NotFound: no finished work ``id``.
-            InvalidWork: the new parameters are not a valid work's.
-        """
-        original = self.store.results.get(id)
-        if original is None:
-            raise NotFound(f"no finished work {id}", field="id", id=id)
-        raw = {name: original[name] for name in _REPEATED if original.get(name) is not None}
-        if parameters is not None:
-            raw["parameters"] = parameters
-        now = self.clock()
-        with self.store.batch():  # one transaction: no runner sees the new work unlinked
-            (new_id,) = self.deposit([raw])
-            new = self.store.work.get(new_id)
-            assert new is not None
-            new = {**new, "history": [_action("retry-of", now, by, {"of": id})]}
-            self.store.work.swap(new_id, {"status": "queued", "attempt": 0}, new)
-            history = [*original.get("history", []), _action("retried-as", now, by, {"as": new_id})]
-            self.store.results.swap(id, {"status": original["status"]},
-                                    {**original, "history": history})  # fmt: skip
-        return new
 
     def delete(self, ids: list[str]) -> int:
         """Delete works from the bucket; return how many existed."""
@@ -443,42 +380,19 @@ class Buckets:
                 out.setdefault(pipeline, {})[status] = n
         return out
 
-    # -- pipelines -----------------------------------------------------------------------
-
-    def settings(self, pipeline: str) -> PipelineSettings:
-        """The settings of ``pipeline`` (defaults apply when none were set)."""
-        return parse_settings(self.store.settings().get(pipeline))
-
-    def configure(self, pipeline: str, changes: dict[str, Any], by: str | None = None
-                  ) -> PipelineSettings:  # fmt: skip
-        """Merge ``changes`` (``defaults`` and/or ``paused``) into the pipeline's settings;
-        the change goes into the pipeline's history (its last ``HISTORY``) with ``by``."""
-        parse_work({"pipeline": pipeline}, "pipeline")
-        if not isinstance(changes, dict) or not changes:
-            raise InvalidWork("give defaults and/or paused", field="changes")
-        for name in changes:
-            if name not in CHANGEABLE:
-                raise InvalidWork(f"{name!r} cannot be changed; change "
-                                  f"{' or '.join(CHANGEABLE)}", field=name)  # fmt: skip
-        current = self.settings(pipeline).model_dump()
-        if "defaults" in changes and isinstance(changes["defaults"], dict):
-            changes = {**changes, "defaults": {**current["defaults"], **changes["defaults"]}}
-        action = ("pause" if changes["paused"] else "resume") if list(changes) == ["paused"] \
-            else "configure"
-        entry = _action(action, self.clock(), by, changes)
-        history = [*current["history"], entry][-HISTORY:]
-        settings = parse_settings({**current, **changes, "history": history}, where="")
-        self.store.put_settings(pipeline, settings.model_dump())
-        return settings
-
 
 def _same_deposit(new: Doc, old: Doc) -> bool:
-    return all(new.get(name) == old.get(name) for name in _IDENTITY)
-
-
-def _action(action: str, at: float, by: str | None, changes: dict[str, Any] | None = None
-            ) -> dict[str, Any]:  # fmt: skip
-    return ActionEntry(action=action, at=at, by=by, changes=changes).model_dump(mode="json")
+    """Whether ``new`` repeats the deposit that made ``old``: every field the depositor
+    gave is the same, but for what happened to ``old`` since (its state, its attempts'
+    outputs once it ran, and whatever an operator changed, as its history says)."""
+    history = old.get("history") or []
+    later = set(_CHANGED_LATER)
+    if history or old.get("attempt"):
+        later |= _OUTPUTS
+    for entry in history:
+        if isinstance(entry, dict) and entry.get("kind") == "action":
+            later |= set(entry.get("changes") or ())
+    return all(new.get(name) == old.get(name) for name in new.keys() - later)
 
 
 def plain_query(

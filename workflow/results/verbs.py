@@ -6,6 +6,7 @@ post finished works directly (``deposit``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -13,7 +14,13 @@ from typing import Any
 
 from workflow.errors import DuplicateWork, InvalidWork, NotFound
 from workflow.store.base import SORT_FIELDS, Doc, Query, Sort, Store
-from workflow.work import TERMINAL, parse_work
+from workflow.work import (
+    RESULTS_LIMIT,
+    TERMINAL,
+    ActionEntry,
+    check_results_size,
+    parse_work,
+)
 
 MAX_PAGE = 1000
 #: Threads that count a search's matches while its page is read (see ``search``).
@@ -86,8 +93,9 @@ class Search:
 class Results:
     """Finished works over a ``Store``."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, *, results_limit: int = RESULTS_LIMIT):
         self.store = store
+        self.results_limit = results_limit
 
     def search(self, search: Search) -> tuple[list[Doc], int]:
         """One page of matching works, and how many match in all."""
@@ -158,14 +166,18 @@ class Results:
             out[pipeline] = out.get(pipeline, 0) + n
         return out
 
-    def deposit(self, works: list[dict[str, Any]]) -> dict[str, int]:
-        """Store finished works as they are (CHIME's transfer daemon posts them).
+    def deposit(self, works: list[dict[str, Any]], user: str | None = None) -> dict[str, int]:
+        """Store finished works as they are (CHIME's transfer daemon posts them); a work
+        that names no ``user`` is recorded under ``user``, else ``unknown``.
 
         Raises:
             InvalidWork: a work is invalid or not finished; nothing is stored.
             DuplicateWork: an id is already in the results; nothing is stored.
+            ResultsTooLarge: a work's results are over the limit; nothing is stored.
         """
-        docs = [self._finished(raw, f"works[{i}]") for i, raw in enumerate(_listed(works))]
+        docs = [self._finished(raw if not isinstance(raw, dict) or "user" in raw
+                               else {**raw, "user": user or "unknown"}, f"works[{i}]")
+                for i, raw in enumerate(_listed(works))]  # fmt: skip
         clashes = self.store.results.find({"id": {"$in": [d["id"] for d in docs]}})
         if clashes:
             raise DuplicateWork(f"already in the results: {clashes[0]['id']}", field="id")
@@ -176,15 +188,30 @@ class Results:
                 out[doc["pipeline"]] = out.get(doc["pipeline"], 0) + 1
         return out
 
-    def update(self, works: list[dict[str, Any]]) -> dict[str, int]:
-        """Replace finished works by id (CHIME ``PUT /results``)."""
-        out: dict[str, int] = {}
+    def update(self, works: list[dict[str, Any]], by: str | None = None) -> dict[str, int]:
+        """Replace the fields sent of finished works by id (CHIME ``PUT /results``); each
+        change goes into the work's history under ``by``. Every work is checked before
+        any is changed.
+
+        Raises:
+            InvalidWork, ResultsTooLarge: a work is invalid; nothing changes.
+            NotFound: no such finished work; nothing changes.
+        """
+        planned = []
         for i, raw in enumerate(_listed(works)):
             doc = self._finished(raw, f"works[{i}]")
             stored = self.get(doc["id"])
-            merged = {**stored, **doc, "history": stored.get("history", [])}
-            self.store.results.swap(doc["id"], {"status": stored["status"]}, merged)
-            out[doc["pipeline"]] = out.get(doc["pipeline"], 0) + 1
+            changes = {k: doc[k] for k in raw if k in doc and k != "history"
+                       and doc[k] != stored.get(k)}  # fmt: skip
+            entry = ActionEntry(action="edit", at=time.time(), by=by,
+                                changes={k: v for k, v in changes.items() if k != "results"})
+            history = [*stored.get("history", []), entry.model_dump(mode="json")]
+            planned.append((stored, {**stored, **changes, "history": history}))
+        out: dict[str, int] = {}
+        with self.store.batch():
+            for stored, merged in planned:
+                self.store.results.swap(stored["id"], {"status": stored["status"]}, merged)
+                out[merged["pipeline"]] = out.get(merged["pipeline"], 0) + 1
         return out
 
     def delete(self, ids: list[str]) -> int:
@@ -195,6 +222,7 @@ class Results:
         if not isinstance(raw, dict):
             raise InvalidWork(f"{where}: a work is a JSON object", field=where)
         doc = parse_work(raw, where).payload()
+        check_results_size(doc.get("results"), self.results_limit)
         if doc["status"] not in TERMINAL:
             raise InvalidWork(f"{where}.status: only finished works go to the results",
                               field=f"{where}.status")  # fmt: skip

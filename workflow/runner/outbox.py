@@ -282,7 +282,7 @@ class Outbox:
         delay = 0.5
         while records:
             try:
-                replies = self.client.complete_many([item(record) for record in records])
+                replies = self._replies(records)
             except Exception as exc:  # noqa: BLE001 - unreachable, unavailable, closing
                 reason = exc.message if isinstance(exc, errors.WorkflowError) else str(exc)
                 log.warning("cannot deliver %d outcomes yet (%s); retrying in %.0f s",
@@ -295,6 +295,25 @@ class Outbox:
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
             records = again
+
+    def _replies(self, records: list[Record]) -> list[dict[str, Any]]:
+        """The server's reply to each of ``records``. When it refuses the request as a
+        whole (one outcome it could not even read: 413, 422), each outcome goes again
+        alone, so one bad outcome never holds the others back; one refused alone is
+        then reported failed (``_settle``).
+
+        Raises:
+            Exception: the server could not be reached, or answered otherwise.
+        """
+        try:
+            return self.client.complete_many([item(record) for record in records])
+        except errors.WorkflowError as exc:
+            if exc.status_code not in (413, 422):
+                raise
+            if len(records) > 1:
+                return [reply for record in records for reply in self._replies([record])]
+            return [{"id": records[0]["id"], "ok": False, "status_code": exc.status_code,
+                     **exc.to_dict()}]  # fmt: skip
 
     def _settle(self, records: list[Record], replies: list[dict[str, Any]],
                 settle: Callable[[list[Record]], None]) -> list[Record]:  # fmt: skip

@@ -74,9 +74,12 @@ def needs(role: Role) -> dict[str, Any]:
     """A route's declaration of its role: ``@router.get(path, **needs("viewer"))``."""
 
     async def guard(request: Request) -> None:
-        request.state.caller = check(request.app.state.settings, role,
-                                     request.headers.get("x-access-token"),
-                                     request.headers.get("authorization"))  # fmt: skip
+        # The edge (workflow.service.edge) checked the token before the body was read
+        # and left the caller in the request's state; checked here only without it.
+        if getattr(request.state, "caller", None) is None:
+            request.state.caller = check(request.app.state.settings, role,
+                                         request.headers.get("x-access-token"),
+                                         request.headers.get("authorization"))  # fmt: skip
 
     return {"dependencies": [Depends(guard)], "openapi_extra": {KEY: role}}
 
@@ -101,6 +104,17 @@ def roles(app: FastAPI) -> dict[tuple[str, str], str]:
                 raise RuntimeError(f"{method.upper()} {path} declares no role (access.needs)")
             found[(method.upper(), path)] = role
     return found
+
+
+async def current(request: Request) -> Caller:
+    """The caller of a request (a dependency: ``Annotated[Caller, Depends(current)]``)."""
+    return getattr(request.state, "caller", OPEN)  # type: ignore[no-any-return]
+
+
+def holder(caller: Caller) -> str | None:
+    """The token name a caller reports under, if it may report only on works claimed
+    under that name: a runner's. Operators and admins may report on any work."""
+    return caller.name if caller.role == "runner" else None
 
 
 def who(request: Request) -> str | None:

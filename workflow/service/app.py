@@ -18,8 +18,8 @@ from workflow import __version__
 from workflow.buckets import Buckets
 from workflow.results import Results
 from workflow.service import access, buckets_api, errors, files_api, results_api, ui_api
+from workflow.service.edge import Edge
 from workflow.service.hot import HotPaths
-from workflow.service.limits import BodyLimit
 from workflow.settings import ServerSettings
 from workflow.store import Store, open_store
 
@@ -41,7 +41,7 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
         nonlocal store
         store = store or open_store(settings.store or None)
         app.state.buckets = Buckets(store, results_limit=settings.results_limit)
-        app.state.results = Results(store)
+        app.state.results = Results(store, results_limit=settings.results_limit)
         stop = threading.Event()
         reaper = threading.Thread(target=_reap, args=(app.state.buckets, settings, stop),
                                   name="workflow-reaper", daemon=True)  # fmt: skip
@@ -58,7 +58,8 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
     app.state.settings = settings
     errors.install(app)
     app.add_middleware(HotPaths)
-    app.add_middleware(BodyLimit, limit=settings.max_body)  # added last: runs first
+    # Added last, so it runs first: no route reads a body the edge has not checked.
+    app.add_middleware(Edge, max_body=settings.max_body, max_depth=settings.max_depth)
     for prefix, module in (("/buckets", buckets_api), ("/results", results_api)):
         app.include_router(_version_router(prefix), prefix=prefix)
         app.include_router(module.router, prefix=prefix)
@@ -76,7 +77,7 @@ def _web_ui(app: FastAPI) -> None:
     folder = Path(str(files("workflow.webui")))
     app.mount("/static", StaticFiles(directory=folder), name="static")
 
-    @app.get("/", include_in_schema=False)
+    @app.get("/", include_in_schema=False, **access.public())
     def index() -> FileResponse:
         return FileResponse(folder / "index.html", headers={"Cache-Control": "no-cache"})
 

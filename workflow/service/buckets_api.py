@@ -7,15 +7,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from workflow import jsonsafe
 from workflow.buckets import Buckets, PipelineSettings, chime
 from workflow.buckets.bulk import act_on_bucket
 from workflow.buckets.verbs import plain_query
 from workflow.filters import apply_projection, check_filter, check_projection
-from workflow.service.access import needs, who
+from workflow.service.access import Caller, current, holder, needs, who
+from workflow.tokens import allows
 from workflow.work import MAX_INT, ErrorInfo, Int64, NodeEntry
 
 router = APIRouter(tags=["buckets"])
@@ -27,18 +28,21 @@ async def _buckets(request: Request) -> Buckets:
 
 
 def json_reply(content: Any) -> Response:
-    """A JSON response written by orjson, skipping FastAPI's slower encoder."""
-    return Response(orjson.dumps(content), media_type="application/json")
+    """A JSON response written by orjson (``jsonsafe.dumps``), skipping FastAPI's slower
+    encoder; whatever is stored can be written."""
+    return Response(jsonsafe.dumps(content), media_type="application/json")
 
 
 Verbs = Annotated[Buckets, Depends(_buckets)]
+Calling = Annotated[Caller, Depends(current)]
 Works = Annotated[Any, Body()]
 
 
 class Strict(BaseModel):
-    """Request bodies refuse unknown fields, so a typo is an error, not a no-op."""
+    """Request bodies refuse unknown fields, so a typo is an error, not a no-op, and
+    non-finite numbers (the edge refuses them in bodies; this holds for in-process use)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class View(BaseModel):
@@ -140,23 +144,27 @@ class Change(Strict):
 
 
 @router.post("/work", **needs("runner"), summary="Deposit works (CHIME)")
-def deposit(buckets: Verbs, works: Works, return_ids: bool = False) -> Any:
-    ids = buckets.deposit([works] if isinstance(works, dict) else works)
+def deposit(buckets: Verbs, works: Works, caller: Calling, return_ids: bool = False) -> Any:
+    ids = buckets.deposit([works] if isinstance(works, dict) else works, user=caller.name)
     return ids if return_ids else True
 
 
 @router.post("/work/withdraw", **needs("runner"),
              summary="Claim one work matching a Mongo-style filter (CHIME)")
-def withdraw_chime(buckets: Verbs, query: Annotated[dict[str, Any], Body()]) -> Any:
+def withdraw_chime(buckets: Verbs, query: Annotated[dict[str, Any], Body()],
+                   caller: Calling) -> Any:  # fmt: skip
     pipelines, rest = chime.split_pipelines(check_filter(query))
-    found = buckets.withdraw(pipelines, query=rest, limit=1)
+    found = buckets.withdraw(pipelines, query=rest, limit=1, by=caller.name)
     return json_reply(found[0] if found else None)
 
 
 @router.put("/work", **needs("runner"), summary="Update works by id (CHIME)")
-def update(buckets: Verbs, works: Works) -> Any:
-    for raw in chime.listed([works] if isinstance(works, dict) else works):
-        chime.update(buckets, raw)
+def update(buckets: Verbs, works: Works, caller: Calling) -> Any:
+    """Each work is checked before any is changed, so a batch changes all or nothing
+    but for a conflict that arises while it is applied (409, naming the work)."""
+    chime.update_all(buckets, chime.listed([works] if isinstance(works, dict) else works),
+                     by=caller.name, operator=allows(caller.role, "operator"),
+                     holder=holder(caller))  # fmt: skip
     return True
 
 
@@ -224,27 +232,29 @@ def audit_stale(buckets: Verbs, days: float) -> Any:
 # -- ours -------------------------------------------------------------------------------
 
 
-def _claiming(body: Withdraw) -> dict[str, Any]:
+def _claiming(body: Withdraw, caller: Caller) -> dict[str, Any]:
     """The keyword arguments of ``Buckets.withdraw`` for a withdraw request."""
     query = plain_query(**body.model_dump(include={"site", "user", "priority", "tags",
                                                    "event", "parent"}))  # fmt: skip
     return {"pipelines": body.pipelines, "query": query, "limit": body.limit,
-            "lease": body.lease, "runner": body.runner, "host": body.host}  # fmt: skip
+            "lease": body.lease, "runner": body.runner, "host": body.host,
+            "by": caller.name}  # fmt: skip
 
 
 @router.post("/withdraw", **needs("runner"), summary="Claim up to limit works, with a lease")
-def withdraw(buckets: Verbs, body: Withdraw) -> Any:
-    return json_reply(buckets.withdraw(**_claiming(body)))
+def withdraw(buckets: Verbs, body: Withdraw, caller: Calling) -> Any:
+    return json_reply(buckets.withdraw(**_claiming(body, caller)))
 
 
 @router.post("/exchange", **needs("runner"),
              summary="Report outcomes and claim more works in one request")
-def exchange(buckets: Verbs, body: Exchange) -> Response:
+def exchange(buckets: Verbs, body: Exchange, caller: Calling) -> Response:
     """``complete`` is recorded first, each outcome on its own as in ``/complete``; then
     ``withdraw`` claims as ``/withdraw`` does, in the same transaction where the store
     can. The reply: ``{"completed": [per outcome, as /complete], "works": [...]}``."""
     outcomes = [item.model_dump(exclude_none=True) for item in body.complete]
-    completed, works = buckets.exchange(outcomes, **_claiming(body.withdraw))
+    completed, works = buckets.exchange(outcomes, holder=holder(caller),
+                                        **_claiming(body.withdraw, caller))  # fmt: skip
     return json_reply({"completed": completed, "works": works})
 
 
@@ -271,44 +281,44 @@ def get_work(buckets: Verbs, id: str) -> Any:
 
 @router.post("/work/{id}/heartbeat", **needs("runner"),
              summary="Extend the lease of a running attempt")
-def heartbeat(buckets: Verbs, id: str, body: Heartbeat) -> Any:
-    return buckets.heartbeat(id, body.attempt, body.lease)
+def heartbeat(buckets: Verbs, id: str, body: Heartbeat, caller: Calling) -> Any:
+    return buckets.heartbeat(id, body.attempt, body.lease, holder(caller))
 
 
 @router.post("/work/{id}/complete", **needs("runner"),
              summary="Report the outcome of a running attempt")
-def complete(buckets: Verbs, id: str, body: Complete) -> Any:
+def complete(buckets: Verbs, id: str, body: Complete, caller: Calling) -> Any:
     error = body.error.model_dump() if body.error else None
     nodes = [n.model_dump(mode="json") for n in body.nodes] if body.nodes is not None else None
     return buckets.complete(id, body.attempt, body.status, results=body.results,
                             products=body.products, plots=body.plots, error=error,
                             stop=body.stop, started=body.started,
                             retry_delay=body.retry_delay, reason=body.reason,
-                            nodes=nodes)  # fmt: skip
+                            nodes=nodes, holder=holder(caller), by=caller.name)  # fmt: skip
 
 
 @router.post("/heartbeat", **needs("runner"),
              summary="Extend the leases of several running attempts at once")
-def heartbeat_many(buckets: Verbs, body: HeartbeatMany) -> Response:
+def heartbeat_many(buckets: Verbs, body: HeartbeatMany, caller: Calling) -> Response:
     """Each lease is extended on its own: the reply says, per work, ``ok`` (with the new
     ``expires``) or the error (as in a single call's error body), in the order sent."""
     works = [item.model_dump() for item in body.works]
-    return json_reply(buckets.heartbeat_many(works, body.lease))
+    return json_reply(buckets.heartbeat_many(works, body.lease, holder(caller)))
 
 
 @router.post("/complete", **needs("runner"),
              summary="Report the outcomes of several attempts at once")
-def complete_many(buckets: Verbs, body: CompleteMany) -> Response:
+def complete_many(buckets: Verbs, body: CompleteMany, caller: Calling) -> Response:
     """Each outcome is recorded on its own: the reply says, per work, ``ok`` or the error
     (as in a single call's error body), in the order sent."""
     outcomes = [item.model_dump(exclude_none=True) for item in body.works]
-    return json_reply(buckets.complete_many(outcomes))
+    return json_reply(buckets.complete_many(outcomes, holder(caller), caller.name))
 
 
 @router.post("/work/{id}/release", **needs("runner"),
              summary="Hand a running attempt back, uncounted")
-def release(buckets: Verbs, id: str, body: Release) -> Any:
-    return buckets.release(id, body.attempt, body.reason)
+def release(buckets: Verbs, id: str, body: Release, caller: Calling) -> Any:
+    return buckets.release(id, body.attempt, body.reason, holder(caller), caller.name)
 
 
 @router.post("/work/{id}/cancel", **needs("operator"), summary="Cancel a queued or running work")

@@ -1,21 +1,25 @@
 """``/ui``: what the web UI shows beyond the bucket and results routes: the dashboard,
-and a live stream of it (server-sent events, one snapshot a second)."""
+and a live stream of it (server-sent events, one snapshot a second, shared by every
+stream: see ``workflow.service.live``)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
-from anyio import to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.datastructures import State
 
 from workflow.buckets import Buckets
-from workflow.service.access import needs
+from workflow.service.access import Caller, needs
 from workflow.service.buckets_api import json_reply
+from workflow.service.live import LimitedStream, SharedSnapshot, StreamLimit
+from workflow.settings import ServerSettings
 from workflow.tokens import ROLES, allows
 
 router = APIRouter(tags=["ui"])
@@ -94,13 +98,42 @@ def get_dashboard(request: Request) -> Any:
 @router.get("/events", **needs("viewer"),
             summary="The dashboard as server-sent events, one a second")
 async def events(request: Request, interval: Seconds = 1.0) -> StreamingResponse:
-    buckets: Buckets = request.app.state.buckets
+    """An event every ``interval`` seconds, or as often as the server computes one
+    (``WORKFLOW_DASHBOARD_INTERVAL``): every stream sends the same snapshot. A token (on
+    an open server, a client address) may have ``WORKFLOW_DASHBOARD_STREAMS_PER_CALLER``
+    streams open, the server ``WORKFLOW_DASHBOARD_STREAMS``; one more gets 429."""
+    snapshot, streams = _live(request)
+    caller: Caller = request.state.caller
+    if caller.name is not None:
+        who, kind = caller.name, "token"
+    else:
+        who, kind = request.client.host if request.client else "unknown", "client"
+    streams.open(who, kind)
 
     async def stream() -> AsyncIterator[bytes]:
+        serial = 0
         while not await request.is_disconnected():
-            snapshot = await to_thread.run_sync(dashboard, buckets, time.time())
-            yield b"event: dashboard\ndata: " + orjson.dumps(snapshot) + b"\n\n"
+            serial, event = await snapshot.after(serial)
+            yield event
             await asyncio.sleep(interval)
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store"})  # fmt: skip
+    return LimitedStream(stream(), on_end=partial(streams.close, who),
+                         media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+def _live(request: Request) -> tuple[SharedSnapshot, StreamLimit]:
+    """The app's one dashboard snapshot and its count of open streams, made by the first
+    stream (on the event loop, so no two streams make them)."""
+    state = request.app.state
+    if getattr(state, "live", None) is None:
+        settings: ServerSettings = state.settings
+        state.live = (SharedSnapshot(partial(_event, state), settings.dashboard_interval),
+                      StreamLimit(settings.dashboard_streams,
+                                  settings.dashboard_streams_per_caller))  # fmt: skip
+    return state.live  # type: ignore[no-any-return]
+
+
+def _event(state: State) -> bytes:
+    """The dashboard now, as one server-sent event."""
+    snapshot = dashboard(state.buckets, time.time())
+    return b"event: dashboard\ndata: " + orjson.dumps(snapshot) + b"\n\n"

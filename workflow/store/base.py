@@ -12,6 +12,7 @@ expect (status, and the attempt number as a fencing token) and raise
 
 from __future__ import annotations
 
+import math
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,6 +20,8 @@ from typing import Any, Protocol
 from workflow.policy import lease_deadline
 
 Doc = dict[str, Any]
+#: The key under which a store hands over a work it could not read, saying why.
+UNREADABLE = "unreadable"
 Query = dict[str, Any]
 #: Sort order as (field, direction) pairs, direction 1 ascending and -1 descending.
 Sort = list[tuple[str, int]]
@@ -41,12 +44,15 @@ class Claim:
             heartbeat, need). The lease never outlives ``start + timeout``.
         runner: Runner id recorded in the lease.
         host: Runner host recorded in the lease.
+        by: The name of the access token that claims, recorded in the lease: only a
+            runner with that token may report on the work (``Buckets.complete``).
     """
 
     now: float
     lease: float | None = None
     runner: str | None = None
     host: str | None = None
+    by: str | None = None
 
 
 class Collection(Protocol):
@@ -175,7 +181,7 @@ class Store(Protocol):
 
 def claimed(doc: Doc, claim: Claim) -> Doc:
     """The document ``doc`` becomes when ``claim`` takes it (shared by every backend)."""
-    timeout = float(doc.get("timeout") or 3600)
+    timeout = _number(doc.get("timeout"), 3600.0) or 3600.0
     deadline = lease_deadline(claim.now, timeout)
     lease = claim.now + (timeout if claim.lease is None else claim.lease)
     return {
@@ -183,11 +189,12 @@ def claimed(doc: Doc, claim: Claim) -> Doc:
         "status": "running",
         "start": claim.now,
         "stop": None,
-        "attempt": int(doc.get("attempt") or 0) + 1,
+        "attempt": int(_number(doc.get("attempt"), 0)) + 1,
         "not_before": None,
         "lease": {
             "runner": claim.runner,
             "host": claim.host,
+            "by": claim.by,
             "claimed": claim.now,
             "heartbeat": claim.now,
             # A lease never outlives the work's own timeout (and a little slack).
@@ -197,5 +204,17 @@ def claimed(doc: Doc, claim: Claim) -> Doc:
 
 
 def claim_order(doc: Doc) -> tuple[float, float, str]:
-    """Sort key of the withdraw order: highest priority, then oldest creation, then id."""
-    return (-int(doc["priority"]), float(doc["creation"]), str(doc["id"]))
+    """Sort key of the withdraw order: highest priority, then oldest creation, then id.
+
+    Whatever a stored document holds, it sorts: a value that is not a number (a
+    ``creation`` stored as null before non-finite numbers were refused) counts as 0.
+    """
+    return (-_number(doc.get("priority"), 0), _number(doc.get("creation"), 0.0),
+            str(doc.get("id")))  # fmt: skip
+
+
+def _number(value: Any, default: float) -> float:
+    """``value`` if it is a finite number, else ``default``."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return default

@@ -16,6 +16,10 @@ bucket document is deleted. ``tidy`` (on open, and every reap interval) finishes
 move that a crash left at ``_moving``. On a replica set the three steps also run in one
 transaction, so no reader ever sees the work in both places.
 
+One store serves many threads at once, so it keeps no session: a transaction's session
+is passed explicitly down every call of the finish that opened it, and every other call
+runs outside any transaction. Only a finish opens one (``batch`` does not, see there).
+
 Free text is matched against ``_words``, each result's words in lower case, as prefixes,
 like SQLite's full-text index. Driver errors become ``StoreUnavailable`` (HTTP 503). The
 client reconnects by itself, so the service recovers when the database is back.
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -41,6 +46,7 @@ from workflow.store.text import text_of
 
 try:
     import pymongo
+    from pymongo import ReturnDocument
     from pymongo.errors import DuplicateKeyError, PyMongoError
 except ImportError as exc:  # pragma: no cover - exercised by the message only
     raise ConfigurationError("MongoDB stores need pymongo: pip install 'workflow[mongo]'",
@@ -49,6 +55,8 @@ except ImportError as exc:  # pragma: no cover - exercised by the message only
 F = TypeVar("F", bound=Callable[..., Any])
 #: Never returned to callers.
 HIDDEN = {"_id": 0, "_words": 0, "_moving": 0}
+#: The fields a claim writes (see ``workflow.store.base.claimed``); it leaves the others.
+CLAIMED = ("status", "start", "stop", "attempt", "not_before", "lease")
 #: Words kept per result for text search.
 MAX_WORDS = 4000
 #: Seconds pymongo waits for a server before a call fails (and the service answers 503).
@@ -116,7 +124,7 @@ class MongoCollection:
                 out.append(found[doc["id"]])
                 continue
             try:
-                self.raw.insert_one(self.stored(doc), session=self._store.session)
+                self.raw.insert_one(self.stored(doc))
             except DuplicateKeyError:
                 out.append(self.get(doc["id"]))
                 continue
@@ -128,7 +136,7 @@ class MongoCollection:
 
     @guarded
     def get(self, id: str) -> Doc | None:
-        return self.raw.find_one({"_id": id}, HIDDEN, session=self._store.session)  # type: ignore[no-any-return]
+        return self.raw.find_one({"_id": id}, HIDDEN)  # type: ignore[no-any-return]
 
     def _filter(self, query: Query, text: str | None) -> Query:
         visible = {"_moving": {"$exists": False}} if self.name == "work" else {}
@@ -140,7 +148,7 @@ class MongoCollection:
         order = list(sort or [])
         if not any(field == "id" for field, _ in order):
             order.append(("id", -1 if order and order[-1][1] < 0 else 1))
-        cursor = self.raw.find(self._filter(query, text), HIDDEN, session=self._store.session)
+        cursor = self.raw.find(self._filter(query, text), HIDDEN)
         cursor = cursor.sort(order).skip(skip)
         if limit is not None:
             if limit == 0:
@@ -154,15 +162,17 @@ class MongoCollection:
 
     @guarded
     def swap(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
-        done = self.raw.replace_one({"_id": id, **expect}, self.stored(doc),
-                                    session=self._store.session)  # fmt: skip
+        done = self.raw.replace_one({"_id": id, **expect}, self.stored(doc))
         if not done.matched_count:
             raise self._store.conflict(self, id, expect)
         return doc
 
     @guarded
     def delete(self, ids: list[str]) -> int:
-        return int(self.raw.delete_many({"_id": {"$in": list(ids)}}).deleted_count)
+        # Not a work being moved: it left the bucket (its move finishes it, a delete
+        # would only make the count say that a work now in the results was deleted).
+        where = self._filter({"_id": {"$in": list(ids)}}, None)
+        return int(self.raw.delete_many(where).deleted_count)
 
     @guarded
     def tally(self) -> list[tuple[str, str, int]]:
@@ -191,27 +201,30 @@ class MongoStore:
             "serverSelectionTimeoutMS": SERVER_WAIT_MS}
         self.client = client or pymongo.MongoClient(url, tz_aware=False, **options)
         self.db = self.client[name]
-        self.session: Any = None
         self._work = MongoCollection(self, "work")
         self._results = MongoCollection(self, "results")
         self._mock = client is not None
         self.transactions = False
         self._prepared = False
+        self._preparing = threading.Lock()
 
     def prepare(self) -> None:
         """On first use (and after failures, until it worked once): learn whether the
         server is a replica set, create the indexes and finish interrupted moves. The
-        server need not be up when the store opens; calls fail with 503 until it is."""
+        server need not be up when the store opens; calls fail with 503 until it is.
+
+        Calls of other threads wait meanwhile: before it is done they would not know
+        whether to use transactions, and could miss a work whose move is yet to finish.
+        """
         if self._prepared:
             return
-        self._prepared = True  # the calls below are guarded themselves
-        try:
+        with self._preparing:
+            if self._prepared:  # another thread did it while this one waited
+                return
             self.transactions = not self._mock and "setName" in self.client.admin.command("hello")
             self._indexes()
             self._tidy()
-        except BaseException:
-            self._prepared = False
-            raise
+            self._prepared = True  # last: the fast path above skips the lock
 
     @property
     def work(self) -> MongoCollection:
@@ -238,11 +251,18 @@ class MongoStore:
             results.create_index([(field, -1), ("id", -1)], name=f"sort_{field}")
         self.db["minutes"].create_index([("minute", 1)], name="minute")
 
-    def conflict(self, collection: MongoCollection, id: str, expect: dict[str, Any]
-                 ) -> NotFound | TransitionConflict:  # fmt: skip
-        """The error for a compare-and-set on ``id`` that matched nothing."""
+    def conflict(self, collection: MongoCollection, id: str, expect: dict[str, Any],
+                 session: Any = None) -> NotFound | TransitionConflict:  # fmt: skip
+        """The error for a compare-and-set on ``id`` that matched nothing.
+
+        Args:
+            collection: Where the compare-and-set looked.
+            id: The work's id.
+            expect: The fields it expected.
+            session: The transaction it ran in, if any (so this reads what it saw).
+        """
         found = collection.raw.find_one({"_id": id}, {"status": 1, "attempt": 1, "_moving": 1},
-                                        session=self.session)  # fmt: skip
+                                        session=session)  # fmt: skip
         if found is None or (collection.name == "work" and found.get("_moving")):
             where = "bucket" if collection.name == "work" else collection.name
             return NotFound(f"no work {id} in the {where}", field="id", id=id)
@@ -264,9 +284,18 @@ class MongoStore:
             candidates = list(self.db["work"].find(where, HIDDEN).sort(order).limit(wanted * 2))
             for doc in candidates:
                 new = claimed(doc, claim)
-                cas = {"_id": doc["id"], "status": "queued", "attempt": doc.get("attempt", 0)}
-                if self.db["work"].replace_one(cas, self.work.stored(new)).matched_count:
-                    taken.append(new)
+                # Set only the claim's fields: a change since the read (an operator's new
+                # priority) keeps status and attempt, so it passes the compare-and-set,
+                # and writing the whole document read before would undo it.
+                cas = _joined(where, {"_id": doc["id"], "attempt": doc.get("attempt", 0)})
+                # (``_id`` is projected and dropped here: mongomock re-reads the updated
+                # document by it, and by the no longer matching filter without it.)
+                got = self.db["work"].find_one_and_update(
+                    cas, {"$set": {field: new[field] for field in CLAIMED}},
+                    {"_words": 0, "_moving": 0}, return_document=ReturnDocument.AFTER)  # fmt: skip
+                if got is not None:
+                    del got["_id"]
+                    taken.append(got)
                     if len(taken) == limit:
                         return taken
             if len(candidates) < wanted * 2:
@@ -279,41 +308,56 @@ class MongoStore:
             raise self.conflict(self.work, id, expect)
         if self.db["results"].find_one({"_id": id}, {"_id": 1}) is not None:
             raise DuplicateWork(f"work {id} is in the results already", field="id", id=id)
-        with self._transaction():
-            moving = {**self.work.stored(doc), "_moving": True}
+        moving = {**self.work.stored(doc), "_moving": True}
+
+        def move(session: Any) -> None:
             if not self.db["work"].find_one_and_replace({"_id": id, **expect}, moving,
-                                                        session=self.session):  # fmt: skip
-                raise self.conflict(self.work, id, expect)
-            self.count_minute(doc)
-            self._move(doc)
+                                                        session=session):  # fmt: skip
+                raise self.conflict(self.work, id, expect, session)
+            self._move(doc, session)
+
+        self._transacted(move)
+        # After the move, outside its transaction: every finish of a pipeline in the same
+        # minute increments the same document, and in transactions those increments
+        # would be write conflicts. A crash in between misses one count, never adds one.
+        self.count_minute(doc)
         return doc
 
-    def _move(self, doc: Doc) -> None:
-        """Steps 2 and 3 of a move (both idempotent)."""
+    def _move(self, doc: Doc, session: Any = None) -> None:
+        """Steps 2 and 3 of a move (both idempotent), in ``session``'s transaction if any."""
         self.db["results"].replace_one({"_id": doc["id"]}, self.results.stored(doc),
-                                       upsert=True, session=self.session)  # fmt: skip
-        self.db["work"].delete_one({"_id": doc["id"], "_moving": True}, session=self.session)
+                                       upsert=True, session=session)  # fmt: skip
+        self.db["work"].delete_one({"_id": doc["id"], "_moving": True}, session=session)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        if not self.transactions or self.session is not None:
-            yield
+    def _transacted(self, step: Callable[[Any], None]) -> None:
+        """Run ``step(session)`` in a transaction of its own on a replica set, else
+        ``step(None)``.
+
+        The session exists only in this call and is handed to ``step``, which passes it to
+        each of its collection calls: the store is shared by every thread, so a session
+        kept on it would let another thread's calls join this transaction. pymongo's
+        ``with_transaction`` runs ``step`` again when the server aborted it for a
+        transient reason (a write conflict with another finish of the same work): its
+        writes are then undone, so it starts afresh, and its compare-and-set decides.
+        """
+        if not self.transactions:
+            step(None)
             return
-        with self.client.start_session() as session, session.start_transaction():
-            self.session = session
-            try:
-                yield
-            finally:
-                self.session = None
+        with self.client.start_session() as session:
+            session.with_transaction(step)
 
     def count_minute(self, doc: Doc) -> None:
+        """Count ``doc`` as finished in its minute (never inside a transaction)."""
         minute = int(float(doc.get("stop") or doc.get("creation") or 0) // 60 * 60)
         key = {"minute": minute, "pipeline": doc["pipeline"], "status": doc["status"]}
-        self.db["minutes"].update_one(key, {"$inc": {"n": 1}}, upsert=True, session=self.session)
+        self.db["minutes"].update_one(key, {"$inc": {"n": 1}}, upsert=True)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        yield  # each write is its own compare-and-set
+        """Nothing: each write is its own compare-and-set. A MongoDB transaction cannot
+        let one write of several fail alone (any error aborts it all), and one the server
+        aborts must be run again whole, which the body of a ``with`` cannot be."""
+        yield
 
     @contextmanager
     def promptly(self) -> Iterator[bool]:

@@ -31,7 +31,15 @@ from workflow.errors import (
 )
 from workflow.store.base import Claim, Doc, Query, Sort, claim_order, claimed
 from workflow.store.sqlite_query import compile_query, json_path
-from workflow.store.sqlite_schema import RESULT_COLUMNS, SCHEMA, WORK_COLUMNS, column_values
+from workflow.store.sqlite_schema import (
+    READ,
+    RESULT_COLUMNS,
+    WORK_COLUMNS,
+    column_values,
+    integrity_error,
+    prepare,
+    read_doc,
+)
 from workflow.store.sqlite_tally import Tallies
 from workflow.store.text import text_of
 
@@ -104,8 +112,8 @@ class SqliteCollection:
         # Inside a write transaction (a batch), read through it: it sees the batch's own
         # changes, and costs no second snapshot.
         db = self._store._writer if self._store.writing() else self._store.read()
-        row = db.execute(f"SELECT doc FROM {self.table} WHERE id = ?", (id,)).fetchone()
-        return orjson.loads(row[0]) if row else None
+        row = db.execute(f"SELECT {READ} FROM {self.table} WHERE id = ?", (id,)).fetchone()
+        return read_doc(*row) if row else None
 
     def _where(self, query: Query, text: str | None, *, counting: bool = False,
                walk: bool = False) -> tuple[str, list[Any]]:  # fmt: skip
@@ -175,10 +183,10 @@ class SqliteCollection:
         where, params = self._where(query, text, walk=walk)
         order = self._order(sort)
         # Sort and page the keys first, then read only the documents of the page.
-        sql = (f"SELECT doc FROM {self.table} WHERE rowid IN (SELECT rowid FROM {self.table} "
+        sql = (f"SELECT {READ} FROM {self.table} WHERE rowid IN (SELECT rowid FROM {self.table} "
                f"WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?) ORDER BY {order}")
         params += [-1 if limit is None else limit, skip]
-        return [orjson.loads(row[0]) for row in self._store.read().execute(sql, params)]
+        return [read_doc(*row) for row in self._store.read().execute(sql, params)]
 
     def count(self, query: Query, *, text: str | None = None) -> int:
         if text and self.table == "results":
@@ -303,7 +311,7 @@ class SqliteStore:
         # Statement journals (a statement with triggers inside a transaction writes
         # one) in memory, not in temporary files: a write costs half as much.
         self._writer.execute("PRAGMA temp_store = MEMORY")
-        self._writer.executescript(SCHEMA)
+        prepare(self._writer)
         self.work = SqliteCollection(self, "work", WORK_COLUMNS)
         self.results = SqliteCollection(self, "results", RESULT_COLUMNS)
 
@@ -395,7 +403,7 @@ class SqliteStore:
                 db.execute(f"RELEASE {name}")
             self.tallies.rollback()
             if isinstance(exc, sqlite3.IntegrityError):
-                raise DuplicateWork(f"a work with that id exists already ({exc})") from exc
+                raise integrity_error(exc) from exc
             raise
         else:
             db.execute(f"RELEASE {name}")
@@ -424,7 +432,7 @@ class SqliteStore:
             yield db
         except sqlite3.IntegrityError as exc:
             _rollback(db)
-            raise DuplicateWork(f"a work with that id exists already ({exc})") from exc
+            raise integrity_error(exc) from exc
         except sqlite3.Error as exc:
             _rollback(db)
             raise StoreUnavailable(f"cannot write {self.path}: {exc}") from exc
@@ -441,9 +449,9 @@ class SqliteStore:
     def find_anywhere(self, db: sqlite3.Connection, id: str) -> Doc | None:
         """The work with that id in the bucket or the results, read inside ``db``."""
         for table in ("work", "results"):
-            row = db.execute(f"SELECT doc FROM {table} WHERE id = ?", (id,)).fetchone()
+            row = db.execute(f"SELECT {READ} FROM {table} WHERE id = ?", (id,)).fetchone()
             if row:
-                return orjson.loads(row[0])  # type: ignore[no-any-return]
+                return read_doc(*row)
         return None
 
     def conflict(self, db: sqlite3.Connection, table: str, id: str, expect: dict[str, Any]
@@ -463,8 +471,8 @@ class SqliteStore:
               ) -> list[Doc]:  # fmt: skip
         where, params = self.work.expected(query) if query else ("1", [])
         sql = (
-            "SELECT doc FROM work WHERE status = 'queued' AND pipeline = ? "
-            "AND (not_before IS NULL OR not_before <= ?) "
+            f"SELECT {READ} FROM work WHERE status = 'queued' "
+            "AND pipeline = ? AND (not_before IS NULL OR not_before <= ?) "
             f"AND {where} ORDER BY priority DESC, creation, id LIMIT ?"
         )
         with self.write() as db:
@@ -472,7 +480,7 @@ class SqliteStore:
             found: list[Doc] = []
             for pipeline in pipelines:
                 rows = db.execute(sql, [pipeline, claim.now, *params, limit])
-                found.extend(orjson.loads(row[0]) for row in rows)
+                found.extend(read_doc(*row) for row in rows)
             taken = [claimed(doc, claim) for doc in sorted(found, key=claim_order)[:limit]]
             for doc in taken:
                 self.work.swap_in(db, doc["id"], {"status": "queued"}, doc)
@@ -536,11 +544,11 @@ class SqliteStore:
 
     def expired(self, now: float, limit: int = 100) -> list[Doc]:
         rows = self.read().execute(
-            "SELECT doc FROM work WHERE status = 'running' AND expires < ? "
+            f"SELECT {READ} FROM work WHERE status = 'running' AND expires < ? "
             "ORDER BY expires LIMIT ?",
             (now, limit),
         )
-        return [orjson.loads(row[0]) for row in rows]
+        return [read_doc(*row) for row in rows]
 
     def settings(self) -> dict[str, dict[str, Any]]:
         rows = self.read().execute("SELECT name, settings FROM pipelines")

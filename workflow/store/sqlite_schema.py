@@ -8,10 +8,19 @@ copied out of the document on every write; everything else is read with
 
 from __future__ import annotations
 
+import math
+import sqlite3
 from typing import Any
+
+import orjson
+
+from workflow.errors import DuplicateWork, InvalidWork, WorkflowError
+from workflow.store.base import UNREADABLE
 
 #: Indexed columns per table, and how each is read from a document.
 WORK_COLUMNS = ("pipeline", "status", "priority", "creation", "attempt", "expires", "not_before")
+#: What a read of whole documents selects (see ``read_doc``).
+READ = "doc, id, pipeline, status, priority, attempt"
 RESULT_COLUMNS = ("pipeline", "status", "priority", "creation", "start", "stop", "attempt",
                   "site", "user")  # fmt: skip
 
@@ -23,9 +32,42 @@ def column_values(doc: dict[str, Any], columns: tuple[str, ...]) -> list[Any]:
         if name == "expires":
             lease = doc.get("lease")
             values.append(lease.get("expires") if lease else None)
+        elif name == "creation":
+            # A creation stored as null (a non-finite number, before bodies were
+            # checked) sorts as the oldest, as the claim order puts it (claim_order).
+            values.append(_finite(doc.get(name)))
         else:
             values.append(doc.get(name))
     return values
+
+
+def _finite(value: Any) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else 0.0
+
+
+def read_doc(text: str, id: str, pipeline: str, status: str, priority: int, attempt: int
+             ) -> dict[str, Any]:  # fmt: skip
+    """A stored document (the columns of ``READ``), or, when it cannot be read (nested
+    past what the JSON reader takes, written by hand), what its columns say with the
+    reason under ``UNREADABLE``: one such row never fails a read of many, and the
+    withdraw sets such a work aside instead of failing on it."""
+    try:
+        return orjson.loads(text)  # type: ignore[no-any-return]
+    except orjson.JSONDecodeError as exc:
+        return {"id": id, "pipeline": pipeline, "status": status, "priority": priority,
+                "attempt": attempt, "history": [],
+                UNREADABLE: f"the stored document cannot be read: {exc}"}  # fmt: skip
+
+
+def integrity_error(exc: sqlite3.IntegrityError) -> WorkflowError:
+    """The domain error for a constraint SQLite refused: a taken id is a duplicate; a
+    missing or wrong value names its column."""
+    message = str(exc)
+    if "UNIQUE" in message or "PRIMARY KEY" in message:
+        return DuplicateWork(f"a work with that id exists already ({message})", field="id")
+    column = message.rsplit(".", 1)[-1] if "." in message else "body"
+    return InvalidWork(f"{column}: the store refused this value ({message})", field=column)
 
 
 def _tally(table: str) -> str:
@@ -89,6 +131,12 @@ CREATE VIRTUAL TABLE IF NOT EXISTS results_text USING fts5 (body);
 -- the rest of it).
 DROP TRIGGER IF EXISTS results_text_insert;
 CREATE TABLE IF NOT EXISTS results_unindexed (rowid INTEGER PRIMARY KEY);
+-- A deleted result takes everything keyed by its rowid with it, in its own transaction:
+-- SQLite numbers a new row one past the largest, so deleting the newest result hands
+-- its rowid to the next one, which a marker left behind would refuse (issue 15).
+CREATE TRIGGER IF NOT EXISTS results_unindexed_delete AFTER DELETE ON results BEGIN
+    DELETE FROM results_unindexed WHERE rowid = old.rowid;
+END;
 CREATE TRIGGER IF NOT EXISTS results_text_delete AFTER DELETE ON results BEGIN
     DELETE FROM results_text WHERE rowid = old.rowid;
 END;
@@ -124,3 +172,22 @@ CREATE TABLE IF NOT EXISTS pipelines (name TEXT PRIMARY KEY, settings TEXT NOT N
     + _tally("work")
     + _tally("results")
 )
+
+#: Markers of results deleted before their words were indexed, which files written before
+#: ``results_unindexed_delete`` existed may hold.
+_DANGLING = ("SELECT rowid FROM results_unindexed u "
+             "WHERE NOT EXISTS (SELECT 1 FROM results r WHERE r.rowid = u.rowid)")  # fmt: skip
+
+
+def prepare(db: sqlite3.Connection) -> None:
+    """Create what is missing of the schema in the file open on ``db``, and drop the
+    markers that results deleted before this schema's delete trigger left behind.
+
+    Args:
+        db: A connection outside any transaction.
+    """
+    db.executescript(SCHEMA)
+    # Only a file that needs it is written: a statement that writes waits for another
+    # process's write lock, and most opens find nothing to repair.
+    if db.execute(f"{_DANGLING} LIMIT 1").fetchone() is not None:
+        db.execute(f"DELETE FROM results_unindexed WHERE rowid IN ({_DANGLING})")

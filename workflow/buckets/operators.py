@@ -1,0 +1,121 @@
+"""The operators' bucket verbs: cancel, change, retry, and pipeline settings.
+
+``Buckets`` has these as its own (``class Buckets(OperatorVerbs)``); they are written
+over the same store and the same primitives as the runners' verbs, and every action is
+recorded in the work's or the pipeline's history under the name of whoever took it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from workflow.buckets.settings import CHANGEABLE, HISTORY, PipelineSettings, parse_settings
+from workflow.errors import InvalidWork, NotFound, TransitionConflict
+from workflow.store.base import Doc, Store
+from workflow.work import ActionEntry, AttemptEntry, parse_work
+
+#: What a retried work takes over from the original.
+_REPEATED = ("pipeline", "function", "command", "parameters", "tags", "event", "site", "user",
+             "priority", "retries", "timeout", "backoff", "config", "notify")  # fmt: skip
+
+
+class OperatorVerbs:
+    """What an operator does to queued and running works and to pipelines."""
+
+    store: Store
+    clock: Callable[[], float]
+
+    # Defined by ``Buckets``.
+    get_active: Callable[[str], Doc]
+    deposit: Callable[..., list[str]]
+    _entry: Callable[..., AttemptEntry]
+
+    def cancel(self, id: str, by: str | None = None) -> Doc:
+        """Cancel a queued or running work: it moves to the results as ``cancelled``."""
+        doc = self.get_active(id)
+        expect = {"status": doc["status"], "attempt": doc["attempt"]}
+        history = list(doc.get("history", []))
+        if doc["status"] == "running":
+            entry = self._entry(doc, "cancelled", reason="cancelled", stopped=self.clock())
+            history.append(entry.model_dump(mode="json"))
+        history.append(action("cancel", self.clock(), by))
+        final = {**doc, "status": "cancelled", "lease": None, "history": history}
+        return self.store.finish(id, expect, final)
+
+    def change(self, id: str, *, priority: int | None = None, retries: int | None = None,
+               by: str | None = None) -> Doc:  # fmt: skip
+        """Change priority and/or retries of a queued work."""
+        doc = self.get_active(id)
+        if doc["status"] != "queued":
+            raise TransitionConflict(f"work {id} is {doc['status']}; only queued work changes",
+                                     field="status", id=id, status=doc["status"])  # fmt: skip
+        changes = {k: v for k, v in (("priority", priority), ("retries", retries)) if v is not None}
+        if not changes:
+            raise InvalidWork("give priority and/or retries", field="priority")
+        new = parse_work({**doc, **changes}, "work").payload()
+        new["history"] = [*doc.get("history", []), action("change", self.clock(), by, changes)]
+        return self.store.work.swap(id, {"status": "queued", "attempt": doc["attempt"]}, new)
+
+    def retry(self, id: str, parameters: dict[str, Any] | None = None,
+              by: str | None = None) -> Doc:  # fmt: skip
+        """Queue a finished work again as a new work, with other ``parameters`` if given.
+
+        The two are linked: the new work's history starts with a ``retry-of`` action,
+        the original's gains ``retried-as``; both name ``by``.
+
+        Raises:
+            NotFound: no finished work ``id``.
+            InvalidWork: the new parameters are not a valid work's.
+        """
+        original = self.store.results.get(id)
+        if original is None:
+            raise NotFound(f"no finished work {id}", field="id", id=id)
+        raw = {name: original[name] for name in _REPEATED if original.get(name) is not None}
+        if parameters is not None:
+            raw["parameters"] = parameters
+        now = self.clock()
+        with self.store.batch():  # one transaction: no runner sees the new work unlinked
+            (new_id,) = self.deposit([raw])
+            new = self.store.work.get(new_id)
+            assert new is not None
+            new = {**new, "history": [action("retry-of", now, by, {"of": id})]}
+            self.store.work.swap(new_id, {"status": "queued", "attempt": 0}, new)
+            history = [*original.get("history", []), action("retried-as", now, by, {"as": new_id})]
+            self.store.results.swap(id, {"status": original["status"]},
+                                    {**original, "history": history})  # fmt: skip
+        return new
+
+    # -- pipelines -----------------------------------------------------------------------
+
+    def settings(self, pipeline: str) -> PipelineSettings:
+        """The settings of ``pipeline`` (defaults apply when none were set)."""
+        return parse_settings(self.store.settings().get(pipeline))
+
+    def configure(self, pipeline: str, changes: dict[str, Any], by: str | None = None
+                  ) -> PipelineSettings:  # fmt: skip
+        """Merge ``changes`` (``defaults`` and/or ``paused``) into the pipeline's settings;
+        the change goes into the pipeline's history (its last ``HISTORY``) with ``by``."""
+        parse_work({"pipeline": pipeline}, "pipeline")
+        if not isinstance(changes, dict) or not changes:
+            raise InvalidWork("give defaults and/or paused", field="changes")
+        for name in changes:
+            if name not in CHANGEABLE:
+                raise InvalidWork(f"{name!r} cannot be changed; change "
+                                  f"{' or '.join(CHANGEABLE)}", field=name)  # fmt: skip
+        current = self.settings(pipeline).model_dump()
+        if "defaults" in changes and isinstance(changes["defaults"], dict):
+            changes = {**changes, "defaults": {**current["defaults"], **changes["defaults"]}}
+        name = ("pause" if changes["paused"] else "resume") if list(changes) == ["paused"] \
+            else "configure"
+        entry = action(name, self.clock(), by, changes)
+        history = [*current["history"], entry][-HISTORY:]
+        settings = parse_settings({**current, **changes, "history": history}, where="")
+        self.store.put_settings(pipeline, settings.model_dump())
+        return settings
+
+
+def action(action: str, at: float, by: str | None, changes: dict[str, Any] | None = None
+           ) -> dict[str, Any]:  # fmt: skip
+    """A history entry for an operator's ``action`` at ``at`` by ``by``."""
+    return ActionEntry(action=action, at=at, by=by, changes=changes).model_dump(mode="json")
