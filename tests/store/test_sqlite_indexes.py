@@ -59,7 +59,7 @@ def test_tags_text_and_tallies_follow_insert_update_delete(tmp_path: Path) -> No
 def test_text_pages_are_the_same_walked_or_sorted(tmp_path: Path) -> None:
     import pytest
 
-    from workflow.store import sqlite
+    from workflow.store import sqlite_collection
 
     store = SqliteStore(f"sqlite:///{tmp_path / 'walk.db'}")
     results = Results(store)
@@ -67,7 +67,7 @@ def test_text_pages_are_the_same_walked_or_sorted(tmp_path: Path) -> None:
                           for i in range(30)])  # fmt: skip
     sorted_pages = [_ids(results, text="pulsar", skip=skip, limit=7) for skip in (0, 7, 14)]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sqlite, "WALK", 0)  # every text search walks the sort order now
+        patch.setattr(sqlite_collection, "WALK", 0)  # every text search walks the sort order now
         walked_pages = [_ids(results, text="pulsar", skip=skip, limit=7) for skip in (0, 7, 14)]
     assert walked_pages == sorted_pages
     assert sum(len(page) for page in walked_pages) == 20

@@ -1,0 +1,230 @@
+"""One table of the SQLite store, the bucket (``work``) or the results: documents with
+their indexed columns, Mongo-style queries compiled to SQL, compare-and-set updates,
+and, for the results, text search through the full-text index."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from workflow.store.base import Doc, Query, Sort
+from workflow.store.sqlite_query import compile_query, json_path
+from workflow.store.sqlite_schema import READ, column_values, read_doc
+
+if TYPE_CHECKING:
+    from workflow.store.sqlite import SqliteStore
+
+#: Above this many text matches, a page walks the sort order instead of sorting matches.
+WALK = 20_000
+
+
+def dumps(doc: Doc) -> str:
+    return orjson.dumps(doc).decode()
+
+
+def fts_terms(text: str) -> str:
+    # Every word must appear, as a prefix; quotes keep FTS5 syntax out of user text.
+    words = [w.replace('"', '""') for w in text.split()]
+    return " AND ".join(f'"{w}"*' for w in words) or '""'
+
+
+class SqliteCollection:
+    """The bucket or the results table (see ``workflow.store.base.Collection``)."""
+
+    def __init__(self, store: SqliteStore, table: str, columns: tuple[str, ...]):
+        self._store = store
+        self.table = table
+        self.columns = columns
+        self._mapped = {"id": "id", **{name: name for name in columns if name != "expires"}}
+        names = ", ".join(("id", *columns, "doc"))
+        marks = ", ".join("?" * (len(columns) + 2))
+        self._insert_sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"
+        sets = ", ".join(f"{name} = ?" for name in (*columns, "doc"))
+        self._update_sql = f"UPDATE {table} SET {sets} WHERE id = ?"
+        self._cas: dict[tuple[str, ...], str] = {}
+
+    def row(self, doc: Doc) -> list[Any]:
+        """Parameters of the insert statement for ``doc``."""
+        return [doc["id"], *column_values(doc, self.columns), dumps(doc)]
+
+    def insert(self, docs: list[Doc]) -> list[Doc | None]:
+        with self._store.write() as db:
+            return [self.insert_one(db, doc) for doc in docs]
+
+    def insert_one(self, db: sqlite3.Connection, doc: Doc) -> Doc | None:
+        """Insert inside an open write transaction; return the stored doc on a clash."""
+        existing = self._store.find_anywhere(db, doc["id"])
+        if existing is not None:
+            return existing
+        self.insert_row(db, doc)
+        return None
+
+    def insert_row(self, db: sqlite3.Connection, doc: Doc) -> None:
+        """The insert statement, and for the results what search needs: tags in the tag
+        table, and a note that the words are still to be indexed (``index_text``)."""
+        rowid = db.execute(self._insert_sql, self.row(doc)).lastrowid
+        assert rowid is not None  # set by every successful insert
+        tallies = self._store.tallies
+        tallies.add((self.table, doc["pipeline"], doc["status"]))
+        if self.table != "results":
+            return
+        tags = [(tag, doc.get("creation"), doc["id"]) for tag in doc.get("tags") or ()
+                if tag is not None]  # fmt: skip
+        if tags:
+            db.executemany("INSERT OR IGNORE INTO results_tags VALUES (?, ?, ?)", tags)
+        db.execute("INSERT INTO results_unindexed (rowid) VALUES (?)", (rowid,))
+        minute = int(float(doc.get("stop") or doc.get("creation") or 0) // 60 * 60)
+        tallies.add(("minutes", minute, doc["pipeline"], doc["status"]))
+
+    def get(self, id: str) -> Doc | None:
+        # Inside a write transaction (a batch), read through it: it sees the batch's own
+        # changes, and costs no second snapshot.
+        db = self._store._writer if self._store.writing() else self._store.read()
+        row = db.execute(f"SELECT {READ} FROM {self.table} WHERE id = ?", (id,)).fetchone()
+        return read_doc(*row) if row else None
+
+    def _where(self, query: Query, text: str | None, *, counting: bool = False,
+               walk: bool = False) -> tuple[str, list[Any]]:  # fmt: skip
+        """The WHERE clause; ``walk`` tests text matches row by row along the sort order
+        (``+rowid`` keeps SQLite from driving the query from the match list)."""
+        query = dict(query)
+        tags = self._side_tags(query)
+        sql, params = compile_query(query, self._mapped)
+        if tags:
+            marks = ", ".join("?" * len(tags))
+            if counting:  # drive from the tags: few rows, whatever the order
+                sql += f" AND id IN (SELECT id FROM results_tags WHERE tag IN ({marks}))"
+            else:  # walk the sort order, probing the tags' primary key per row
+                sql += (" AND EXISTS (SELECT 1 FROM results_tags t WHERE t.tag IN "
+                        f"({marks}) AND t.creation IS results.creation AND t.id = results.id)")
+            params += tags
+        if text:
+            if self.table == "results":
+                sql += (f" AND {'+' if walk else ''}rowid IN "
+                        "(SELECT rowid FROM results_text WHERE results_text MATCH ?)")
+                params.append(fts_terms(text))
+            else:
+                sql += " AND instr(lower(doc), ?) > 0"
+                params.append(text.lower())
+        return sql, params
+
+    def _text_count(self, text: str, most: int | None = None) -> int:
+        """Works whose words match ``text``; with ``most``, counting stops after that
+        many (a common word's full count takes tens of milliseconds)."""
+        sql = "SELECT rowid FROM results_text WHERE results_text MATCH ?"
+        if most is not None:
+            sql += f" LIMIT {int(most)}"
+        row = self._store.read().execute(f"SELECT count(*) FROM ({sql})",
+                                         (fts_terms(text),)).fetchone()  # fmt: skip
+        return int(row[0])
+
+    def _side_tags(self, query: Query) -> list[str]:
+        """Take a plain ``tags`` condition out of a results query, for the side table."""
+        if self.table != "results":
+            return []
+        wanted = query.get("tags")
+        if isinstance(wanted, str):
+            wanted = {"$in": [wanted]}
+        if (isinstance(wanted, dict) and set(wanted) == {"$in"} and wanted["$in"]
+                and all(isinstance(t, str) for t in wanted["$in"])):
+            del query["tags"]
+            return list(wanted["$in"])
+        return []
+
+    def _order(self, sort: Sort | None) -> str:
+        terms = []
+        for field, direction in sort or []:
+            column = self._mapped.get(field) or f"json_extract(doc, '{json_path(field)}')"
+            terms.append(f"{column} {'DESC' if direction < 0 else 'ASC'}")
+        if not any(term.startswith("id ") for term in terms):
+            terms.append("id DESC" if sort and sort[-1][1] < 0 else "id ASC")
+        return ", ".join(terms)
+
+    def find(self, query: Query, *, sort: Sort | None = None, skip: int = 0,
+             limit: int | None = None, text: str | None = None) -> list[Doc]:  # fmt: skip
+        # A common word matches too many works to sort them all: walk the sort order
+        # instead and test each row; a rare word is quicker the other way round.
+        if text and self.table == "results":
+            self._store.index_text()
+        walk = (bool(text) and self.table == "results"
+                and self._text_count(text or "", most=WALK + 1) > WALK)  # fmt: skip
+        where, params = self._where(query, text, walk=walk)
+        order = self._order(sort)
+        # Sort and page the keys first, then read only the documents of the page.
+        sql = (f"SELECT {READ} FROM {self.table} WHERE rowid IN (SELECT rowid FROM {self.table} "
+               f"WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?) ORDER BY {order}")
+        params += [-1 if limit is None else limit, skip]
+        return [read_doc(*row) for row in self._store.read().execute(sql, params)]
+
+    def count(self, query: Query, *, text: str | None = None) -> int:
+        if text and self.table == "results":
+            self._store.index_text()
+        db = self._store.read()
+        if not query and not text:
+            row = db.execute(f"SELECT coalesce(sum(n), 0) FROM {self.table}_tally").fetchone()
+            return int(row[0])
+        if not query and self.table == "results":  # text alone: the index knows
+            return self._text_count(text or "")
+        only = dict(query)
+        tags = self._side_tags(only)
+        if tags and not only and not text:  # tags alone: the tags table knows
+            if len(set(tags)) == 1:  # one index range, each work in it once
+                row = db.execute("SELECT count(*) FROM results_tags WHERE tag = ?",
+                                 tags[:1]).fetchone()  # fmt: skip
+                return int(row[0])
+            marks = ", ".join("?" * len(tags))
+            row = db.execute(f"SELECT count(DISTINCT id) FROM results_tags WHERE tag IN ({marks})",
+                             tags).fetchone()  # fmt: skip
+            return int(row[0])
+        where, params = self._where(query, text, counting=True)
+        row = db.execute(f"SELECT count(*) FROM {self.table} WHERE {where}", params).fetchone()
+        return int(row[0])
+
+    def swap(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
+        with self._store.write(alone=True) as db:
+            self.swap_in(db, id, expect, doc)
+        return doc
+
+    def expected(self, expect: dict[str, Any]) -> tuple[str, list[Any]]:
+        """SQL for a compare-and-set's expectation (``compile_query``, with the plain
+        equalities on indexed columns that every state change uses compiled once)."""
+        keys = tuple(expect)
+        if all(k in self._mapped and type(v) in (str, int) for k, v in expect.items()):
+            where = self._cas.get(keys)
+            if where is None:
+                where = self._cas[keys] = " AND ".join(f"{self._mapped[k]} = ?" for k in keys)
+            return where, list(expect.values())
+        return compile_query(expect, self._mapped)
+
+    def swap_in(self, db: sqlite3.Connection, id: str, expect: dict[str, Any], doc: Doc) -> None:
+        """Compare-and-set inside an open write transaction: the check, then the update
+        (nothing else writes in between: this transaction holds the write lock)."""
+        where, params = self.expected(expect)
+        row = db.execute(f"SELECT pipeline, status, {where} FROM {self.table} WHERE id = ?",
+                         [*params, id]).fetchone()  # fmt: skip
+        if row is None or not row[2]:
+            raise self._store.conflict(db, self.table, id, expect)
+        db.execute(self._update_sql, [*column_values(doc, self.columns), dumps(doc), id])
+        self._store.tallies.moved(self.table, (row[0], row[1]), (doc["pipeline"], doc["status"]))
+
+    def delete(self, ids: list[str]) -> int:
+        removed = 0
+        with self._store.write() as db:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                gone = db.execute(f"DELETE FROM {self.table} WHERE id IN ({marks}) "
+                                  "RETURNING pipeline, status", chunk).fetchall()  # fmt: skip
+                for pipeline, status in gone:
+                    self._store.tallies.add((self.table, pipeline, status), -1)
+                removed += len(gone)
+        return removed
+
+    def tally(self) -> list[tuple[str, str, int]]:
+        rows = self._store.read().execute(
+            f"SELECT pipeline, status, n FROM {self.table}_tally WHERE n > 0 "
+            "ORDER BY pipeline, status"
+        )
+        return [(str(p), str(s), int(n)) for p, s, n in rows]
