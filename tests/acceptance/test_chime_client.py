@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from chime import chime_home, chime_python, run_chime, run_chime_cli
+from chime import DUMMY_TOKEN, chime_home, chime_python, run_chime, run_chime_cli
 
 pytestmark = pytest.mark.slow
 
@@ -161,3 +161,27 @@ def test_chime_runner_completes_work(server: Any, tmp_path: Path) -> None:
         assert done["results"] == {"doubled": expected}, runner.stdout
         assert done["attempt"] == 1
         assert done["stop"] is not None
+
+
+def test_chime_runner_with_a_runner_token_reports_under_its_name(
+        make_server: Any, tmp_path: Path) -> None:  # fmt: skip
+    """Leases bound to the claiming token keep CHIME's own runner working: it claims and
+    reports with one token, and the history names that token."""
+    admin = {"x-access-token": "chime-compat-admin-token"}
+    server = make_server(env={"WORKFLOW_RUNNER_TOKENS": f"chime={DUMMY_TOKEN}",
+                              "WORKFLOW_ADMIN_TOKENS": f"ada={admin['x-access-token']}"})
+    python = chime_python()
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "chime_task.py").write_text(TASK)
+    env = {**chime_home(tmp_path, server.url), "PYTHONPATH": str(tasks)}
+    ids = single_ids(summary(run_chime(python, DEPOSIT, env).stdout))
+    runner = run_chime_cli(
+        python, ["run", "chime-run", "-s", "local", "-f", "chime_task.double", "-l", "3",
+                 "--sleep", "1"], env, timeout=120)  # fmt: skip
+    for work_id, expected in zip(ids, (6, 10), strict=True):
+        reply = httpx.get(f"{server.url}/results/works/{work_id}", headers=admin, timeout=10)
+        assert reply.status_code == 200, f"{reply.text}\n{runner.stdout}"
+        done = reply.json()
+        assert (done["status"], done["results"]) == ("success", {"doubled": expected})
+        assert done["history"][-1]["by"] == "chime", done["history"]
