@@ -51,8 +51,14 @@ class Edge:
             await self.app(scope, receive, send)
             return
         try:
-            self._check_caller(scope)
             _check_text(scope)
+            role = self._role(scope["app"], scope)
+            if role is None:
+                # No operation takes it (the UI's files, the API docs, a 404): nothing
+                # reads its body, so neither does the edge.
+                await self.app(scope, receive, send)
+                return
+            self._check_caller(scope, role)
             body = await self._read(scope, receive)
         except WorkflowError as exc:
             await refuse(send, exc)
@@ -76,14 +82,12 @@ class Edge:
 
         await self.app(scope, replay, send)
 
-    def _check_caller(self, scope: Scope) -> None:
-        """Check the token against the role of the route the request is for."""
-        app = scope["app"]
-        role = self._role(app, scope)
-        if role is None or role == access.PUBLIC:
+    def _check_caller(self, scope: Scope, role: str) -> None:
+        """Check the token against ``role``, the role of the request's route."""
+        if role == access.PUBLIC:
             return
         headers = dict(scope["headers"])
-        caller = access.check(app.state.settings, role,  # type: ignore[arg-type]
+        caller = access.check(scope["app"].state.settings, role,  # type: ignore[arg-type]
                               _text(headers.get(b"x-access-token")),
                               _text(headers.get(b"authorization")))  # fmt: skip
         scope.setdefault("state", {})["caller"] = caller
