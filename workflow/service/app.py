@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from workflow import __version__
 from workflow.buckets import Buckets
 from workflow.results import Results
-from workflow.service import access, buckets_api, errors, files_api, results_api, ui_api
+from workflow.service import access, buckets_api, errors, files_api, heap, results_api, ui_api
 from workflow.service.edge import Edge
 from workflow.service.hot import HotPaths
 from workflow.settings import ServerSettings
@@ -39,6 +39,7 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal store
+        heap.configure()  # before the worker threads start (see heap)
         store = store or open_store(settings.store or None)
         app.state.buckets = Buckets(store, results_limit=settings.results_limit)
         app.state.results = Results(store, results_limit=settings.results_limit)
@@ -99,8 +100,9 @@ def _version_router(prefix: str) -> APIRouter:
 
 
 def _reap(buckets: Buckets, settings: ServerSettings, stop: threading.Event) -> None:
-    """Expire lost leases and tidy the store until ``stop`` is set; errors are logged,
-    never fatal."""
+    """Expire lost leases, tidy the store and hand the memory freed since the last pass
+    back to the system (``heap.trim``) until ``stop`` is set; errors are logged, never
+    fatal."""
     while not stop.wait(settings.reap_interval):
         try:
             while buckets.expire() > 0 and not stop.is_set():
@@ -108,3 +110,4 @@ def _reap(buckets: Buckets, settings: ServerSettings, stop: threading.Event) -> 
             buckets.store.tidy()
         except Exception:
             log.exception("lease expiry sweep failed; trying again")
+        heap.trim()

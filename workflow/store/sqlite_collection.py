@@ -12,22 +12,20 @@ import orjson
 from workflow.store.base import Doc, Query, Sort
 from workflow.store.sqlite_query import compile_query, json_path
 from workflow.store.sqlite_schema import READ, column_values, read_doc
+from workflow.store.sqlite_text import fts_query
 
 if TYPE_CHECKING:
     from workflow.store.sqlite import SqliteStore
 
 #: Above this many text matches, a page walks the sort order instead of sorting matches.
 WALK = 20_000
+#: A walked page first looks for its matches among this many pages' worth of the first
+#: rows in the sort order (at most WALK rows).
+NEAR = 20
 
 
 def dumps(doc: Doc) -> str:
     return orjson.dumps(doc).decode()
-
-
-def fts_terms(text: str) -> str:
-    # Every word must appear, as a prefix; quotes keep FTS5 syntax out of user text.
-    words = [w.replace('"', '""') for w in text.split()]
-    return " AND ".join(f'"{w}"*' for w in words) or '""'
 
 
 class SqliteCollection:
@@ -87,8 +85,9 @@ class SqliteCollection:
 
     def _where(self, query: Query, text: str | None, *, counting: bool = False,
                walk: bool = False) -> tuple[str, list[Any]]:  # fmt: skip
-        """The WHERE clause; ``walk`` tests text matches row by row along the sort order
-        (``+rowid`` keeps SQLite from driving the query from the match list)."""
+        """The WHERE clause; for the results, ``text`` is an FTS5 query (``fts_query``).
+        ``walk`` tests text matches row by row along the sort order (``+rowid`` keeps
+        SQLite from driving the query from the match list)."""
         query = dict(query)
         tags = self._side_tags(query)
         sql, params = compile_query(query, self._mapped)
@@ -104,20 +103,20 @@ class SqliteCollection:
             if self.table == "results":
                 sql += (f" AND {'+' if walk else ''}rowid IN "
                         "(SELECT rowid FROM results_text WHERE results_text MATCH ?)")
-                params.append(fts_terms(text))
+                params.append(text)
             else:
                 sql += " AND instr(lower(doc), ?) > 0"
                 params.append(text.lower())
         return sql, params
 
-    def _text_count(self, text: str, most: int | None = None) -> int:
-        """Works whose words match ``text``; with ``most``, counting stops after that
-        many (a common word's full count takes tens of milliseconds)."""
+    def _text_count(self, match: str, most: int | None = None) -> int:
+        """Works whose words match the FTS5 query ``match``; with ``most``, counting
+        stops after that many (a common word's full count takes tens of milliseconds)."""
         sql = "SELECT rowid FROM results_text WHERE results_text MATCH ?"
         if most is not None:
             sql += f" LIMIT {int(most)}"
         row = self._store.read().execute(f"SELECT count(*) FROM ({sql})",
-                                         (fts_terms(text),)).fetchone()  # fmt: skip
+                                         (match,)).fetchone()  # fmt: skip
         return int(row[0])
 
     def _side_tags(self, query: Query) -> list[str]:
@@ -146,17 +145,44 @@ class SqliteCollection:
              limit: int | None = None, text: str | None = None) -> list[Doc]:  # fmt: skip
         # A common word matches too many works to sort them all: walk the sort order
         # instead and test each row; a rare word is quicker the other way round.
+        order = self._order(sort)
         if text and self.table == "results":
             self._store.index_text()
+            text = fts_query(self._store.read(), text)
         walk = (bool(text) and self.table == "results"
                 and self._text_count(text or "", most=WALK + 1) > WALK)  # fmt: skip
+        if walk and limit is not None:
+            near = self._near(query, order, text or "", skip + limit)
+            if near is not None:
+                return self._docs(near[skip:], order)
         where, params = self._where(query, text, walk=walk)
-        order = self._order(sort)
         # Sort and page the keys first, then read only the documents of the page.
         sql = (f"SELECT {READ} FROM {self.table} WHERE rowid IN (SELECT rowid FROM {self.table} "
                f"WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?) ORDER BY {order}")
         params += [-1 if limit is None else limit, skip]
         return [read_doc(*row) for row in self._store.read().execute(sql, params)]
+
+    def _near(self, query: Query, order: str, match: str, wanted: int) -> list[int] | None:
+        """The rowids of the first ``wanted`` text matches in the sort order, if that
+        many are among its first ``NEAR`` pages' worth of rows; else None.
+
+        A common word matches most rows, so its page is near the start. Testing only
+        those rows keeps the search's memory small: walking the whole sort order takes a
+        list of every match (10 bytes a work, SQLite keeps up to 2 MB of it in memory).
+        """
+        where, params = self._where(query, None)
+        sql = (f"SELECT rowid FROM results WHERE rowid IN (SELECT rowid FROM results_text "
+               f"WHERE results_text MATCH ? AND +rowid IN (SELECT rowid FROM results "
+               f"WHERE {where} ORDER BY {order} LIMIT ?)) ORDER BY {order} LIMIT ?")  # fmt: skip
+        params = [match, *params, min(NEAR * wanted, WALK), wanted]
+        rows = self._store.read().execute(sql, params).fetchall()
+        return [rowid for (rowid,) in rows] if len(rows) == wanted else None
+
+    def _docs(self, rowids: list[int], order: str) -> list[Doc]:
+        marks = ", ".join("?" * len(rowids))
+        sql = f"SELECT {READ} FROM {self.table} WHERE rowid IN ({marks}) ORDER BY {order}"
+        rows = self._store.read().execute(sql, rowids)
+        return [read_doc(*row) for row in rows]
 
     def count(self, query: Query, *, text: str | None = None) -> int:
         if text and self.table == "results":
@@ -165,6 +191,8 @@ class SqliteCollection:
         if not query and not text:
             row = db.execute(f"SELECT coalesce(sum(n), 0) FROM {self.table}_tally").fetchone()
             return int(row[0])
+        if text and self.table == "results":
+            text = fts_query(db, text)
         if not query and self.table == "results":  # text alone: the index knows
             return self._text_count(text or "")
         only = dict(query)
