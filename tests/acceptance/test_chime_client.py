@@ -139,13 +139,19 @@ def test_chime_client_deposits_withdraws_updates_deletes(server: Any, tmp_path: 
     assert (queued["site"], queued["user"]) == ("local", "tester")
 
 
-def test_chime_runner_completes_work(server: Any, tmp_path: Path) -> None:
+def _deposited(url: str, tmp_path: Path) -> tuple[Path, dict[str, str], list[str]]:
+    """CHIME's Python, an environment whose tasks module holds ``TASK``, and the ids of
+    the two works CHIME's client deposited (``DEPOSIT``)."""
     python = chime_python()
     tasks = tmp_path / "tasks"
     tasks.mkdir()
     (tasks / "chime_task.py").write_text(TASK)
-    env = {**chime_home(tmp_path, server.url), "PYTHONPATH": str(tasks)}
-    ids = single_ids(summary(run_chime(python, DEPOSIT, env).stdout))
+    env = {**chime_home(tmp_path, url), "PYTHONPATH": str(tasks)}
+    return python, env, single_ids(summary(run_chime(python, DEPOSIT, env).stdout))
+
+
+def test_chime_runner_completes_work(server: Any, tmp_path: Path) -> None:
+    python, env, ids = _deposited(server.url, tmp_path)
 
     # Three polls for two works: the last one finds nothing and must not break the loop.
     runner = run_chime_cli(
@@ -170,12 +176,7 @@ def test_chime_runner_with_a_runner_token_reports_under_its_name(
     admin = {"x-access-token": "chime-compat-admin-token"}
     server = make_server(env={"WORKFLOW_RUNNER_TOKENS": f"chime={DUMMY_TOKEN}",
                               "WORKFLOW_ADMIN_TOKENS": f"ada={admin['x-access-token']}"})
-    python = chime_python()
-    tasks = tmp_path / "tasks"
-    tasks.mkdir()
-    (tasks / "chime_task.py").write_text(TASK)
-    env = {**chime_home(tmp_path, server.url), "PYTHONPATH": str(tasks)}
-    ids = single_ids(summary(run_chime(python, DEPOSIT, env).stdout))
+    python, env, ids = _deposited(server.url, tmp_path)
     runner = run_chime_cli(
         python, ["run", "chime-run", "-s", "local", "-f", "chime_task.double", "-l", "3",
                  "--sleep", "1"], env, timeout=120)  # fmt: skip
