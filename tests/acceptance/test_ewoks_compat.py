@@ -4,7 +4,9 @@ Ewoks (ewokscore 5.0.0, ewoksppf 3.0.0, ewoks 6.0.0) lives in ``<repo>/.venv-ewo
 built on first use; ``tests/ewoks_compare.py`` runs there with this repository on the
 path, each graph through Ewoks (``core`` for acyclic graphs without conditions, else
 ``ppf``, the only Ewoks engine for conditions, error links and cycles) and through each
-of our engines, with Ewoks' example tasks unchanged.
+of our engines, with Ewoks' example tasks unchanged. Where ewoksppf's own end result
+varies from run to run (a node run once per input, on threads), ours must be one of the
+ends Ewoks gives over several runs.
 """
 
 from __future__ import annotations
@@ -57,6 +59,6 @@ def test_our_engines_give_ewoks_outputs(name: str) -> None:
     found = compare(name)
     theirs = found["ewoks"]
     for engine, ours in found["ours"].items():
-        assert ours["end"] == theirs["end"], (engine, theirs["engine"])
+        assert ours["end"] in theirs["ends"], (engine, theirs["engine"])
         if "all" in theirs:
             assert ours["all"] == theirs["all"], engine
