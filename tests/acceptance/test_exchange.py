@@ -12,7 +12,8 @@ from harness import Server
 
 from workflow import errors
 from workflow.client import Client
-from workflow.runner.loop import Runner, RunnerOptions
+from workflow.runner.loop import Runner
+from workflow.runner.options import RunnerOptions
 from workflow.runner.outbox import RIDE_WAIT, Outbox
 from workflow.runner.report import Reporter
 from workflow.work import Work

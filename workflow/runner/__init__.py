@@ -11,14 +11,19 @@ from typing import TYPE_CHECKING
 from workflow.runner.outcome import Outcome, Retry
 
 if TYPE_CHECKING:
-    from workflow.runner.loop import Runner, RunnerOptions
+    from workflow.runner.loop import Runner
+    from workflow.runner.options import RunnerOptions
 
 __all__ = ["Outcome", "Retry", "Runner", "RunnerOptions"]
 
 
 def __getattr__(name: str) -> object:
-    if name in ("Runner", "RunnerOptions"):
-        from workflow.runner import loop
+    if name == "Runner":
+        from workflow.runner.loop import Runner
 
-        return getattr(loop, name)
+        return Runner
+    if name == "RunnerOptions":
+        from workflow.runner.options import RunnerOptions
+
+        return RunnerOptions
     raise AttributeError(name)

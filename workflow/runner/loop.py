@@ -12,7 +12,6 @@ rest, uncounted.
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import socket
@@ -20,14 +19,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from workflow import errors
 from workflow.client import Client
 from workflow.runner.graphs import run_graph
+from workflow.runner.options import RunnerOptions
 from workflow.runner.outbox import Outbox, item, record
 from workflow.runner.outcome import Outcome, failure
 from workflow.runner.report import Reporter
@@ -42,34 +40,6 @@ HEARTBEATS = 1000
 UNDELIVERED = 3
 #: Exit code of a runner that stopped because of a fault of its own (it says which).
 FAULT = 4
-
-
-def default_spool() -> Path:
-    """``$XDG_DATA_HOME/workflow/spool``: outcomes not yet delivered."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "workflow" / "spool"
-
-
-@dataclass
-class RunnerOptions:
-    """How a runner behaves (see ``workflow run --help``)."""
-
-    pipelines: list[str]
-    function: str | None = None
-    site: str | None = None
-    tags: list[str] = field(default_factory=list)
-    lives: int | None = None
-    burst: bool = False
-    sleep: float = 1.0
-    max_sleep: float = 30.0
-    concurrency: int = 1
-    prefetch: int = 1
-    lease: float = 60.0
-    grace: float = 30.0
-    archive: Path | None = None
-    graph_engine: str | None = None
-    spool: Path = field(default_factory=default_spool)
-    runner: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
 
 class Runner:
