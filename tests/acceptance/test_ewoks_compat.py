@@ -5,15 +5,19 @@ built on first use; ``tests/ewoks_compare.py`` runs there with this repository o
 path, each graph through Ewoks (``core`` for acyclic graphs without conditions, else
 ``ppf``, the only Ewoks engine for conditions, error links and cycles) and through each
 of our engines, with Ewoks' example tasks unchanged. Where ewoksppf's own end result
-varies from run to run (a node run once per input, on threads), ours must be one of the
+varies from run to run (a node run once per input, in its pool), ours must be one of the
 ends Ewoks gives over several runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import signal
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,8 @@ from venvs import PYTHON_VARIABLES, REPO
 
 pytestmark = pytest.mark.slow
 EWOKS = ["ewokscore==5.0.0", "ewoksppf==3.0.0", "ewoks==6.0.0", "distributed>=2024.1"]
+#: Further Ewoks runs where ours differs from ewoksppf's first end.
+PPF_AGAIN = 6
 SCRIPT = Path(__file__).resolve().parents[1] / "ewoks_compare.py"
 #: acyclic, conditional with an error handler, cyclic, self-triggering, a triangle of
 #: conditional links, nodes without outputs, the demo, empty, and nested sub-graphs.
@@ -37,17 +43,29 @@ def ewoks_python() -> Path:
 
 
 def compare(*args: str) -> Any:
+    """What ``ewoks_compare.py`` prints, as JSON. ewoksppf's pool processes can outlive
+    the script: its output goes to files, not pipes they would hold open, and it runs in
+    a process group of its own, killed when it ends."""
     env = {k: v for k, v in os.environ.items() if k not in PYTHON_VARIABLES}
     env["PYTHONPATH"] = str(REPO)
-    try:
-        done = venvs.run([str(ewoks_python()), str(SCRIPT), *args], env, 120, REPO)
-    except venvs.VenvFailed as exc:
-        if "timed out" not in str(exc):
-            raise
-        # ewoksppf can deadlock on a loop (its issue #16); one more try, then fail.
-        done = venvs.run([str(ewoks_python()), str(SCRIPT), *args], env, 120, REPO)
-    lines = [line[2:] for line in done.stdout.splitlines() if line.startswith("@@")]
-    return json.loads(lines[-1]) if lines else json.loads(done.stdout)
+    command = [str(ewoks_python()), str(SCRIPT), *args]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=err,
+                                   start_new_session=True)  # fmt: skip
+        try:
+            code: int | None = process.wait(timeout=240)
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    assert code == 0, f"{command}: exit {code}\n{stdout[-2000:]}\n{stderr[-4000:]}"
+    lines = [line[2:] for line in stdout.splitlines() if line.startswith("@@")]
+    return json.loads(lines[-1]) if lines else json.loads(stdout)
 
 
 def test_the_examples_are_all_compared() -> None:
@@ -58,7 +76,14 @@ def test_the_examples_are_all_compared() -> None:
 def test_our_engines_give_ewoks_outputs(name: str) -> None:
     found = compare(name)
     theirs = found["ewoks"]
+    ends = [theirs["end"]]
     for engine, ours in found["ours"].items():
-        assert ours["end"] in theirs["ends"], (engine, theirs["engine"])
+        # ewoksppf's own end may vary from run to run (see the module's docstring):
+        # where ours differs, ask Ewoks again a few times.
+        for _ in range(PPF_AGAIN if theirs["engine"] == "ppf" else 0):
+            if ours["end"] in ends:
+                break
+            ends.append(compare("--ewoks-only", name)["ewoks"]["end"])
+        assert ours["end"] in ends, (engine, theirs["engine"])
         if "all" in theirs:
             assert ours["all"] == theirs["all"], engine
