@@ -196,9 +196,11 @@ def query_plan(db: sqlite3.Connection, sql: str, params: list[Any]) -> list[str]
 
 def explain(store: SqliteStore, case: Case) -> None:
     """Plan every statement the store runs for the case's search, as traced."""
-    db = store.read()
     traced: list[str] = []
-    db.set_trace_callback(traced.append)  # expanded SQL: parameters as literals
+    # The search below, on this thread with no other reader, takes this connection
+    # again: the pool hands out the one last handed back.
+    with store.reading() as db:
+        db.set_trace_callback(traced.append)  # expanded SQL: parameters as literals
     try:
         Results(store).search(case.search(0))
     finally:

@@ -215,7 +215,8 @@ def seed(url: str, size: int, vocab: Vocabulary) -> None:
             raise RuntimeError(f"the tally does not match the seed: {tally}")
         indexed = store.index_text()  # what a server does in the background
         note(f"  indexed the words of {indexed:,} works")
-        (texts,) = store.read().execute("SELECT count(*) FROM results_text").fetchone()
+        with store.reading() as db:
+            (texts,) = db.execute("SELECT count(*) FROM results_text").fetchone()
         if texts != size:
             raise RuntimeError(f"results_text has {texts} rows, not {size}")
         for doc in store.results.find({"status": "failure"}, limit=20):

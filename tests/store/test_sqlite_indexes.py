@@ -13,7 +13,7 @@ import pytest
 from workflow.buckets import Buckets
 from workflow.errors import WouldWait
 from workflow.results import Results, Search
-from workflow.store.sqlite import SqliteStore
+from workflow.store.sqlite import READERS, SqliteStore
 from workflow.work import Work
 
 
@@ -51,8 +51,7 @@ def test_tags_text_and_tallies_follow_insert_update_delete(tmp_path: Path) -> No
     assert _ids(results, tags=["z", "y"]) == []
     assert _ids(results, text="quiet") == []
     assert store.results.count({}) == 1 and store.results.tally() == [("idx", "success", 1)]
-    rows = store.read().execute("SELECT count(*) FROM results_tags").fetchone()[0]
-    assert rows == 0
+    assert _rows(store, "results_tags") == 0
     store.close()
 
 
@@ -105,31 +104,54 @@ def test_a_batch_reads_and_writes_on_a_fresh_thread_without_deadlock(tmp_path: P
     store.close()
 
 
-def test_threads_that_end_hand_their_read_connections_to_new_threads(tmp_path: Path) -> None:
-    # The server's worker threads come and go over a long run; each new one must not
-    # open (and keep) one more connection with its own page cache.
+def test_reads_share_a_small_pool_of_connections(tmp_path: Path) -> None:
+    # Each connection holds a page cache and prepared statements; the server's worker
+    # threads come and go, and must not open (and keep) one each over a long run.
     store = SqliteStore(f"sqlite:///{tmp_path / 'readers.db'}")
     store.results.insert([_finished("x", [], "one")])
-    for _ in range(30):  # one after another: one connection does for all
-        thread = threading.Thread(target=store.results.get, args=("x",))
+    used: set[int] = set()
+
+    def read_one() -> None:
+        with store.reading() as db:
+            used.add(id(db))
+            db.execute("SELECT count(*) FROM results").fetchone()
+
+    for _ in range(30):  # one after another, each on a new thread: one connection
+        thread = threading.Thread(target=read_one)
         thread.start()
         thread.join()
-    assert len(store._readers) == 1
-    gate = threading.Barrier(4)
+    assert len(used) == 1 and len(store._idle) == 1
+    many = READERS + 4
+    gate = threading.Barrier(many)
+    held: list[sqlite3.Connection] = []
 
     def read_together() -> None:
-        store.results.get("x")
-        gate.wait(timeout=10)  # all four hold their connections at once
+        with store.reading() as db:
+            held.append(db)
+            gate.wait(timeout=10)  # all hold a connection at once
 
-    for _ in range(5):
-        threads = [threading.Thread(target=read_together) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert len(store._readers) == 4
-    assert store.results.get("x") is not None
-    store.close()
+    threads = [threading.Thread(target=read_together) for _ in range(many)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(db) for db in held}) == many
+    assert len(store._idle) == READERS, "the pool keeps READERS; the others are closed"
+    closed = [db for db in held if db not in store._idle]
+    assert len(closed) == 4
+    for db in closed:
+        with pytest.raises(sqlite3.ProgrammingError):
+            db.execute("SELECT 1")
+    with store.reading() as db:
+        store.close()  # a read still running closes its own connection when it ends
+        assert db.execute("SELECT count(*) FROM results").fetchone() == (1,)
+    with pytest.raises(sqlite3.ProgrammingError):
+        db.execute("SELECT 1")
+
+
+def _rows(store: SqliteStore, table: str) -> int:
+    with store.reading() as db:
+        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
 def test_a_prompt_write_never_waits_and_changes_nothing_when_busy(tmp_path: Path) -> None:
@@ -179,7 +201,7 @@ def test_words_are_indexed_in_bulk_later_and_a_text_search_never_misses_any(
     results = Results(store)
 
     def unindexed() -> int:
-        return int(store.read().execute("SELECT count(*) FROM results_unindexed").fetchone()[0])
+        return _rows(store, "results_unindexed")
 
     store.results.insert([_finished(f"w{n}", [], f"quasar number{n}") for n in range(5)])
     assert unindexed() == 5, "finishing only notes the words to index"
@@ -191,7 +213,7 @@ def test_words_are_indexed_in_bulk_later_and_a_text_search_never_misses_any(
     store.results.insert([_finished("w6", [], "magnetar")])
     store.tidy()  # what the server runs every reap interval
     assert unindexed() == 0
-    assert store.read().execute("SELECT count(*) FROM results_text").fetchone()[0] == 6
+    assert _rows(store, "results_text") == 6
     assert _ids(results, text="magnetar") == ["w6"]
     store.close()
 

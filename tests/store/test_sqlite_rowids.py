@@ -25,8 +25,8 @@ def _found(results: Results, text: str) -> list[str]:
 
 
 def _rowids(store: SqliteStore, table: str) -> list[int]:
-    rows = store.read().execute(f"SELECT rowid FROM {table} ORDER BY rowid")
-    return [int(row[0]) for row in rows]
+    with store.reading() as db:
+        return [int(row[0]) for row in db.execute(f"SELECT rowid FROM {table} ORDER BY rowid")]
 
 
 def test_the_next_result_after_deleting_an_unindexed_newest_one_is_recorded(

@@ -22,15 +22,17 @@ class Clock:
 
 
 def _counted(store: SqliteStore, table: str) -> list[tuple[str, str, int]]:
-    rows = store.read().execute(f"SELECT pipeline, status, count(*) FROM {table} "
-                                "GROUP BY pipeline, status ORDER BY pipeline, status")  # fmt: skip
-    return [tuple(row) for row in rows]
+    with store.reading() as db:
+        rows = db.execute(f"SELECT pipeline, status, count(*) FROM {table} "
+                          "GROUP BY pipeline, status ORDER BY pipeline, status")  # fmt: skip
+        return [tuple(row) for row in rows]
 
 
 def _assert_true(store: SqliteStore, finished_ever: int) -> None:
     assert store.work.tally() == _counted(store, "work")
     assert store.results.tally() == _counted(store, "results")
-    minutes = store.read().execute("SELECT coalesce(sum(n), 0) FROM results_minutes").fetchone()
+    with store.reading() as db:
+        minutes = db.execute("SELECT coalesce(sum(n), 0) FROM results_minutes").fetchone()
     assert minutes[0] == finished_ever
 
 

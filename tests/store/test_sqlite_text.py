@@ -36,31 +36,31 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
 def test_a_plain_word_becomes_the_indexed_words_it_starts(store: SqliteStore) -> None:
     store.results.insert([_finished(i, word) for i, word in enumerate(WORDS)])
     store.index_text()
-    db = store.read()
-    assert fts_query(db, "SOAK") == '("soak" OR "soaked" OR "soaking")'
-    assert fts_query(db, "soak crab") == '("soak" OR "soaked" OR "soaking") AND ("crab")'
-    assert fts_query(db, "soakx") == '"soakx"*'  # nothing to read
-    assert fts_query(db, "noop_tasks.noop") == '"noop_tasks.noop"*'  # not one word
-    assert fts_query(db, "Ün") == '"Ün"*'  # folded by the tokenizer, not here
-    assert fts_query(db, '"') == '""""*'
-    assert fts_query(db, "  ") == '""'
+    with store.reading() as db:
+        assert fts_query(db, "SOAK") == '("soak" OR "soaked" OR "soaking")'
+        assert fts_query(db, "soak crab") == '("soak" OR "soaked" OR "soaking") AND ("crab")'
+        assert fts_query(db, "soakx") == '"soakx"*'  # nothing to read
+        assert fts_query(db, "noop_tasks.noop") == '"noop_tasks.noop"*'  # not one word
+        assert fts_query(db, "Ün") == '"Ün"*'  # folded by the tokenizer, not here
+        assert fts_query(db, '"') == '""""*'
+        assert fts_query(db, "  ") == '""'
 
 
 def test_plain_words_find_what_their_prefixes_find(
         store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     store.results.insert([_finished(i, f"{word} w{i % 3}") for i, word in enumerate(WORDS * 3)])
     store.index_text()
-    db = store.read()
-    monkeypatch.setattr("workflow.store.sqlite_text.EXPAND", 2)  # "1" is 3 words: a prefix
-    for text in ["soak", "SOA", "s", "so w1", "crab", "unicode", "Ün", "noop", "noop_tasks",
-                 "t", "1", "12", "w", "w2 t", "zzz", "t3 soak"]:  # fmt: skip
-        prefixes = " AND ".join(f'"{word}"*' for word in text.split())
-        wanted = db.execute("SELECT rowid FROM results_text WHERE results_text MATCH ? "
-                            "ORDER BY rowid", (prefixes,)).fetchall()  # fmt: skip
-        found = db.execute("SELECT rowid FROM results_text WHERE results_text MATCH ? "
-                           "ORDER BY rowid", (fts_query(db, text),)).fetchall()  # fmt: skip
-        assert found == wanted, text
-        assert store.results.count({}, text=text) == len(wanted)
+    with store.reading() as db:
+        monkeypatch.setattr("workflow.store.sqlite_text.EXPAND", 2)  # "1" is 3 words: a prefix
+        for text in ["soak", "SOA", "s", "so w1", "crab", "unicode", "Ün", "noop", "noop_tasks",
+                     "t", "1", "12", "w", "w2 t", "zzz", "t3 soak"]:  # fmt: skip
+            prefixes = " AND ".join(f'"{word}"*' for word in text.split())
+            wanted = db.execute("SELECT rowid FROM results_text WHERE results_text MATCH ? "
+                                "ORDER BY rowid", (prefixes,)).fetchall()  # fmt: skip
+            found = db.execute("SELECT rowid FROM results_text WHERE results_text MATCH ? "
+                               "ORDER BY rowid", (fts_query(db, text),)).fetchall()  # fmt: skip
+            assert found == wanted, text
+            assert store.results.count({}, text=text) == len(wanted)
 
 
 def test_walked_pages_near_the_start_or_past_it_are_the_sorted_ones(

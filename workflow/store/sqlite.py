@@ -2,17 +2,14 @@
 
 Writes go through one connection under a lock, each in a ``BEGIN IMMEDIATE``
 transaction, so a claim is one atomic step even with many server threads; other
-processes on the same file wait on SQLite's busy timeout. Reads use one connection
-per thread and, in WAL mode, never block writes; a thread that ends hands its connection
-back for the next new thread, so the server's short-lived worker threads do not pile up
-connections (each with its page cache) over a long run.
+processes on the same file wait on SQLite's busy timeout. Reads take a connection from
+a small pool for the length of one read and, in WAL mode, never block writes.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,22 +43,19 @@ MIN_SQLITE = (3, 35, 0)  # RETURNING
 SYNCHRONOUS = {"off", "normal", "full", "extra"}
 #: Milliseconds a write waits for another process's write lock.
 BUSY_MS = 30_000
-#: Page cache of each read connection, in KiB (SQLite's default is 2,000). The server
-#: keeps a read connection per worker thread, each cache filling over minutes to its
-#: size; the file's pages stay in the operating system's cache anyway, so small caches
-#: cost searches nothing measurable and keep the server's memory flat (``memory_soak``).
-READ_CACHE_KIB = 256
-
-
-class _Lease:
-    """A read connection held by one thread: dropped with the thread's locals when the
-    thread ends, and then back among the idle connections."""
-
-    __slots__ = ("db", "__weakref__")
-
-    def __init__(self, db: sqlite3.Connection, idle: list[sqlite3.Connection]):
-        self.db = db
-        weakref.finalize(self, idle.append, db)  # list.append is atomic
+#: Page cache of each read connection, in KiB (SQLite's default is 2,000): 20 pages,
+#: what SQLite allocates in one piece when a connection's cache is made. A reader's
+#: cache is emptied whenever another connection has written since its last read, which
+#: on a busy server is before nearly every read; pages beyond those 20 would each be
+#: allocated and freed again and again, leaving the heap fragmented and growing
+#: (``memory_soak``). Within one read, 20 pages keep a B-tree's upper levels; the rest
+#: come from the operating system's file cache.
+READ_CACHE_KIB = 80
+#: Read connections kept open between reads. Each holds its page cache and its prepared
+#: statements (about 400 KiB once warm), so the pool is kept small and busy: it is
+#: warm within seconds, and the server's memory stays flat (``memory_soak``). More
+#: reads at once than this open a connection each, closed when the read ends.
+READERS = 8
 
 
 def _rollback(db: sqlite3.Connection) -> None:
@@ -91,9 +85,9 @@ class SqliteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []  # every one opened, to close
-        self._idle: list[sqlite3.Connection] = []  # handed back by threads that ended
+        self._idle: list[sqlite3.Connection] = []  # read connections between reads
         self._readers_lock = threading.Lock()
+        self._closed = False
         self._writer = self._connect()
         self.tallies = Tallies()  # the write transaction's count changes
         # Statement journals (a statement with triggers inside a transaction writes
@@ -116,20 +110,23 @@ class SqliteStore:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         return db
 
-    def read(self) -> sqlite3.Connection:
-        """This thread's read connection."""
-        lease = getattr(self._local, "lease", None)
-        if lease is None:
-            # Not the writer's lock: a batch holding it may read on a fresh thread.
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A read connection for the block; read every row inside it."""
+        with self._readers_lock:  # not the writer's lock: a batch holding it may read
+            db = self._idle.pop() if self._idle else None
+        if db is None:
+            db = self._connect()
+            db.execute(f"PRAGMA cache_size = -{READ_CACHE_KIB}")
+        try:
+            yield db
+        finally:
             with self._readers_lock:
-                db = self._idle.pop() if self._idle else None
-            if db is None:
-                db = self._connect()
-                db.execute(f"PRAGMA cache_size = -{READ_CACHE_KIB}")
-                with self._readers_lock:
-                    self._readers.append(db)
-            lease = self._local.lease = _Lease(db, self._idle)
-        return lease.db
+                keep = len(self._idle) < READERS and not self._closed
+                if keep:
+                    self._idle.append(db)
+            if not keep:
+                db.close()
 
     @contextmanager
     def promptly(self) -> Iterator[bool]:
@@ -302,8 +299,9 @@ class SqliteStore:
         the background (``tidy``), and every text search first indexes what is left,
         so a search always sees every finished work.
         """
-        if self.read().execute("SELECT 1 FROM results_unindexed LIMIT 1").fetchone() is None:
-            return 0
+        with self.reading() as db:
+            if db.execute("SELECT 1 FROM results_unindexed LIMIT 1").fetchone() is None:
+                return 0
         done = 0
         while True:
             with self.write() as db:
@@ -321,26 +319,29 @@ class SqliteStore:
                 done += len(texts)
 
     def finished_per_minute(self, since: float) -> list[tuple[int, str, str, int]]:
-        rows = self.read().execute(
-            "SELECT minute, pipeline, status, n FROM results_minutes WHERE minute >= ? "
-            "ORDER BY minute", (int(since // 60 * 60),))  # fmt: skip
-        return [(int(m), str(p), str(s), int(n)) for m, p, s, n in rows]
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT minute, pipeline, status, n FROM results_minutes WHERE minute >= ? "
+                "ORDER BY minute", (int(since // 60 * 60),))  # fmt: skip
+            return [(int(m), str(p), str(s), int(n)) for m, p, s, n in rows]
 
     def tidy(self) -> None:
         """Index what finished since the last call (see ``index_text``)."""
         self.index_text()
 
     def expired(self, now: float, limit: int = 100) -> list[Doc]:
-        rows = self.read().execute(
-            f"SELECT {READ} FROM work WHERE status = 'running' AND expires < ? "
-            "ORDER BY expires LIMIT ?",
-            (now, limit),
-        )
-        return [read_doc(*row) for row in rows]
+        with self.reading() as db:
+            rows = db.execute(
+                f"SELECT {READ} FROM work WHERE status = 'running' AND expires < ? "
+                "ORDER BY expires LIMIT ?",
+                (now, limit),
+            )
+            return [read_doc(*row) for row in rows]
 
     def settings(self) -> dict[str, dict[str, Any]]:
-        rows = self.read().execute("SELECT name, settings FROM pipelines")
-        return {name: orjson.loads(text) for name, text in rows}
+        with self.reading() as db:
+            rows = db.execute("SELECT name, settings FROM pipelines")
+            return {name: orjson.loads(text) for name, text in rows}
 
     def put_settings(self, pipeline: str, settings: dict[str, Any]) -> None:
         with self.write() as db:
@@ -352,9 +353,9 @@ class SqliteStore:
 
     def close(self) -> None:
         with self._lock, self._readers_lock:
-            for db in [*self._readers, self._writer]:
+            self._closed = True  # a read still running closes its connection itself
+            for db in [*self._idle, self._writer]:
                 db.close()
-            self._readers.clear()
             self._idle.clear()
 
 

@@ -79,8 +79,12 @@ class SqliteCollection:
     def get(self, id: str) -> Doc | None:
         # Inside a write transaction (a batch), read through it: it sees the batch's own
         # changes, and costs no second snapshot.
-        db = self._store._writer if self._store.writing() else self._store.read()
-        row = db.execute(f"SELECT {READ} FROM {self.table} WHERE id = ?", (id,)).fetchone()
+        sql = f"SELECT {READ} FROM {self.table} WHERE id = ?"
+        if self._store.writing():
+            row = self._store._writer.execute(sql, (id,)).fetchone()
+        else:
+            with self._store.reading() as db:
+                row = db.execute(sql, (id,)).fetchone()
         return read_doc(*row) if row else None
 
     def _where(self, query: Query, text: str | None, *, counting: bool = False,
@@ -115,8 +119,8 @@ class SqliteCollection:
         sql = "SELECT rowid FROM results_text WHERE results_text MATCH ?"
         if most is not None:
             sql += f" LIMIT {int(most)}"
-        row = self._store.read().execute(f"SELECT count(*) FROM ({sql})",
-                                         (match,)).fetchone()  # fmt: skip
+        with self._store.reading() as db:
+            row = db.execute(f"SELECT count(*) FROM ({sql})", (match,)).fetchone()
         return int(row[0])
 
     def _side_tags(self, query: Query) -> list[str]:
@@ -148,7 +152,8 @@ class SqliteCollection:
         order = self._order(sort)
         if text and self.table == "results":
             self._store.index_text()
-            text = fts_query(self._store.read(), text)
+            with self._store.reading() as db:
+                text = fts_query(db, text)
         walk = (bool(text) and self.table == "results"
                 and self._text_count(text or "", most=WALK + 1) > WALK)  # fmt: skip
         if walk and limit is not None:
@@ -160,7 +165,8 @@ class SqliteCollection:
         sql = (f"SELECT {READ} FROM {self.table} WHERE rowid IN (SELECT rowid FROM {self.table} "
                f"WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?) ORDER BY {order}")
         params += [-1 if limit is None else limit, skip]
-        return [read_doc(*row) for row in self._store.read().execute(sql, params)]
+        with self._store.reading() as db:
+            return [read_doc(*row) for row in db.execute(sql, params)]
 
     def _near(self, query: Query, order: str, match: str, wanted: int) -> list[int] | None:
         """The rowids of the first ``wanted`` text matches in the sort order, if that
@@ -175,40 +181,38 @@ class SqliteCollection:
                f"WHERE results_text MATCH ? AND +rowid IN (SELECT rowid FROM results "
                f"WHERE {where} ORDER BY {order} LIMIT ?)) ORDER BY {order} LIMIT ?")  # fmt: skip
         params = [match, *params, min(NEAR * wanted, WALK), wanted]
-        rows = self._store.read().execute(sql, params).fetchall()
+        with self._store.reading() as db:
+            rows = db.execute(sql, params).fetchall()
         return [rowid for (rowid,) in rows] if len(rows) == wanted else None
 
     def _docs(self, rowids: list[int], order: str) -> list[Doc]:
         marks = ", ".join("?" * len(rowids))
         sql = f"SELECT {READ} FROM {self.table} WHERE rowid IN ({marks}) ORDER BY {order}"
-        rows = self._store.read().execute(sql, rowids)
-        return [read_doc(*row) for row in rows]
+        with self._store.reading() as db:
+            return [read_doc(*row) for row in db.execute(sql, rowids)]
 
     def count(self, query: Query, *, text: str | None = None) -> int:
         if text and self.table == "results":
             self._store.index_text()
-        db = self._store.read()
-        if not query and not text:
-            row = db.execute(f"SELECT coalesce(sum(n), 0) FROM {self.table}_tally").fetchone()
-            return int(row[0])
-        if text and self.table == "results":
-            text = fts_query(db, text)
-        if not query and self.table == "results":  # text alone: the index knows
-            return self._text_count(text or "")
+            with self._store.reading() as db:
+                text = fts_query(db, text)
+            if not query:  # text alone: the index knows
+                return self._text_count(text)
         only = dict(query)
         tags = self._side_tags(only)
-        if tags and not only and not text:  # tags alone: the tags table knows
-            if len(set(tags)) == 1:  # one index range, each work in it once
-                row = db.execute("SELECT count(*) FROM results_tags WHERE tag = ?",
-                                 tags[:1]).fetchone()  # fmt: skip
-                return int(row[0])
-            marks = ", ".join("?" * len(tags))
-            row = db.execute(f"SELECT count(DISTINCT id) FROM results_tags WHERE tag IN ({marks})",
-                             tags).fetchone()  # fmt: skip
-            return int(row[0])
-        where, params = self._where(query, text, counting=True)
-        row = db.execute(f"SELECT count(*) FROM {self.table} WHERE {where}", params).fetchone()
-        return int(row[0])
+        with self._store.reading() as db:
+            if not query and not text:
+                sql, params = f"SELECT coalesce(sum(n), 0) FROM {self.table}_tally", []
+            elif tags and not only and not text:  # tags alone: the tags table knows
+                # One tag is one index range, each work in it once.
+                sql = ("SELECT count(*) FROM results_tags WHERE tag = ?" if len(set(tags)) == 1
+                       else "SELECT count(DISTINCT id) FROM results_tags WHERE tag IN "
+                            f"({', '.join('?' * len(tags))})")  # fmt: skip
+                params = tags[:1] if len(set(tags)) == 1 else tags
+            else:
+                where, params = self._where(query, text, counting=True)
+                sql = f"SELECT count(*) FROM {self.table} WHERE {where}"
+            return int(db.execute(sql, params).fetchone()[0])
 
     def swap(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
         with self._store.write(alone=True) as db:
@@ -251,8 +255,7 @@ class SqliteCollection:
         return removed
 
     def tally(self) -> list[tuple[str, str, int]]:
-        rows = self._store.read().execute(
-            f"SELECT pipeline, status, n FROM {self.table}_tally WHERE n > 0 "
-            "ORDER BY pipeline, status"
-        )
-        return [(str(p), str(s), int(n)) for p, s, n in rows]
+        with self._store.reading() as db:
+            rows = db.execute(f"SELECT pipeline, status, n FROM {self.table}_tally "
+                              "WHERE n > 0 ORDER BY pipeline, status")  # fmt: skip
+            return [(str(p), str(s), int(n)) for p, s, n in rows]
