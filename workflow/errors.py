@@ -60,6 +60,12 @@ class ResultsTooLarge(LimitExceeded):
     """The results are larger than the configured limit."""
 
 
+class NotJson(WorkflowError):
+    """A body declared as something other than JSON: every operation's body is JSON."""
+
+    status_code = 415
+
+
 class TooManyStreams(WorkflowError):
     """Opening a live stream would pass a configured limit: the streams one token (or,
     on an open server, one client) may have open, or the server's in all."""

@@ -161,6 +161,23 @@ def test_a_malformed_body_is_a_422_naming_the_body(admin: httpx.Client) -> None:
         assert reply.json()["field"] == "body" and "malformed JSON" in reply.json()["message"]
 
 
+def test_a_body_not_declared_as_json_is_a_415_naming_the_header(admin: httpx.Client) -> None:
+    # curl -d sends a form's type: the route would see no works at all and say so,
+    # which misleads; the body is JSON or it is refused.
+    raw = '[{"pipeline": "typed"}]'
+    for declared in ("application/x-www-form-urlencoded", "text/plain", "multipart/form-data",
+                     None):  # fmt: skip
+        headers = {"Content-Type": declared} if declared else {}
+        reply = admin.post("/buckets/work", content=raw, headers=headers)
+        assert reply.status_code == 415, (declared, reply.text)
+        assert reply.json()["field"] == "content-type" and "application/json" in reply.text
+    assert admin.post("/buckets/view", json={"query": {"pipeline": "typed"}}).json() == []
+    for declared in ("application/json; charset=utf-8", "Application/JSON",
+                     "application/merge-patch+json"):  # fmt: skip
+        reply = admin.post("/buckets/work", content=raw, headers={"Content-Type": declared})
+        assert reply.status_code == 200, (declared, reply.text)
+
+
 def test_routes_without_a_body_are_untouched(guarded: Server, admin: httpx.Client) -> None:
     assert httpx.get(f"{guarded.url}/version").status_code == 200
     assert httpx.get(f"{guarded.url}/docs").status_code == 200

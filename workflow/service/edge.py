@@ -10,9 +10,10 @@ In this order, for every route (the runners' hot calls and FastAPI's own alike):
 3. The body's size, counted on the bytes actually received, whatever ``Content-Length``
    or ``Transfer-Encoding`` claim: over ``WORKFLOW_MAX_BODY`` gets 413 and the rest is
    not read.
-4. The body's content (``jsonsafe.parse``): malformed JSON, NaN or Infinity, numbers
-   beyond a double's range, NUL characters and nesting deeper than
-   ``WORKFLOW_MAX_DEPTH`` get a 4xx naming the field.
+4. The body's type and content: a ``Content-Type`` other than JSON gets 415 (a form
+   post would reach a route as no body at all); then ``jsonsafe.parse``: malformed
+   JSON, NaN or Infinity, numbers beyond a double's range, NUL characters and nesting
+   deeper than ``WORKFLOW_MAX_DEPTH`` get a 4xx naming the field.
 
 Only then is the request handed on, its body replayed from memory.
 """
@@ -27,7 +28,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from workflow import jsonsafe
-from workflow.errors import InvalidWork, LimitExceeded, WorkflowError
+from workflow.errors import InvalidWork, LimitExceeded, NotJson, WorkflowError
 from workflow.service import access
 
 
@@ -67,6 +68,7 @@ class Edge:
             return
         if body:
             try:
+                _check_type(scope)
                 jsonsafe.parse(body, self.max_depth)
             except WorkflowError as exc:
                 await refuse(send, exc)
@@ -147,6 +149,17 @@ class RoleTable:
             if wanted == method and pattern.match(path):
                 return role
         return None
+
+
+def _check_type(scope: Scope) -> None:
+    """A body is JSON, and says so: the routes read no other (a form's body, or one of
+    no declared type, would reach them as no body at all)."""
+    declared = _text(dict(scope["headers"]).get(b"content-type"))
+    kind = (declared or "").split(";", 1)[0].strip().lower()
+    if kind != "application/json" and not kind.endswith("+json"):
+        sent = f"sent as {kind}" if kind else "sent without a Content-Type"
+        raise NotJson(f"the body is {sent}; send it as JSON, with "
+                      "Content-Type: application/json", field="content-type")
 
 
 def _check_text(scope: Scope) -> None:
