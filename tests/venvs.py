@@ -3,10 +3,13 @@ ewokscore): built once at ``<repo>/.venv-NAME``, reused, and rebuilt when interr
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import venv
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -52,18 +55,31 @@ def built(folder: Path, requirements: Sequence[str], probe: str,
 
 def run(args: Sequence[str], env: Mapping[str, str] | None, timeout: float, cwd: Path | None,
         failed: type[AssertionError] = VenvFailed) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    """Run ``args``; ``failed`` (with stdout and stderr) on a non-zero exit or a timeout."""
-    try:
-        proc = subprocess.run(
-            args, env=None if env is None else dict(env), cwd=cwd, timeout=timeout,
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired as exc:
-        detail = _describe(args, exc.stdout, exc.stderr)
-        raise failed(f"timed out after {timeout}s\n{detail}") from None
-    if proc.returncode != 0:
-        raise failed(f"exit code {proc.returncode}\n{_describe(args, proc.stdout, proc.stderr)}")
-    return proc
+    """Run ``args``; ``failed`` (with stdout and stderr) on a non-zero exit or a timeout.
+
+    The command runs in a process group of its own, killed when it ends, and writes to
+    files rather than pipes: a process it leaves behind (a pool worker, say) can neither
+    outlive the call nor hold it up by keeping a pipe open.
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(args, env=None if env is None else dict(env), cwd=cwd,
+                                   stdout=out, stderr=err, start_new_session=True)  # fmt: skip
+        try:
+            code: int | None = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if code is None:
+        raise failed(f"timed out after {timeout}s\n{_describe(args, stdout, stderr)}")
+    if code != 0:
+        raise failed(f"exit code {code}\n{_describe(args, stdout, stderr)}")
+    return subprocess.CompletedProcess(list(args), code, stdout, stderr)
 
 
 def _describe(args: Iterable[str], stdout: str | bytes | None, stderr: str | bytes | None) -> str:

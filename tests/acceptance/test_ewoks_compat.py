@@ -11,13 +11,9 @@ ends Ewoks gives over several runs.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
-import signal
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -43,29 +39,13 @@ def ewoks_python() -> Path:
 
 
 def compare(*args: str) -> Any:
-    """What ``ewoks_compare.py`` prints, as JSON. ewoksppf's pool processes can outlive
-    the script: its output goes to files, not pipes they would hold open, and it runs in
-    a process group of its own, killed when it ends."""
+    """What ``ewoks_compare.py`` prints, as JSON (``venvs.run`` kills what ewoksppf's
+    pool leaves behind)."""
     env = {k: v for k, v in os.environ.items() if k not in PYTHON_VARIABLES}
     env["PYTHONPATH"] = str(REPO)
-    command = [str(ewoks_python()), str(SCRIPT), *args]
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        process = subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=err,
-                                   start_new_session=True)  # fmt: skip
-        try:
-            code: int | None = process.wait(timeout=240)
-        except subprocess.TimeoutExpired:
-            code = None
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    assert code == 0, f"{command}: exit {code}\n{stdout[-2000:]}\n{stderr[-4000:]}"
-    lines = [line[2:] for line in stdout.splitlines() if line.startswith("@@")]
-    return json.loads(lines[-1]) if lines else json.loads(stdout)
+    done = venvs.run([str(ewoks_python()), str(SCRIPT), *args], env, 240, REPO)
+    lines = [line[2:] for line in done.stdout.splitlines() if line.startswith("@@")]
+    return json.loads(lines[-1]) if lines else json.loads(done.stdout)
 
 
 def test_the_examples_are_all_compared() -> None:

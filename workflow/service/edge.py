@@ -31,6 +31,9 @@ from workflow import jsonsafe
 from workflow.errors import InvalidWork, LimitExceeded, NotJson, WorkflowError
 from workflow.service import access
 
+#: A request's headers, by lower-case name (the last of a repeated one).
+Headers = dict[bytes, bytes]
+
 
 class Edge:
     """ASGI middleware: token, size and content checks before any route runs.
@@ -59,8 +62,9 @@ class Edge:
                 # reads its body, so neither does the edge.
                 await self.app(scope, receive, send)
                 return
-            self._check_caller(scope, role)
-            body = await self._read(scope, receive)
+            headers = dict(scope["headers"])
+            self._check_caller(scope, headers, role)
+            body = await self._read(headers, receive)
         except WorkflowError as exc:
             await refuse(send, exc)
             return
@@ -68,7 +72,7 @@ class Edge:
             return
         if body:
             try:
-                _check_type(scope)
+                _check_type(headers)
                 jsonsafe.parse(body, self.max_depth)
             except WorkflowError as exc:
                 await refuse(send, exc)
@@ -84,11 +88,10 @@ class Edge:
 
         await self.app(scope, replay, send)
 
-    def _check_caller(self, scope: Scope, role: str) -> None:
+    def _check_caller(self, scope: Scope, headers: Headers, role: str) -> None:
         """Check the token against ``role``, the role of the request's route."""
         if role == access.PUBLIC:
             return
-        headers = dict(scope["headers"])
         caller = access.check(scope["app"].state.settings, role,  # type: ignore[arg-type]
                               _text(headers.get(b"x-access-token")),
                               _text(headers.get(b"authorization")))  # fmt: skip
@@ -101,9 +104,8 @@ class Edge:
             self._table = RoleTable(app.state.roles)
         return self._table.find(scope["method"], scope["path"])
 
-    async def _read(self, scope: Scope, receive: Receive) -> bytes | None:
+    async def _read(self, headers: Headers, receive: Receive) -> bytes | None:
         """The whole body, counting the bytes received; None if the client left."""
-        headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             raise self._too_large()
@@ -151,10 +153,10 @@ class RoleTable:
         return None
 
 
-def _check_type(scope: Scope) -> None:
+def _check_type(headers: Headers) -> None:
     """A body is JSON, and says so: the routes read no other (a form's body, or one of
     no declared type, would reach them as no body at all)."""
-    declared = _text(dict(scope["headers"]).get(b"content-type"))
+    declared = _text(headers.get(b"content-type"))
     kind = (declared or "").split(";", 1)[0].strip().lower()
     if kind != "application/json" and not kind.endswith("+json"):
         sent = f"sent as {kind}" if kind else "sent without a Content-Type"

@@ -128,6 +128,11 @@ class SqliteStore:
             if not keep:
                 db.close()
 
+    def rows(self, sql: str, params: Any = ()) -> list[Any]:
+        """Every row of one read, on a pooled read connection."""
+        with self.reading() as db:
+            return db.execute(sql, params).fetchall()
+
     @contextmanager
     def promptly(self) -> Iterator[bool]:
         # This thread's writes neither queue behind another thread's nor wait for
@@ -299,9 +304,8 @@ class SqliteStore:
         the background (``tidy``), and every text search first indexes what is left,
         so a search always sees every finished work.
         """
-        with self.reading() as db:
-            if db.execute("SELECT 1 FROM results_unindexed LIMIT 1").fetchone() is None:
-                return 0
+        if not self.rows("SELECT 1 FROM results_unindexed LIMIT 1"):
+            return 0
         done = 0
         while True:
             with self.write() as db:
@@ -319,29 +323,22 @@ class SqliteStore:
                 done += len(texts)
 
     def finished_per_minute(self, since: float) -> list[tuple[int, str, str, int]]:
-        with self.reading() as db:
-            rows = db.execute(
-                "SELECT minute, pipeline, status, n FROM results_minutes WHERE minute >= ? "
-                "ORDER BY minute", (int(since // 60 * 60),))  # fmt: skip
-            return [(int(m), str(p), str(s), int(n)) for m, p, s, n in rows]
+        rows = self.rows("SELECT minute, pipeline, status, n FROM results_minutes "
+                         "WHERE minute >= ? ORDER BY minute", (int(since // 60 * 60),))  # fmt: skip
+        return [(int(m), str(p), str(s), int(n)) for m, p, s, n in rows]
 
     def tidy(self) -> None:
         """Index what finished since the last call (see ``index_text``)."""
         self.index_text()
 
     def expired(self, now: float, limit: int = 100) -> list[Doc]:
-        with self.reading() as db:
-            rows = db.execute(
-                f"SELECT {READ} FROM work WHERE status = 'running' AND expires < ? "
-                "ORDER BY expires LIMIT ?",
-                (now, limit),
-            )
-            return [read_doc(*row) for row in rows]
+        rows = self.rows(f"SELECT {READ} FROM work WHERE status = 'running' AND expires < ? "
+                         "ORDER BY expires LIMIT ?", (now, limit))  # fmt: skip
+        return [read_doc(*row) for row in rows]
 
     def settings(self) -> dict[str, dict[str, Any]]:
-        with self.reading() as db:
-            rows = db.execute("SELECT name, settings FROM pipelines")
-            return {name: orjson.loads(text) for name, text in rows}
+        rows = self.rows("SELECT name, settings FROM pipelines")
+        return {name: orjson.loads(text) for name, text in rows}
 
     def put_settings(self, pipeline: str, settings: dict[str, Any]) -> None:
         with self.write() as db:

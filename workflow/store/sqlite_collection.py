@@ -81,11 +81,10 @@ class SqliteCollection:
         # changes, and costs no second snapshot.
         sql = f"SELECT {READ} FROM {self.table} WHERE id = ?"
         if self._store.writing():
-            row = self._store._writer.execute(sql, (id,)).fetchone()
+            rows = self._store._writer.execute(sql, (id,)).fetchall()
         else:
-            with self._store.reading() as db:
-                row = db.execute(sql, (id,)).fetchone()
-        return read_doc(*row) if row else None
+            rows = self._store.rows(sql, (id,))
+        return read_doc(*rows[0]) if rows else None
 
     def _where(self, query: Query, text: str | None, *, counting: bool = False,
                walk: bool = False) -> tuple[str, list[Any]]:  # fmt: skip
@@ -119,9 +118,7 @@ class SqliteCollection:
         sql = "SELECT rowid FROM results_text WHERE results_text MATCH ?"
         if most is not None:
             sql += f" LIMIT {int(most)}"
-        with self._store.reading() as db:
-            row = db.execute(f"SELECT count(*) FROM ({sql})", (match,)).fetchone()
-        return int(row[0])
+        return int(self._store.rows(f"SELECT count(*) FROM ({sql})", (match,))[0][0])
 
     def _side_tags(self, query: Query) -> list[str]:
         """Take a plain ``tags`` condition out of a results query, for the side table."""
@@ -151,9 +148,7 @@ class SqliteCollection:
         # instead and test each row; a rare word is quicker the other way round.
         order = self._order(sort)
         if text and self.table == "results":
-            self._store.index_text()
-            with self._store.reading() as db:
-                text = fts_query(db, text)
+            text = self._match(text)
         walk = (bool(text) and self.table == "results"
                 and self._text_count(text or "", most=WALK + 1) > WALK)  # fmt: skip
         if walk and limit is not None:
@@ -165,8 +160,7 @@ class SqliteCollection:
         sql = (f"SELECT {READ} FROM {self.table} WHERE rowid IN (SELECT rowid FROM {self.table} "
                f"WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?) ORDER BY {order}")
         params += [-1 if limit is None else limit, skip]
-        with self._store.reading() as db:
-            return [read_doc(*row) for row in db.execute(sql, params)]
+        return [read_doc(*row) for row in self._store.rows(sql, params)]
 
     def _near(self, query: Query, order: str, match: str, wanted: int) -> list[int] | None:
         """The rowids of the first ``wanted`` text matches in the sort order, if that
@@ -181,38 +175,39 @@ class SqliteCollection:
                f"WHERE results_text MATCH ? AND +rowid IN (SELECT rowid FROM results "
                f"WHERE {where} ORDER BY {order} LIMIT ?)) ORDER BY {order} LIMIT ?")  # fmt: skip
         params = [match, *params, min(NEAR * wanted, WALK), wanted]
-        with self._store.reading() as db:
-            rows = db.execute(sql, params).fetchall()
+        rows = self._store.rows(sql, params)
         return [rowid for (rowid,) in rows] if len(rows) == wanted else None
 
     def _docs(self, rowids: list[int], order: str) -> list[Doc]:
         marks = ", ".join("?" * len(rowids))
         sql = f"SELECT {READ} FROM {self.table} WHERE rowid IN ({marks}) ORDER BY {order}"
+        return [read_doc(*row) for row in self._store.rows(sql, rowids)]
+
+    def _match(self, text: str) -> str:
+        """The FTS5 query for ``text``, once every finished work's words are indexed."""
+        self._store.index_text()
         with self._store.reading() as db:
-            return [read_doc(*row) for row in db.execute(sql, rowids)]
+            return fts_query(db, text)
 
     def count(self, query: Query, *, text: str | None = None) -> int:
         if text and self.table == "results":
-            self._store.index_text()
-            with self._store.reading() as db:
-                text = fts_query(db, text)
+            text = self._match(text)
             if not query:  # text alone: the index knows
                 return self._text_count(text)
         only = dict(query)
         tags = self._side_tags(only)
-        with self._store.reading() as db:
-            if not query and not text:
-                sql, params = f"SELECT coalesce(sum(n), 0) FROM {self.table}_tally", []
-            elif tags and not only and not text:  # tags alone: the tags table knows
-                # One tag is one index range, each work in it once.
-                sql = ("SELECT count(*) FROM results_tags WHERE tag = ?" if len(set(tags)) == 1
-                       else "SELECT count(DISTINCT id) FROM results_tags WHERE tag IN "
-                            f"({', '.join('?' * len(tags))})")  # fmt: skip
-                params = tags[:1] if len(set(tags)) == 1 else tags
-            else:
-                where, params = self._where(query, text, counting=True)
-                sql = f"SELECT count(*) FROM {self.table} WHERE {where}"
-            return int(db.execute(sql, params).fetchone()[0])
+        if not query and not text:
+            sql, params = f"SELECT coalesce(sum(n), 0) FROM {self.table}_tally", []
+        elif tags and not only and not text:  # tags alone: the tags table knows
+            # One tag is one index range, each work in it once.
+            sql = ("SELECT count(*) FROM results_tags WHERE tag = ?" if len(set(tags)) == 1
+                   else "SELECT count(DISTINCT id) FROM results_tags WHERE tag IN "
+                        f"({', '.join('?' * len(tags))})")  # fmt: skip
+            params = tags[:1] if len(set(tags)) == 1 else tags
+        else:
+            where, params = self._where(query, text, counting=True)
+            sql = f"SELECT count(*) FROM {self.table} WHERE {where}"
+        return int(self._store.rows(sql, params)[0][0])
 
     def swap(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
         with self._store.write(alone=True) as db:
@@ -255,7 +250,6 @@ class SqliteCollection:
         return removed
 
     def tally(self) -> list[tuple[str, str, int]]:
-        with self._store.reading() as db:
-            rows = db.execute(f"SELECT pipeline, status, n FROM {self.table}_tally "
-                              "WHERE n > 0 ORDER BY pipeline, status")  # fmt: skip
-            return [(str(p), str(s), int(n)) for p, s, n in rows]
+        rows = self._store.rows(f"SELECT pipeline, status, n FROM {self.table}_tally "
+                                "WHERE n > 0 ORDER BY pipeline, status")  # fmt: skip
+        return [(str(p), str(s), int(n)) for p, s, n in rows]
