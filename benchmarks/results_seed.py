@@ -13,6 +13,7 @@ from processes import note
 
 from workflow.buckets import Buckets
 from workflow.store.sqlite import SqliteStore
+from workflow.wire import Outcome, Withdraw
 from workflow.work import Work
 
 BATCH = 20_000
@@ -109,18 +110,21 @@ def templates(store: SqliteStore, now: float) -> list[dict[str, Any]]:
         for n in range(3)
     ]
     buckets.deposit(works)
-    running = buckets.withdraw(["bench-template"], limit=3, runner="runner-7", host="node-7")
+    want = Withdraw(pipelines=["bench-template"], limit=3, runner="runner-7", host="node-7")
+    running = buckets.withdraw(want)
     if len(running) != 3:
         raise RuntimeError(f"withdrew {len(running)} template works, not 3")
     done, failed, cancelled = running
-    buckets.complete(done["id"], done["attempt"], "success", results={"snr": 1.0})
+    buckets.complete(Outcome(id=done["id"], attempt=done["attempt"], status="success",
+                             results={"snr": 1.0}))
     error = {
         "type": "ValueError",
         "message": "bad input",
         "traceback": 'Traceback (most recent call last):\n  File "task.py", line 42, '
         "in run\nValueError: bad input\n",
     }
-    buckets.complete(failed["id"], failed["attempt"], "failure", error=error)
+    buckets.complete(Outcome(id=failed["id"], attempt=failed["attempt"], status="failure",
+                             error=error))
     buckets.cancel(cancelled["id"], by="user00")
     out = []
     for doc in running:

@@ -61,9 +61,9 @@ from rich.table import Table
 
 from workflow.client import Client
 from workflow.runner import Runner, RunnerOptions
-from workflow.runner.outcome import Outcome
 from workflow.runner.report import Reporter
 from workflow.store.sqlite import SqliteStore
+from workflow.wire import Outcome, Withdraw
 
 PIPELINE = "bench-overhead"
 FUNCTION = "noop_tasks.stamp"
@@ -198,15 +198,15 @@ def bare_round_trips(base: str, count: int) -> dict[str, Any]:
     with Client(base, token="", timeout=60) as client:
         for _ in range(count):
             began = time.perf_counter()
-            (work,) = client.withdraw(pipeline, limit=1, lease=60, runner="bench")
+            client.withdraw(Withdraw(pipelines=[pipeline], limit=1, lease=60, runner="bench"))
             withdraws.append(1000 * (time.perf_counter() - began))
-        claimed = client.withdraw(pipeline, limit=count, lease=60, runner="bench")
+        claimed = client.withdraw(Withdraw(pipelines=[pipeline], limit=count, lease=60,
+                                           runner="bench"))  # fmt: skip
         for work in claimed:
-            assert work.id is not None
             now = time.time()
             began = time.perf_counter()
-            client.complete(work.id, work.attempt, "success", results={"entered": now},
-                            started=now, stop=now)  # fmt: skip
+            client.complete(Outcome(id=work["id"], attempt=work["attempt"], status="success",
+                                    results={"entered": now}, started=now, stop=now))
             completes.append(1000 * (time.perf_counter() - began))
     return {"complete() alone": stats(completes), "withdraw(limit=1) alone": stats(withdraws)}
 

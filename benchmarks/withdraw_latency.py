@@ -1,7 +1,7 @@
 """Withdraw latency with 10^3, 10^5 and 10^6 queued works, in-process and over HTTP.
 
 For each size a fresh SQLite file is seeded once, then measured twice: in-process
-(``LocalClient.withdraw``, i.e. ``Buckets`` on a ``SqliteStore``) and over HTTP
+(``Buckets.withdraw`` on a ``SqliteStore``) and over HTTP
 (``Client.withdraw`` against a real ``workflow serve`` subprocess on a free loopback
 port, which posts ``{"pipelines": [...], "limit": 1}`` to ``/buckets/withdraw``). The
 works are spread over four pipelines and every withdraw names two of them, so the claim
@@ -42,14 +42,17 @@ from processes import add_mode_options, machine, serve, workdir
 from rich.console import Console
 from rich.table import Table
 
+from workflow.buckets import Buckets
 from workflow.client import Client
-from workflow.local import LocalClient
 from workflow.store.sqlite import SqliteStore
+from workflow.wire import Doc, Withdraw
 from workflow.work import Work, new_id
 
 PIPELINES = [f"bench-{n}" for n in range(4)]
 #: What every measured withdraw asks for: two of the four pipelines.
 WITHDRAW_FROM = PIPELINES[:2]
+#: The withdraw every sample makes.
+WANT = Withdraw(pipelines=WITHDRAW_FROM, limit=1)
 #: p99 goals in milliseconds, with 10^6 queued works.
 GOALS_MS = {"in-process": 5.0, "http": 20.0}
 BATCH = 20_000
@@ -75,7 +78,7 @@ def seed(url: str, size: int) -> None:
     store = SqliteStore(url)
     try:
         oldest = time.time() - size * 1e-3
-        first = LocalClient(store).deposit([new_work(0, oldest)])[0]
+        first = Buckets(store).deposit([new_work(0, oldest)])[0]
         template = store.work.get(first)
         assert template is not None
         for start in range(1, size, BATCH):
@@ -102,7 +105,7 @@ def seed(url: str, size: int) -> None:
 
 
 def measure(
-    withdraw: Callable[[], list[Work]], deposit: Callable[[Work], object], samples: int, warmup: int
+    withdraw: Callable[[], list[Doc]], deposit: Callable[[Work], object], samples: int, warmup: int
 ) -> list[float]:
     """Milliseconds of each of ``samples`` withdraws, after ``warmup`` untimed ones."""
     timings = []
@@ -111,10 +114,10 @@ def measure(
         began = time.perf_counter()
         taken = withdraw()
         elapsed = time.perf_counter() - began
-        if len(taken) != 1 or taken[0].pipeline not in WITHDRAW_FROM:
+        if len(taken) != 1 or taken[0]["pipeline"] not in WITHDRAW_FROM:
             raise RuntimeError(f"withdraw returned {taken!r}")
         # Untimed: one new work in the same pipeline keeps the queue at its size.
-        deposit(new_work(n, time.time(), taken[0].pipeline))
+        deposit(new_work(n, time.time(), taken[0]["pipeline"]))
         if n >= warmup:
             timings.append(elapsed * 1000)
     return timings
@@ -148,16 +151,17 @@ def run_size(size: int, folder: Path, args: argparse.Namespace) -> list[dict[str
     note(f"{size:>9,} works: seeded in {seed_s:.1f} s ({path.stat().st_size / 1e6:.0f} MB)")
     rows = []
     if args.in_process:
-        local = LocalClient(url)
+        store = SqliteStore(url)
+        buckets = Buckets(store)
         try:
             timings = measure(
-                lambda: local.withdraw(WITHDRAW_FROM, limit=1),
-                lambda work: local.deposit([work]),
+                lambda: buckets.withdraw(WANT),
+                lambda work: buckets.deposit([work]),
                 args.samples,
                 args.warmup,
             )
         finally:
-            local.close()
+            store.close()
         rows.append(summary(size, "in-process", timings, seed_s))
         note(f"{size:>9,} works: in-process p99 {rows[-1]['p99_ms']} ms")
     if args.http:
@@ -166,7 +170,7 @@ def run_size(size: int, folder: Path, args: argparse.Namespace) -> list[dict[str
             Client(base, token="", timeout=30) as client,
         ):
             timings = measure(
-                lambda: client.withdraw(WITHDRAW_FROM, limit=1),
+                lambda: client.withdraw(WANT),
                 lambda work: client.deposit([work]),
                 args.samples,
                 args.warmup,
@@ -225,7 +229,7 @@ def main() -> None:
         default=200,
         help="untimed withdraws before them (default: %(default)s)",
     )
-    add_mode_options(parser, "LocalClient", "the SQLite files (and server logs)")
+    add_mode_options(parser, "Buckets", "the SQLite files (and server logs)")
     args = parser.parse_args()
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     if args.samples < 2 or any(size < 1 for size in sizes):

@@ -50,3 +50,15 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def plain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Like ``shared_server``, with every route served through plain FastAPI (no fast
+    path for the runners' calls)."""
+    root = tmp_path_factory.mktemp("plain")
+    server = Server(store=f"sqlite:///{root / 'store.db'}", log=root / "server.log",
+                    env={"WORKFLOW_RESULTS_LIMIT": "100000", "WORKFLOW_FAST_PATHS": "0"})
+    server.start()
+    yield server
+    server.stop()

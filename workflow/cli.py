@@ -90,6 +90,8 @@ def demo(port: int, store: str, count: int, exit_: bool) -> None:
     from workflow.client import Client
     from workflow.store.sqlite import default_path
     from workflow.views import results_table
+    from workflow.wire import Search
+    from workflow.work import Work
 
     console = Console()
     store = store or f"sqlite:///{default_path()}"
@@ -107,8 +109,9 @@ def demo(port: int, store: str, count: int, exit_: bool) -> None:
             console.print(f"starting [bold]workflow run {demo_module.PIPELINE}[/] to work it off")
             code = demo_module.run_runner(url, log.parent / "demo-spool")
             console.print(f"the runner finished (exit code {code})")
-            found, total = client.search(pipeline=[demo_module.PIPELINE], limit=count)
-            console.print(results_table(found, f"latest {len(found)} of {total} results"))
+            found, total = client.search(Search(pipeline=[demo_module.PIPELINE], limit=count))
+            title = f"latest {len(found)} of {total} results"
+            console.print(results_table(map(Work.model_validate, found), title))
             console.print(f"API and its docs: {url}/docs   results: {url}/results/works")
         if exit_:
             return

@@ -7,13 +7,13 @@ Each command finds its ``Client`` in ``ctx.obj`` (the ``buckets`` group creates 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 
 from workflow import views
-from workflow.buckets.settings import PipelineSettings
+from workflow.wire import Bulk, BulkFilter, BulkReply, PipelineSettings
 from workflow.work import Work
 
 if TYPE_CHECKING:
@@ -74,18 +74,18 @@ def rm(client: Client, ids: tuple[str, ...], yes: bool) -> None:
     click.echo(f"deleted {deleted} of {len(unique)} works")
 
 
-def confirmed(act: Callable[[int | None], dict[str, Any]], what: str, yes: bool) -> None:
+def confirmed(act: Callable[[int | None], BulkReply], what: str, yes: bool) -> None:
     """Run a bulk action: ask how many works it touches, confirm that number (unless
     ``yes``), act, and say what was done and skipped."""
-    matched = act(None)["matched"]
+    matched = act(None).matched
     if not matched:
         click.echo(f"no works to {what}")
         return
     if not yes:
         click.confirm(f"{what.capitalize()} {matched} work(s)?", abort=True, err=True)
     reply = act(matched)
-    click.echo(f"{what}: {reply['done']} of {reply['matched']} done, {reply['skipped']} skipped")
-    for reason in reply["reasons"]:
+    click.echo(f"{what}: {reply.done} of {reply.matched} done, {reply.skipped} skipped")
+    for reason in reply.reasons:
         click.echo(f"  {reason['id']}: {reason['reason']}", err=True)
 
 
@@ -106,11 +106,12 @@ def cancel(client: Client, ids: tuple[str, ...], pipelines: tuple[str, ...],
     if bool(ids) == bool(pipelines):
         raise click.UsageError("give either IDS or --pipeline")
     if pipelines:
-        confirmed(lambda n: client.bulk("cancel", confirm=n, pipeline=list(pipelines),
-                                        status=list(statuses) or None), "cancel", yes)
+        wanted = BulkFilter(pipeline=list(pipelines), status=list(statuses) or None)  # type: ignore[arg-type]
+        confirmed(lambda n: client.bulk(Bulk(action="cancel", filter=wanted, confirm=n)),
+                  "cancel", yes)  # fmt: skip
         return
     for id in dict.fromkeys(ids):
-        click.echo(f"{client.cancel(id).id} cancelled")
+        click.echo(f"{client.cancel(id)['id']} cancelled")
 
 
 @click.command()
@@ -120,7 +121,7 @@ def cancel(client: Client, ids: tuple[str, ...], pipelines: tuple[str, ...],
 def priority(client: Client, id: str, priority: int) -> None:
     """Set the PRIORITY (1 lowest to 5 highest) of a queued work."""
     work = client.change(id, priority=priority)
-    click.echo(f"{work.id} priority {work.priority}")
+    click.echo(f"{work['id']} priority {work['priority']}")
 
 
 @click.command()
@@ -130,7 +131,7 @@ def priority(client: Client, id: str, priority: int) -> None:
 def retries(client: Client, id: str, retries: int) -> None:
     """Set the RETRIES (0 to 5) of a queued work."""
     work = client.change(id, retries=retries)
-    click.echo(f"{work.id} retries {work.retries}")
+    click.echo(f"{work['id']} retries {work['retries']}")
 
 
 @click.command()

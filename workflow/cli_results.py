@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 
-from workflow import views
+from workflow import views, wire
 from workflow.cli_buckets import confirmed
-from workflow.results.verbs import MAX_PAGE
-from workflow.store.base import SORT_FIELDS
+from workflow.wire import MAX_PAGE, SORT_FIELDS
+from workflow.work import Work
 
 if TYPE_CHECKING:
     from workflow.client import Client
@@ -79,7 +79,7 @@ def search_filters(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _plain(pipelines: tuple[str, ...], statuses: tuple[str, ...], tags: tuple[str, ...],
            events: tuple[int, ...]) -> dict[str, list[Any]]:  # fmt: skip
-    return {"pipeline": list(pipelines), "status": list(statuses), "tag": list(tags),
+    return {"pipeline": list(pipelines), "status": list(statuses), "tags": list(tags),
             "event": list(events)}  # fmt: skip
 
 
@@ -95,14 +95,16 @@ def search(client: Client, pipelines: tuple[str, ...], statuses: tuple[str, ...]
            tags: tuple[str, ...], events: tuple[int, ...], as_json: bool,
            **filters: Any) -> None:  # fmt: skip
     """Search finished works; every option narrows the search."""
-    found, total = client.search(**_plain(pipelines, statuses, tags, events), **filters)
+    found, total = client.search(wire.search(**_plain(pipelines, statuses, tags, events),
+                                             **filters))  # fmt: skip
     if as_json:
         page = {"total": total, "skip": filters["skip"], "limit": filters["limit"],
-                "items": [work.payload() for work in found]}  # fmt: skip
+                "items": found}  # fmt: skip
         click.echo(views.json_text(page))
         return
     start = f", from match {filters['skip'] + 1}" if filters["skip"] else ""
-    Console().print(views.results_table(found, f"{len(found)} of {total} results{start}"))
+    title = f"{len(found)} of {total} results{start}"
+    Console().print(views.results_table(map(Work.model_validate, found), title))
 
 
 @click.command()
@@ -116,9 +118,9 @@ def show(client: Client, id: str, as_json: bool) -> None:
     """
     work = client.get(id)
     if as_json:
-        click.echo(views.json_text(work.payload()))
+        click.echo(views.json_text(work))
     else:
-        Console().print(views.work_view(work))
+        Console().print(views.work_view(Work.model_validate(work)))
 
 
 @click.command()
@@ -142,8 +144,8 @@ def retry(client: Client, pipelines: tuple[str, ...], statuses: tuple[str, ...],
           **filters: Any) -> None:  # fmt: skip
     """Queue again every finished work the options match, each as a new work linked to
     it, after confirming their number."""
-    search = {**_plain(pipelines, statuses, tags, events), **filters}
-    confirmed(lambda n: client.retry_matching(confirm=n, **search), "retry", yes)
+    search = wire.search(**_plain(pipelines, statuses, tags, events), **filters)
+    confirmed(lambda n: client.retry_matching(search, confirm=n), "retry", yes)
 
 
 COMMANDS = [search, show, counts, retry]

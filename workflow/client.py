@@ -9,12 +9,14 @@ raised (``workflow.errors``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
 import urllib3
+from pydantic import BaseModel
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -23,10 +25,20 @@ from tenacity import (
 )
 
 from workflow import errors
-from workflow.buckets.settings import DEFAULTABLE, PipelineSettings
 from workflow.settings import ClientSettings
 from workflow.transport import transport_for
-from workflow.work import Work, default_user, new_id
+from workflow.wire import (
+    Bulk,
+    BulkReply,
+    Doc,
+    HeldAttempt,
+    Outcome,
+    PipelineSettings,
+    Search,
+    Withdraw,
+    deposit_payloads,
+)
+from workflow.work import Work, default_user
 
 _JSON_BODY = {"Content-Type": "application/json"}
 
@@ -39,24 +51,6 @@ def _retryable(exc: BaseException) -> bool:
 
 def _not_sent(exc: BaseException) -> bool:
     return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-
-
-def deposit_payload(work: Work) -> dict[str, Any]:
-    """What a deposit sends: every field set, the id, and no unset pipeline defaults."""
-    payload = work.payload()
-    for name in DEFAULTABLE:
-        if name not in work.model_fields_set:
-            payload.pop(name)
-    return payload
-
-
-def deposit_payloads(works: list[Work]) -> list[dict[str, Any]]:
-    """Give each work without an id one (so a repeated deposit is harmless) and return
-    what depositing them sends."""
-    for work in works:
-        if work.id is None:
-            work.id = new_id()
-    return [deposit_payload(work) for work in works]
 
 
 def _decoded(status: int, content: bytes) -> Any:
@@ -78,26 +72,10 @@ def _decoded(status: int, content: bytes) -> Any:
     raise error
 
 
-def outcome_items(outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Outcomes as a batch completion sends them: without the fields left unset."""
-    return [{k: v for k, v in item.items() if v is not None} for item in outcomes]
-
-
-def split_pipelines(pipelines: str | list[str] | None) -> list[str] | None:
-    """``"a,b"`` or ``["a", "b"]`` as a list (None: every pipeline)."""
-    if isinstance(pipelines, str):
-        return [p for p in pipelines.split(",") if p]
-    return pipelines
-
-
-def _withdraw_body(pipelines: str | list[str] | None, limit: int,
-                   filters: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    return {"pipelines": split_pipelines(pipelines), "limit": limit,
-            **{k: v for k, v in filters.items() if v is not None}}  # fmt: skip
-
-
 class Client:
-    """A connection to a workflow server.
+    """A connection to a workflow server: the bucket and results verbs
+    (``workflow.verbs``) over HTTP. Works come back as the JSON documents the server
+    sends (``Work.model_validate`` makes a ``Work`` of one).
 
     Args:
         url: Server base URL, e.g. ``http://127.0.0.1:8004``.
@@ -192,135 +170,125 @@ class Client:
 
     # -- buckets -------------------------------------------------------------------------
 
-    def deposit(self, works: list[Work]) -> list[str]:
+    def deposit(self, works: Sequence[Work | Doc]) -> list[str]:
         """Deposit works; return their ids. Ids are chosen here, so retries are safe."""
-        body = deposit_payloads(works)
-        ids: list[str] = self.call("POST", "/buckets/work", safe=True, json=body,
+        ids: list[str] = self.call("POST", "/buckets/work", safe=True,
+                                   json=deposit_payloads(works),
                                    params={"return_ids": "true"})  # fmt: skip
         for work in works:
-            work.status = "queued"
+            if isinstance(work, Work):
+                work.status = "queued"
         return ids
 
-    def withdraw(self, pipelines: str | list[str] | None = None, *, limit: int = 1,
-                 **filters: Any) -> list[Work]:  # fmt: skip
-        """Claim up to ``limit`` works (filters: site, tags, event, user, priority,
-        parent, lease, runner, host)."""
-        return [Work.model_validate(d) for d in self.claim(pipelines, limit=limit, **filters)]
+    def withdraw(self, want: Withdraw) -> list[Doc]:
+        """Claim up to ``want.limit`` works."""
+        return self.call("POST", "/buckets/withdraw", json=_sent(want))  # type: ignore[no-any-return]
 
-    def claim(self, pipelines: str | list[str] | None = None, *, limit: int = 1,
-              **filters: Any) -> list[dict[str, Any]]:  # fmt: skip
-        """``withdraw``, with the works as the plain dicts the server sent."""
-        body = _withdraw_body(pipelines, limit, filters)
-        return self.call("POST", "/buckets/withdraw", json=body)  # type: ignore[no-any-return]
-
-    def exchange(self, outcomes: list[dict[str, Any]], pipelines: str | list[str] | None = None,
-                 *, limit: int = 1, **filters: Any
-                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # fmt: skip
-        """Report ``outcomes`` (as ``complete_many``) and claim up to ``limit`` works (as
-        ``claim``) in one request. Like a withdraw, it is repeated only when it never
-        reached the server; the outcomes are then not recorded either.
+    def exchange(self, outcomes: Sequence[Outcome], want: Withdraw
+                 ) -> tuple[list[Doc], list[Doc]]:  # fmt: skip
+        """Report ``outcomes`` (as ``complete_many``) and claim (as ``withdraw``) in one
+        request. Like a withdraw, it is repeated only when it never reached the server;
+        the outcomes are then not recorded either.
 
         Returns:
             The reply per outcome, in order, and the claimed works.
         """
-        body = {"complete": outcome_items(outcomes),
-                "withdraw": _withdraw_body(pipelines, limit, filters)}
+        body = {"complete": [o.wire() for o in outcomes], "withdraw": _sent(want)}
         reply = self.call("POST", "/buckets/exchange", json=body)
         return reply["completed"], reply["works"]
 
-    def heartbeat(self, id: str, attempt: int, lease: float | None = None) -> Work:
+    def heartbeat(self, id: str, attempt: int, lease: float | None = None) -> Doc:
         """Extend the lease of a running attempt."""
-        body = {"attempt": attempt, "lease": lease}
-        return self._work("POST", f"/buckets/work/{id}/heartbeat", body)
+        return self._doc("POST", f"/buckets/work/{id}/heartbeat",
+                         {"attempt": attempt, "lease": lease})  # fmt: skip
 
-    def heartbeat_many(self, works: list[dict[str, Any]], lease: float | None = None
-                       ) -> list[dict[str, Any]]:  # fmt: skip
-        """Extend the leases of several running attempts (each ``{"id", "attempt"}``) in
-        one call; the reply says per work ``ok`` (and the new ``expires``) or the error."""
-        body = {"works": [{"id": w["id"], "attempt": w["attempt"]} for w in works],
-                "lease": lease}  # fmt: skip
+    def heartbeat_many(self, held: Sequence[HeldAttempt], lease: float | None = None
+                       ) -> list[Doc]:  # fmt: skip
+        """Extend the leases of several running attempts in one call; the reply says per
+        work ``ok`` (and the new ``expires``) or the error."""
+        body = {"works": [{"id": w.id, "attempt": w.attempt} for w in held], "lease": lease}
         return self.call("POST", "/buckets/heartbeat", safe=True,  # type: ignore[no-any-return]
                          json=body)  # fmt: skip
 
-    def complete(self, id: str, attempt: int, status: str, **outcome: Any) -> Work:
-        """Report the outcome of a running attempt (results, products, plots, error,
-        started, stop, retry_delay)."""
-        body = {"attempt": attempt, "status": status,
-                **{k: v for k, v in outcome.items() if v is not None}}  # fmt: skip
-        return self._work("POST", f"/buckets/work/{id}/complete", body)
+    def complete(self, outcome: Outcome) -> Doc:
+        """Report the outcome of a running attempt."""
+        body = outcome.wire()
+        return self._doc("POST", f"/buckets/work/{body.pop('id', '')}/complete", body)
 
-    def complete_many(self, outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Report several outcomes (each with ``id``, ``attempt``, ``status``, ...) in one
-        call; the reply says per work ``ok`` or the error, in the order sent."""
+    def complete_many(self, outcomes: Sequence[Outcome]) -> list[Doc]:
+        """Report several outcomes in one call; the reply says per work ``ok`` or the
+        error, in the order sent."""
         return self.call("POST", "/buckets/complete", safe=True,  # type: ignore[no-any-return]
-                         json={"works": outcome_items(outcomes)})  # fmt: skip
+                         json={"works": [o.wire() for o in outcomes]})  # fmt: skip
 
-    def release(self, id: str, attempt: int, reason: str = "released") -> Work:
+    def release(self, id: str, attempt: int, reason: str = "released") -> Doc:
         """Hand a running attempt back to the queue without using up an attempt."""
-        return self._work("POST", f"/buckets/work/{id}/release",
-                          {"attempt": attempt, "reason": reason})  # fmt: skip
+        return self._doc("POST", f"/buckets/work/{id}/release",
+                         {"attempt": attempt, "reason": reason})  # fmt: skip
 
-    def update(self, work: Work) -> Work:
-        """Send a work's whole state (CHIME style): success or failure completes it."""
-        self.call("PUT", "/buckets/work", safe=True, json=[work.payload()])
-        assert work.id is not None
-        return self.get(work.id)
+    def update(self, works: Sequence[Work | Doc]) -> None:
+        """Send works' whole state (CHIME style): success or failure completes them."""
+        self.call("PUT", "/buckets/work", safe=True,
+                  json=[w.payload() if isinstance(w, Work) else w for w in works])  # fmt: skip
 
-    def cancel(self, id: str) -> Work:
+    def cancel(self, id: str) -> Doc:
         """Cancel a queued or running work."""
-        return self._work("POST", f"/buckets/work/{id}/cancel", None, safe=False)
+        return self._doc("POST", f"/buckets/work/{id}/cancel", None, safe=False)
 
-    def retry(self, id: str, parameters: dict[str, Any] | None = None) -> Work:
+    def retry(self, id: str, parameters: dict[str, Any] | None = None) -> Doc:
         """Queue a finished work again as a new, linked work (other parameters if given);
         returns the new work."""
         body = {"parameters": parameters} if parameters is not None else {}
-        return self._work("POST", f"/buckets/work/{id}/retry", body, safe=False)
+        return self._doc("POST", f"/buckets/work/{id}/retry", body, safe=False)
 
     def change(self, id: str, *, priority: int | None = None, retries: int | None = None
-               ) -> Work:  # fmt: skip
+               ) -> Doc:  # fmt: skip
         """Change priority and/or retries of a queued work."""
         body = {k: v for k, v in (("priority", priority), ("retries", retries)) if v is not None}
-        return self._work("PATCH", f"/buckets/work/{id}", body)
+        return self._doc("PATCH", f"/buckets/work/{id}", body)
 
-    def delete(self, ids: list[str]) -> int:
+    def delete(self, ids: Sequence[str]) -> int:
         """Delete works from their bucket; return how many existed."""
-        reply = self.call("POST", "/buckets/work/delete", safe=True, json={"ids": ids})
+        reply = self.call("POST", "/buckets/work/delete", safe=True, json={"ids": list(ids)})
         return int(reply["deleted"])
 
-    def get(self, id: str) -> Work:
+    def get(self, id: str) -> Doc:
         """A work by id, queued, running or finished."""
-        return Work.model_validate(self.call("GET", f"/buckets/work/{id}", safe=True))
+        return self._doc("GET", f"/buckets/work/{id}", None)
+
+    def works(self, pipelines: Sequence[str] | None = None,
+              statuses: Sequence[str] | None = None, *, skip: int = 0, limit: int = 100
+              ) -> list[Doc]:  # fmt: skip
+        """Works in the buckets, newest first."""
+        params = {"pipeline": list(pipelines or []), "status": list(statuses or []),
+                  "skip": skip, "limit": limit}  # fmt: skip
+        return self.call("GET", "/buckets/work", safe=True,  # type: ignore[no-any-return]
+                         params=params)  # fmt: skip
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Counts per pipeline and status."""
         return self.call("GET", "/buckets/counts", safe=True)  # type: ignore[no-any-return]
 
-    def pipelines(self) -> list[dict[str, Any]]:
+    def pipelines(self) -> list[Doc]:
         """Every known pipeline with its settings and counts."""
         return self.call("GET", "/buckets/pipelines", safe=True)  # type: ignore[no-any-return]
 
-    def bulk(self, action: str, *, confirm: int | None = None, priority: int | None = None,
-             retries: int | None = None, **filter: Any) -> dict[str, Any]:  # fmt: skip
-        """Cancel (``action="cancel"``) or change priority and retries (``"change"``) of
-        every bucket work matching ``filter`` (pipeline, status, site, user, tags,
-        priority). Without ``confirm`` nothing is done and the reply's ``matched`` says
-        how many match; with it, nothing is done if more than ``confirm`` match."""
-        body = {"action": action, "confirm": confirm, "priority": priority, "retries": retries,
-                "filter": {k: v for k, v in filter.items() if v is not None}}
-        return self.call("POST", "/buckets/bulk",  # type: ignore[no-any-return]
-                         json={k: v for k, v in body.items() if v is not None})  # fmt: skip
-
-    def retry_matching(self, *, confirm: int | None = None, **search: Any) -> dict[str, Any]:
-        """Queue again every finished work ``search`` matches (the parameters of
-        ``search()``), each as a new linked work; ``confirm`` as for ``bulk``."""
-        clean = {k: v for k, v in search.items() if v is not None and v != []}
-        return self.call("POST", "/results/retry", params=clean,  # type: ignore[no-any-return]
-                         json={"confirm": confirm})  # fmt: skip
+    def settings(self, pipeline: str) -> PipelineSettings:
+        """A pipeline's settings."""
+        raw = self.call("GET", f"/buckets/pipelines/{pipeline}", safe=True)
+        return PipelineSettings.model_validate(raw)
 
     def configure(self, pipeline: str, changes: dict[str, Any]) -> PipelineSettings:
         """Change a pipeline's ``defaults`` and/or ``paused``."""
         reply = self.call("PATCH", f"/buckets/pipelines/{pipeline}", safe=True, json=changes)
         return PipelineSettings.model_validate(reply)
+
+    def bulk(self, bulk: Bulk) -> BulkReply:
+        """Cancel or change every bucket work ``bulk.filter`` matches. Without
+        ``confirm`` nothing is done and the reply's ``matched`` says how many match;
+        with it, nothing is done if more than ``confirm`` match."""
+        reply = self.call("POST", "/buckets/bulk", json=_sent(bulk))
+        return BulkReply.model_validate(reply)
 
     def expire(self) -> int:
         """Expire lost leases now (the server also does so by itself)."""
@@ -328,17 +296,28 @@ class Client:
 
     # -- results -------------------------------------------------------------------------
 
-    def search(self, **params: Any) -> tuple[list[Work], int]:
-        """Search finished works: pipeline, status, tag, event, site, user, since, until,
-        text, sort, order, skip, limit. Returns one page and the number of matches."""
-        clean = {k: v for k, v in params.items() if v is not None and v != []}
-        page = self.call("GET", "/results/works", safe=True, params=clean)
-        return [Work.model_validate(d) for d in page["items"]], int(page["total"])
+    def search(self, search: Search) -> tuple[list[Doc], int]:
+        """One page of the finished works ``search`` matches, and how many match."""
+        page = self.call("GET", "/results/works", safe=True, params=search.params())
+        return page["items"], int(page["total"])
 
-    def result(self, id: str) -> Work:
+    def result(self, id: str) -> Doc:
         """A finished work by id."""
-        return Work.model_validate(self.call("GET", f"/results/works/{id}", safe=True))
+        return self._doc("GET", f"/results/works/{id}", None)
 
-    def _work(self, method: str, path: str, body: dict[str, Any] | None, safe: bool = True
-              ) -> Work:  # fmt: skip
-        return Work.model_validate(self.call(method, path, safe=safe, json=body))
+    def retry_matching(self, search: Search, confirm: int | None = None) -> BulkReply:
+        """Queue again every finished work ``search`` matches, each as a new linked
+        work; ``confirm`` as for ``bulk``."""
+        reply = self.call("POST", "/results/retry", params=search.params(),
+                          json={"confirm": confirm})  # fmt: skip
+        return BulkReply.model_validate(reply)
+
+    def _doc(self, method: str, path: str, body: dict[str, Any] | None, safe: bool = True
+             ) -> Doc:  # fmt: skip
+        sent = {} if body is None else {"json": body}
+        return self.call(method, path, safe=safe, **sent)  # type: ignore[no-any-return]
+
+
+def _sent(model: BaseModel) -> Doc:
+    """A request model as its JSON body, without the fields left unset."""
+    return model.model_dump(mode="json", exclude_none=True)

@@ -55,6 +55,10 @@ class ServerSettings:
             client address (``WORKFLOW_DASHBOARD_STREAMS_PER_CALLER``).
         files_secret: The key that signs links to those files (``WORKFLOW_FILES_SECRET``,
             for servers that share links behind one address); random for each server.
+        fast_paths: Answer the runners' calls (withdraw, complete, exchange, heartbeat)
+            on the event loop, without FastAPI's per-request machinery
+            (``WORKFLOW_FAST_PATHS``, ``0`` to serve them through FastAPI like every
+            other route; the same models, auth and errors either way).
     """
 
     store: str = ""
@@ -70,6 +74,7 @@ class ServerSettings:
     dashboard_streams: int = DASHBOARD_STREAMS
     dashboard_streams_per_caller: int = DASHBOARD_STREAMS_PER_CALLER
     files_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    fast_paths: bool = True
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServerSettings:
@@ -89,6 +94,8 @@ class ServerSettings:
             "dashboard_streams_per_caller": int(_number("WORKFLOW_DASHBOARD_STREAMS_PER_CALLER",
                                                         DASHBOARD_STREAMS_PER_CALLER)),
             "files_secret": os.environ.get("WORKFLOW_FILES_SECRET") or None,
+            "fast_paths": os.environ.get("WORKFLOW_FAST_PATHS", "1").lower()
+            not in ("0", "false", "no", "off"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         values = {k: v for k, v in values.items() if v is not None}  # unset: the default

@@ -16,7 +16,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from workflow.buckets.settings import PipelineSettings
+from workflow.wire import PipelineSettings
 from workflow.work import ActionEntry, AttemptEntry, Work
 
 STATUS_STYLE = {"success": "green", "failure": "red", "cancelled": "yellow",

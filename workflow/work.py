@@ -293,6 +293,17 @@ class Work(BaseModel):
         """The work as a JSON-ready dictionary, CHIME fields first."""
         return self.model_dump(mode="json")
 
+    def __getitem__(self, name: str) -> Any:
+        """A field as JSON, as the verbs return works: ``work["status"]`` reads the same
+        on a ``Work`` and on a work document.
+
+        Raises:
+            KeyError: no such field.
+        """
+        if name not in type(self).model_fields:
+            raise KeyError(name)
+        return self.model_dump(mode="json", include={name})[name]
+
     # -- what users type; each call goes through a client built from the environment --
 
     def deposit(self, client: Client | None = None) -> str:
@@ -303,15 +314,23 @@ class Work(BaseModel):
     @classmethod
     def withdraw(cls, pipeline: str | list[str], client: Client | None = None, **filters: Any
                  ) -> Work | None:  # fmt: skip
-        """Claim the next work of ``pipeline`` (highest priority, then oldest), or None."""
+        """Claim the next work of ``pipeline`` (highest priority, then oldest), or None;
+        ``filters`` are the other fields of ``workflow.wire.Withdraw``."""
+        from workflow.wire import Withdraw
+
+        pipelines = [pipeline] if isinstance(pipeline, str) else pipeline
         with _using(client) as http:
-            found = http.withdraw(pipeline, limit=1, **filters)
-        return found[0] if found else None
+            found = http.withdraw(Withdraw(pipelines=pipelines, limit=1, **filters))
+        return cls.model_validate(found[0]) if found else None
 
     def update(self, client: Client | None = None) -> Work:
-        """Send this work's outcome: ``status`` success or failure finishes the attempt."""
+        """Send this work's outcome: ``status`` success or failure finishes the attempt;
+        the work as it is then."""
+        if self.id is None:
+            raise ValueError("this work has no id: it was never deposited")
         with _using(client) as http:
-            return http.update(self)
+            http.update([self])
+            return Work.model_validate(http.get(self.id))
 
     def delete(self, client: Client | None = None) -> bool:
         """Delete this work from its bucket."""

@@ -16,6 +16,7 @@ from workflow.runner.loop import Runner
 from workflow.runner.options import RunnerOptions
 from workflow.runner.outbox import RIDE_WAIT, Outbox
 from workflow.runner.report import Reporter
+from workflow.wire import Outcome, Withdraw
 from workflow.work import Work
 
 #: Importable in the runner's children as it is: ``dict(**parameters)`` is the result.
@@ -59,8 +60,8 @@ def _each_done_once(server: Server, ids: list[str]) -> None:
     with Client(server.url) as reader:
         for n, id in enumerate(ids):
             done = reader.get(id)
-            assert (done.status, done.results) == ("success", {"i": n})
-            assert [e.outcome for e in done.history] == ["success"]
+            assert (done["status"], done["results"]) == ("success", {"i": n})
+            assert [e["outcome"] for e in done["history"]] == ["success"]
 
 
 def test_at_prefetch_1_each_outcome_rides_the_next_withdraw(server: Server,
@@ -87,29 +88,27 @@ def test_riders_are_journaled_before_they_go_and_sent_alone_if_no_withdraw_takes
 ) -> None:
     with Client(server.url) as depositor:
         depositor.deposit([Work(pipeline="alone", retries=0) for _ in range(2)])
-        first, second = depositor.claim("alone", limit=2)
+        first, second = depositor.withdraw(Withdraw(pipelines=["alone"], limit=2))
     settled: list[tuple[str, str]] = []
     with Counting(server.url) as client:
         outbox = _outbox(client, tmp_path, settled)
-        body = {"status": "success", "results": {"n": 1}}
-        outbox.put_many([{"id": first["id"], "attempt": 1, "body": body, "reason": None}],
-                        ride=True)  # fmt: skip
+        ride = Outcome(id=first["id"], attempt=1, status="success", results={"n": 1})
+        outbox.put_many([ride], ride=True)
         taken = outbox.take_riders()
-        assert [r["id"] for r in taken] == [first["id"]]
+        assert [r.id for r in taken] == [first["id"]]
         (journal,) = (tmp_path / "spool").glob("*.journal")
         lines = [orjson.loads(line) for line in journal.read_bytes().splitlines()]
         assert [line["id"] for line in lines] == [first["id"]]  # on disk before it is sent
-        replies, _ = client.exchange([{"id": first["id"], "attempt": 1, **body}], "none")
+        replies, _ = client.exchange([ride], Withdraw(pipelines=["none"]))
         outbox.riders_answered(taken, replies)
         # A rider no withdraw takes goes out by itself.
-        outbox.put_many([{"id": second["id"], "attempt": 1, "body": body, "reason": None}],
-                        ride=True)  # fmt: skip
+        outbox.put_many([ride.model_copy(update={"id": second["id"]})], ride=True)
         assert outbox.wait(timeout=10 * RIDE_WAIT + 2)
         outbox.close()
     assert settled == [(first["id"], "delivered"), (second["id"], "delivered")]
     assert client.calls == {"/buckets/exchange": 1, "/buckets/complete": 1}
     with Client(server.url) as reader:
-        assert {reader.get(w["id"]).status for w in (first, second)} == {"success"}
+        assert {reader.get(w["id"])["status"] for w in (first, second)} == {"success"}
 
 
 def test_an_outcome_the_server_cannot_read_fails_alone(server: Server, tmp_path: Path) -> None:
@@ -118,22 +117,20 @@ def test_an_outcome_the_server_cannot_read_fails_alone(server: Server, tmp_path:
     failure naming why, and the outbox is not stuck resending the batch."""
     with Client(server.url) as depositor:
         depositor.deposit([Work(pipeline="unreadable", retries=0) for _ in range(2)])
-        good, bad = depositor.claim("unreadable", limit=2)
+        good, bad = depositor.withdraw(Withdraw(pipelines=["unreadable"], limit=2))
     settled: list[tuple[str, str]] = []
     with Counting(server.url) as client:
         outbox = _outbox(client, tmp_path, settled)
         outbox.put_many([
-            {"id": good["id"], "attempt": 1, "reason": None,
-             "body": {"status": "success", "results": {"n": 1}}},
-            {"id": bad["id"], "attempt": 1, "reason": None,
-             "body": {"status": "success", "results": {"text": "a\x00b"}}},
+            Outcome(id=good["id"], attempt=1, status="success", results={"n": 1}),
+            Outcome(id=bad["id"], attempt=1, status="success", results={"text": "a\x00b"}),
         ])  # fmt: skip
         assert outbox.wait(timeout=20)
         outbox.close()
     assert sorted(settled) == sorted([(good["id"], "delivered"), (bad["id"], "delivered")])
     with Client(server.url) as reader:
-        assert reader.get(good["id"]).status == "success"
+        assert reader.get(good["id"])["status"] == "success"
         failed = reader.get(bad["id"])
-        assert failed.status == "failure" and failed.results is None
-        error = failed.history[-1].error
-        assert error is not None and "NUL" in str(error.message)
+        assert failed["status"] == "failure" and failed["results"] is None
+        error = failed["history"][-1]["error"]
+        assert error is not None and "NUL" in str(error["message"])

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from workflow.runner.outcome import Outcome
 from workflow.runner.slot import Attempt, Slot
+from workflow.wire import Outcome
 
 pytestmark = pytest.mark.slow
 
@@ -74,9 +74,9 @@ def test_a_batch_runs_in_one_child_and_a_crash_is_charged_to_its_own_attempt(slo
     batch.insert(2, _attempt("boom", "crash"))
     outcomes, _ = _run(slot, batch)
     assert list(outcomes) == ["a0", "a1", "boom", "a2", "a3", "a4"], "in order"
-    error = outcomes["boom"].error or {}
-    assert outcomes["boom"].status == "failure" and error["type"] == "ProcessDied"
-    assert "exited with code 3" in error["message"]
+    error = outcomes["boom"].error
+    assert outcomes["boom"].status == "failure" and error is not None
+    assert error.type == "ProcessDied" and "exited with code 3" in str(error.message)
     results = [outcomes[f"a{n}"].results or {} for n in range(5)]
     assert [r["n"] for r in results] == [0, 1, 2, 3, 4]
     before, after = {r["pid"] for r in results[:2]}, {r["pid"] for r in results[2:]}
@@ -92,8 +92,8 @@ def test_an_overrun_is_killed_and_the_rest_of_the_batch_still_runs(slot: Slot) -
     assert time.monotonic() - began < 10
     assert outcomes["quick"].status == "success" and outcomes["after"].status == "success"
     slow = outcomes["slow"]
-    assert slow.status == "failure" and slow.extra["reason"] == "timeout"
-    assert (slow.error or {})["type"] == "Timeout"
+    assert slow.status == "failure" and slow.reason == "timeout"
+    assert slow.error is not None and slow.error.type == "Timeout"
 
 
 def test_abort_of_one_queued_attempt_skips_it_and_abort_of_the_running_one_kills_it(
@@ -104,7 +104,7 @@ def test_abort_of_one_queued_attempt_skips_it_and_abort_of_the_running_one_kills
     threading.Timer(0.3, slot.abort, args=("skipped",)).start()
     outcomes, _ = _run(slot, batch)
     assert outcomes["first"].results == {"slept": 1.0}
-    assert outcomes["skipped"].extra["reason"] == "aborted"
+    assert outcomes["skipped"].reason == "aborted"
     assert outcomes["last"].status == "success"
 
     batch = [_attempt("long", "sleep", seconds=30), _attempt("next", "ok", n=3)]
@@ -112,7 +112,7 @@ def test_abort_of_one_queued_attempt_skips_it_and_abort_of_the_running_one_kills
     began = time.monotonic()
     outcomes, _ = _run(slot, batch)
     assert time.monotonic() - began < 10
-    assert outcomes["long"].extra["reason"] == "aborted"
+    assert outcomes["long"].reason == "aborted"
     assert outcomes["next"].results is not None and outcomes["next"].results["n"] == 3
 
 
@@ -122,7 +122,7 @@ def test_halt_lets_the_running_attempt_finish_and_starts_nothing_more(slot: Slot
     threading.Timer(0.3, slot.halt).start()
     outcomes, _ = _run(slot, batch)
     assert outcomes["running"].results == {"slept": 1.0}
-    assert all(outcomes[f"later{n}"].extra["reason"] == "aborted" for n in range(3))
+    assert all(outcomes[f"later{n}"].reason == "aborted" for n in range(3))
     assert all(outcomes[f"later{n}"].results is None for n in range(3))
 
 
@@ -130,5 +130,5 @@ def test_results_become_plain_json_or_a_failure_that_says_why(slot: Slot) -> Non
     outcomes, _ = _run(slot, [_attempt("keys", "numpy_like"), _attempt("bad", "not_json")])
     assert outcomes["keys"].results == {"1": "int key", "nested": {"2": 3}}
     bad = outcomes["bad"]
-    assert bad.status == "failure" and (bad.error or {})["type"] == "TypeError"
-    assert "cannot be stored as JSON" in (bad.error or {})["message"]
+    assert bad.status == "failure" and bad.error is not None and bad.error.type == "TypeError"
+    assert "cannot be stored as JSON" in str(bad.error.message)

@@ -12,6 +12,8 @@ import httpx
 from harness import Server
 
 from workflow.client import Client
+from workflow.wire import Outcome, Withdraw
+from workflow.work import ErrorInfo
 
 
 def _deposit(server: Server, pipeline: str, count: int) -> list[str]:
@@ -46,13 +48,14 @@ def test_counts_change_live_when_a_work_finishes(server: Server, page: Any, shoo
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
 
     with Client(server.url) as client:
-        (work,) = client.claim(["vela"], limit=1, lease=60)
+        want = Withdraw(pipelines=["vela"], limit=1, lease=60)
+        (work,) = client.withdraw(want)
         _count(page, "vela", "running").filter(has_text="1").wait_for()
-        client.complete_many([{"id": work["id"], "attempt": work["attempt"],
-                               "status": "success"}])  # fmt: skip
-        (failing,) = client.claim(["vela"], limit=1, lease=60)
-        client.complete_many([{"id": failing["id"], "attempt": failing["attempt"],
-                               "status": "failure", "error": {"type": "E", "message": "m"}}])
+        client.complete_many([Outcome(id=work["id"], attempt=work["attempt"], status="success")])
+        (failing,) = client.withdraw(want)
+        error = ErrorInfo(type="E", message="m")
+        client.complete_many([Outcome(id=failing["id"], attempt=failing["attempt"],
+                                      status="failure", error=error)])  # fmt: skip
     _count(page, "vela", "failure").filter(has_text="1").wait_for()
     assert _count(page, "vela", "success").inner_text() == "1"
     assert _count(page, "vela", "queued").inner_text() == "1"

@@ -22,6 +22,7 @@ from pymongo.errors import AutoReconnect
 from workflow.buckets import Buckets
 from workflow.errors import StoreUnavailable
 from workflow.store.mongo import MongoStore
+from workflow.wire import Outcome, Withdraw
 from workflow.work import Work
 
 
@@ -32,7 +33,7 @@ def _store(client: Any) -> MongoStore:
 def _running(store: MongoStore) -> dict[str, Any]:
     buckets = Buckets(store)
     buckets.deposit([Work(pipeline="p", retries=0).payload()])
-    (doc,) = buckets.withdraw(["p"])
+    (doc,) = buckets.withdraw(Withdraw(pipelines=["p"]))
     return doc  # type: ignore[no-any-return]
 
 
@@ -61,7 +62,7 @@ def test_a_finish_is_a_compare_and_set() -> None:
     store = _store(mongomock.MongoClient())
     doc = _running(store)
     buckets = Buckets(store)
-    buckets.complete(doc["id"], 1, "success")
+    buckets.complete(Outcome(id=doc["id"], attempt=1, status="success"))
     with pytest.raises(Exception, match="no work"):
         store.finish(doc["id"], {"status": "running", "attempt": 1}, doc)
     assert store.db["results"].count_documents({}) == 1
@@ -110,7 +111,7 @@ def test_concurrent_claims_on_a_real_server_never_share_a_work() -> None:
 
         def claim(store: MongoStore) -> None:
             buckets = Buckets(store)
-            while docs := buckets.withdraw(["race"], limit=7):
+            while docs := buckets.withdraw(Withdraw(pipelines=["race"], limit=7)):
                 taken.extend(doc["id"] for doc in docs)
 
         threads = [threading.Thread(target=claim, args=(s,)) for s in stores]

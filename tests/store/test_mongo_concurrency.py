@@ -23,6 +23,7 @@ from mongo_stores import MONGO_URL, mongo_store
 from workflow.buckets import Buckets
 from workflow.errors import NotFound, TransitionConflict
 from workflow.store.mongo import MongoStore
+from workflow.wire import Outcome, Withdraw
 from workflow.work import Work
 
 #: The three writes of a move to the results, which run in the finishing call's transaction.
@@ -115,7 +116,7 @@ def _running_works(client: RecordingClient, n: int) -> tuple[MongoStore, list[di
     store = MongoStore("mongodb://mongomock/sessions", client=client)
     buckets = Buckets(store)
     buckets.deposit([Work(pipeline="p", retries=0).payload() for _ in range(n)])
-    return store, buckets.withdraw(["p"], limit=n)
+    return store, buckets.withdraw(Withdraw(pipelines=["p"], limit=n))
 
 
 def _in_threads(*jobs: Callable[[], object]) -> list[BaseException]:
@@ -143,7 +144,8 @@ def test_two_finishes_at_once_each_run_in_their_own_session() -> None:
     client.meet = threading.Barrier(2, timeout=10)  # both moves are under way together
     buckets = Buckets(store)
 
-    errors = _in_threads(*(lambda doc=doc: buckets.complete(doc["id"], 1, "success")
+    errors = _in_threads(*(lambda doc=doc: buckets.complete(
+                               Outcome(id=doc["id"], attempt=1, status="success"))
                            for doc in docs))  # fmt: skip
     calls = list(client.calls)
 
@@ -181,7 +183,7 @@ def test_a_claim_keeps_a_change_made_since_it_read_the_work() -> None:
     client.before = lambda: buckets.change(id, priority=5, by="ops")
     client.before_on = {("work", "replace_one"), ("work", "find_one_and_update")}
 
-    (taken,) = buckets.withdraw(["p"])
+    (taken,) = buckets.withdraw(Withdraw(pipelines=["p"]))
 
     assert client.before is None, "the change ran in between"
     stored = store.work.get(id)
@@ -199,7 +201,7 @@ def test_a_delete_during_a_move_leaves_the_work_to_the_move() -> None:
     client.before = lambda: deleted.append(store.work.delete([doc["id"]]))
     client.before_on = {("results", "replace_one")}
 
-    Buckets(store).complete(doc["id"], 1, "success")
+    Buckets(store).complete(Outcome(id=doc["id"], attempt=1, status="success"))
 
     assert deleted == [0], "a work being moved is no longer in the bucket"
     assert store.results.get(doc["id"]) is not None and store.work.get(doc["id"]) is None
@@ -241,7 +243,7 @@ def test_concurrent_finishes_on_a_real_server_move_each_work_once() -> None:
     try:
         buckets = Buckets(stores[0])
         buckets.deposit([Work(pipeline="race", retries=0).payload() for _ in range(200)])
-        docs = buckets.withdraw(["race"], limit=200)
+        docs = buckets.withdraw(Withdraw(pipelines=["race"], limit=200))
         start = threading.Barrier(len(stores), timeout=30)
         refused: list[Exception] = []
 
@@ -249,7 +251,8 @@ def test_concurrent_finishes_on_a_real_server_move_each_work_once() -> None:
             start.wait()
             for doc in mine:
                 try:
-                    Buckets(store).complete(doc["id"], doc["attempt"], "success")
+                    done = Outcome(id=doc["id"], attempt=doc["attempt"], status="success")
+                    Buckets(store).complete(done)
                 except (NotFound, TransitionConflict) as exc:  # the other finish won
                     refused.append(exc)
 

@@ -14,6 +14,7 @@ from workflow.buckets import Buckets
 from workflow.errors import WouldWait
 from workflow.results import Results, Search
 from workflow.store.sqlite import READERS, SqliteStore
+from workflow.wire import Withdraw
 from workflow.work import Work
 
 
@@ -173,7 +174,7 @@ def test_a_prompt_write_never_waits_and_changes_nothing_when_busy(tmp_path: Path
     holding.wait(10)
     with store.promptly() as prompt, pytest.raises(WouldWait):
         assert prompt
-        buckets.withdraw(["busy"], limit=1)
+        buckets.withdraw(Withdraw(pipelines=["busy"], limit=1))
     release.set()
     holder.join()
 
@@ -182,14 +183,14 @@ def test_a_prompt_write_never_waits_and_changes_nothing_when_busy(tmp_path: Path
     other.execute("BEGIN IMMEDIATE")
     began = time.monotonic()
     with store.promptly(), pytest.raises(WouldWait):
-        buckets.withdraw(["busy"], limit=1)
+        buckets.withdraw(Withdraw(pipelines=["busy"], limit=1))
     assert time.monotonic() - began < 1, "no waiting for the busy timeout"
     other.execute("ROLLBACK")
     other.close()
 
     assert store.work.get(id)["status"] == "queued", "nothing changed"  # type: ignore[index]
     with store.promptly():
-        (taken,) = buckets.withdraw(["busy"], limit=1)
+        (taken,) = buckets.withdraw(Withdraw(pipelines=["busy"], limit=1))
     assert taken["id"] == id and taken["status"] == "running"
     store.close()
 

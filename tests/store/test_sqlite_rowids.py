@@ -8,14 +8,16 @@ from pathlib import Path
 from workflow.buckets import Buckets
 from workflow.results import Results, Search
 from workflow.store.sqlite import SqliteStore
+from workflow.wire import Outcome, Withdraw
 from workflow.work import Work
 
 
 def _finish(buckets: Buckets, work: Work) -> dict[str, object]:
     """Deposit ``work``, claim it and record its success; return the finished work."""
     buckets.deposit([work.payload()])
-    (taken,) = buckets.withdraw([work.pipeline])
-    return buckets.complete(taken["id"], taken["attempt"], "success", results={"ok": 1})
+    (taken,) = buckets.withdraw(Withdraw(pipelines=[work.pipeline]))
+    done = Outcome(id=taken["id"], attempt=taken["attempt"], status="success", results={"ok": 1})
+    return buckets.complete(done)
 
 
 def _found(results: Results, text: str) -> list[str]:
@@ -41,7 +43,7 @@ def test_the_next_result_after_deleting_an_unindexed_newest_one_is_recorded(
 
     done = _finish(buckets, Work(pipeline="p", id="b", parameters={"source": "frb"}))
     assert done["status"] == "success"
-    assert results.get("b")["status"] == "success"
+    assert results.result("b")["status"] == "success"
     assert store.work.get("b") is None, "b left the bucket"
     assert _found(results, "frb") == ["b"]
     assert _found(results, "crab") == []

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from workflow.buckets import Buckets
-from workflow.buckets.bulk import act_on_bucket
 from workflow.store.sqlite import SqliteStore
+from workflow.wire import Bulk, BulkFilter, HeldAttempt, Outcome, Withdraw
 from workflow.work import Work
 
 
@@ -45,16 +45,17 @@ def test_counts_follow_every_write_and_every_rollback(tmp_path: Path) -> None:
     _assert_true(store, 0)
 
     # Claims and outcomes, one by one and in one exchange with a stale outcome among them.
-    running = buckets.withdraw(["a"], limit=6, lease=60)
-    buckets.complete(running[0]["id"], 1, "success")
-    buckets.complete(running[1]["id"], 1, "failure")  # one attempt left: queued again
-    buckets.complete(running[2]["id"], 1, "retry", retry_delay=0)
+    running = buckets.withdraw(Withdraw(pipelines=["a"], limit=6, lease=60))
+    buckets.complete(Outcome(id=running[0]["id"], attempt=1, status="success"))
+    # One attempt left: queued again.
+    buckets.complete(Outcome(id=running[1]["id"], attempt=1, status="failure"))
+    buckets.complete(Outcome(id=running[2]["id"], attempt=1, status="retry", retry_delay=0))
     buckets.release(running[3]["id"], 1)
-    stale = {"id": running[4]["id"], "attempt": 9, "status": "success"}
-    good = {"id": running[5]["id"], "attempt": 1, "status": "success"}
-    replies, claimed = buckets.exchange([stale, good], ["b"], limit=3, lease=60)
+    stale = Outcome(id=running[4]["id"], attempt=9, status="success")
+    good = Outcome(id=running[5]["id"], attempt=1, status="success")
+    replies, claimed = buckets.exchange([stale, good], Withdraw(pipelines=["b"], limit=3, lease=60))
     assert [r["ok"] for r in replies] == [False, True] and len(claimed) == 3
-    buckets.heartbeat_many([{"id": w["id"], "attempt": 1} for w in claimed], 60)
+    buckets.heartbeat_many([HeldAttempt(id=w["id"], attempt=1) for w in claimed], 60)
     _assert_true(store, 2)
 
     # Leases running out: lost attempts queued again or finished.
@@ -63,12 +64,12 @@ def test_counts_follow_every_write_and_every_rollback(tmp_path: Path) -> None:
     _assert_true(store, 2)
 
     # Operators: cancel queued and running, change, bulk, retry a result, delete.
-    (again,) = buckets.withdraw(["a"], limit=1, lease=60)
+    (again,) = buckets.withdraw(Withdraw(pipelines=["a"], limit=1, lease=60))
     buckets.cancel(again["id"])
     queued = buckets.store.work.find({"pipeline": "a", "status": "queued"}, limit=3)
     buckets.cancel(queued[0]["id"])
     buckets.change(queued[1]["id"], priority=5)
-    act_on_bucket(buckets, {"pipeline": "b"}, "change", confirm=None, by=None, priority=3)
+    buckets.bulk(Bulk(action="change", filter=BulkFilter(pipeline=["b"]), priority=3))
     buckets.retry(running[0]["id"])
     assert buckets.delete([queued[2]["id"], "no-such-work"]) == 1
     finished = len(store.results.find({}, limit=100))
@@ -92,9 +93,9 @@ def test_counts_follow_every_write_and_every_rollback(tmp_path: Path) -> None:
 
     # Everything through to the end (after the backoff of the lost attempts).
     clock.now += 3600
-    while works := buckets.withdraw(None, limit=50, lease=60):
+    while works := buckets.withdraw(Withdraw(pipelines=None, limit=50, lease=60)):
         for work in works:
-            buckets.complete(work["id"], work["attempt"], "success")
+            buckets.complete(Outcome(id=work["id"], attempt=work["attempt"], status="success"))
     assert store.work.tally() == []
     _assert_true(store, len(store.results.find({}, limit=100)) + 1)
     store.close()

@@ -11,8 +11,9 @@ import pytest
 from workflow.cli_run import pipelines_and_function
 from workflow.errors import InvalidWork
 from workflow.runner.archive import archive_outcome, destination
-from workflow.runner.outcome import Outcome, Retry, from_exception, from_return, tail
+from workflow.runner.outcome import Retry, from_exception, from_return, tail
 from workflow.runner.report import Reporter
+from workflow.wire import Outcome
 from workflow.work import Work
 
 
@@ -42,7 +43,7 @@ def test_return_contract(value: object, status: str, results: object, products: 
 def test_anything_else_is_an_error_naming_the_type(value: object, named: str) -> None:
     outcome = from_return(value)
     assert outcome.status == "failure" and outcome.error is not None
-    assert outcome.error["type"] == "TypeError" and named in outcome.error["message"]
+    assert outcome.error.type == "TypeError" and named in outcome.error.message
 
 
 def test_exceptions_keep_type_message_and_traceback_and_retry_is_not_a_failure() -> None:
@@ -50,10 +51,10 @@ def test_exceptions_keep_type_message_and_traceback_and_retry_is_not_a_failure()
         raise KeyError("missing")
     except KeyError as exc:
         outcome = from_exception(exc)
-    assert outcome.error is not None and outcome.error["type"] == "KeyError"
-    assert "raise KeyError" in outcome.error["traceback"]
+    assert outcome.error is not None and outcome.error.type == "KeyError"
+    assert "raise KeyError" in outcome.error.traceback
     retry = from_exception(Retry(delay=12, reason="disk busy"))
-    assert (retry.status, retry.retry_delay, retry.extra["reason"]) == ("retry", 12, "disk busy")
+    assert (retry.status, retry.retry_delay, retry.reason) == ("retry", 12, "disk busy")
     assert Retry(delay=-5).delay == 0
     assert tail("x" * 10, 4) == "…xxxx" and tail(None) == ""
 
@@ -92,7 +93,7 @@ def test_archive_copies_moves_deletes_and_stays_inside_the_root(tmp_path: Path) 
         path.write_text(path.name)
     work = Work(pipeline="arch", id="w1", creation=0,
                 config={"archive": {"products": "move", "plots": "copy"}})  # fmt: skip
-    outcome = Outcome("success", products=[str(made["a.h5"]), str(tmp_path / "gone.h5")],
+    outcome = Outcome(status="success", products=[str(made["a.h5"]), str(tmp_path / "gone.h5")],
                       plots=[str(made["b.png"]), str(made["c.png"])])  # fmt: skip
     archive_outcome(work, outcome, root)
     place = root / "19700101" / "arch" / "w1"
@@ -104,7 +105,7 @@ def test_archive_copies_moves_deletes_and_stays_inside_the_root(tmp_path: Path) 
     assert destination(root, work) == place.resolve()
 
     deleting = Work(pipeline="arch", id="w2", config={"archive": {"products": "delete"}})
-    gone = Outcome("success", products=[str(made["d.h5"])])
+    gone = Outcome(status="success", products=[str(made["d.h5"])])
     archive_outcome(deleting, gone, root)
     assert gone.products == [] and not made["d.h5"].exists()
 
@@ -113,7 +114,7 @@ def test_json_log_lines() -> None:
     stream = io.StringIO()
     report = Reporter("json", stream)
     work = {"pipeline": "logs", "id": "w9", "attempt": 2}
-    report.attempt(work, Outcome("failure", error={"type": "E", "message": "m"},
+    report.attempt(work, Outcome(status="failure", error={"type": "E", "message": "m"},
                                  started=1.0, stop=1.5))  # fmt: skip
     report.problem("server away")
     first, second = (json.loads(line) for line in stream.getvalue().splitlines())

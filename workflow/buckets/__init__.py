@@ -1,6 +1,6 @@
 """Buckets: queued and running work, handed out atomically."""
 
-from workflow.buckets.settings import Defaults, PipelineSettings
 from workflow.buckets.verbs import Buckets
+from workflow.wire import Defaults, PipelineSettings
 
 __all__ = ["Buckets", "Defaults", "PipelineSettings"]

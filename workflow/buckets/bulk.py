@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from workflow.buckets.verbs import Buckets
 from workflow.errors import CountChanged, InvalidWork, LimitExceeded, WorkflowError
-from workflow.store.base import Doc, Query
+from workflow.store.base import Doc
+from workflow.wire import Bulk, BulkReply
+
+if TYPE_CHECKING:
+    from workflow.buckets.verbs import Buckets
 
 #: Most works one bulk action may touch; narrow the filter for more.
 MAX_BULK = 100_000
@@ -23,14 +26,13 @@ MAX_BULK = 100_000
 CHUNK = 200
 #: Skipped works listed in a reply (all are counted).
 LISTED = 50
-BucketAction = Literal["cancel", "change"]
 
 
-def act_on_bucket(buckets: Buckets, query: Query, action: BucketAction, *,
-                  confirm: int | None, by: str | None, priority: int | None = None,
-                  retries: int | None = None) -> dict[str, Any]:  # fmt: skip
-    """Cancel, or change priority and retries of, every bucket work matching ``query``
-    (only queued works change)."""
+def act_on_bucket(buckets: Buckets, request: Bulk, *, by: str | None) -> BulkReply:
+    """Cancel, or change priority and retries of, every bucket work ``request.filter``
+    matches (only queued works change)."""
+    query, action = request.filter.query(), request.action
+    priority, retries = request.priority, request.retries
     if action == "change":
         if priority is None and retries is None:
             raise InvalidWork("give priority and/or retries", field="priority")
@@ -45,19 +47,19 @@ def act_on_bucket(buckets: Buckets, query: Query, action: BucketAction, *,
     else:
         raise InvalidWork(f"unknown action {action!r}; use cancel or change", field="action")
     docs = buckets.store.work.find(query, sort=[("creation", 1)], limit=MAX_BULK + 1)
-    return _apply(buckets, (doc["id"] for doc in docs), len(docs), confirm, one)
+    return _apply(buckets, (doc["id"] for doc in docs), len(docs), request.confirm, one)
 
 
 def retry_results(buckets: Buckets, docs: Iterable[Doc], matched: int, *,
-                  confirm: int | None, by: str | None) -> dict[str, Any]:  # fmt: skip
+                  confirm: int | None, by: str | None) -> BulkReply:  # fmt: skip
     """Queue again, as new linked works, the finished works ``docs`` (``matched`` of them)."""
     return _apply(buckets, (doc["id"] for doc in docs), matched, confirm,
                   lambda id: buckets.retry(id, by=by))  # fmt: skip
 
 
 def _apply(buckets: Buckets, ids: Iterator[str], matched: int, confirm: int | None,
-           one: Callable[[str], Any]) -> dict[str, Any]:  # fmt: skip
-    reply: dict[str, Any] = {"matched": matched, "done": 0, "skipped": 0, "reasons": []}
+           one: Callable[[str], Any]) -> BulkReply:  # fmt: skip
+    reply = BulkReply(matched=matched, done=0, skipped=0, reasons=[])
     if confirm is None:
         return reply
     if matched > MAX_BULK:
@@ -72,9 +74,9 @@ def _apply(buckets: Buckets, ids: Iterator[str], matched: int, confirm: int | No
             for id in chunk:
                 try:
                     one(id)
-                    reply["done"] += 1
+                    reply.done += 1
                 except WorkflowError as exc:  # changed in between: say so, go on
-                    reply["skipped"] += 1
-                    if len(reply["reasons"]) < LISTED:
-                        reply["reasons"].append({"id": id, "reason": exc.message})
+                    reply.skipped += 1
+                    if len(reply.reasons) < LISTED:
+                        reply.reasons.append({"id": id, "reason": exc.message})
     return reply

@@ -10,9 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from workflow.buckets.settings import CHANGEABLE, HISTORY, PipelineSettings, parse_settings
+from workflow.buckets import bulk
 from workflow.errors import InvalidWork, NotFound, TransitionConflict
 from workflow.store.base import Doc, Store
+from workflow.wire import (
+    CHANGEABLE,
+    HISTORY,
+    Bulk,
+    BulkReply,
+    PipelineSettings,
+    parse_settings,
+)
 from workflow.work import ActionEntry, AttemptEntry, parse_work
 
 #: What a retried work takes over from the original.
@@ -29,19 +37,19 @@ class OperatorVerbs:
     # Defined by ``Buckets``.
     get_active: Callable[[str], Doc]
     deposit: Callable[..., list[str]]
+    move: Callable[[Doc, Doc], Doc]
+    settings: Callable[[str], PipelineSettings]
     _entry: Callable[..., AttemptEntry]
 
-    def cancel(self, id: str, by: str | None = None) -> Doc:
+    def cancel(self, id: str, *, by: str | None = None) -> Doc:
         """Cancel a queued or running work: it moves to the results as ``cancelled``."""
         doc = self.get_active(id)
-        expect = {"status": doc["status"], "attempt": doc["attempt"]}
         history = list(doc.get("history", []))
         if doc["status"] == "running":
             entry = self._entry(doc, "cancelled", reason="cancelled", stopped=self.clock())
             history.append(entry.model_dump(mode="json"))
         history.append(action("cancel", self.clock(), by))
-        final = {**doc, "status": "cancelled", "lease": None, "history": history}
-        return self.store.finish(id, expect, final)
+        return self.move(doc, {**doc, "status": "cancelled", "lease": None, "history": history})
 
     def change(self, id: str, *, priority: int | None = None, retries: int | None = None,
                by: str | None = None) -> Doc:  # fmt: skip
@@ -55,9 +63,9 @@ class OperatorVerbs:
             raise InvalidWork("give priority and/or retries", field="priority")
         new = parse_work({**doc, **changes}, "work").payload()
         new["history"] = [*doc.get("history", []), action("change", self.clock(), by, changes)]
-        return self.store.work.swap(id, {"status": "queued", "attempt": doc["attempt"]}, new)
+        return self.move(doc, new)
 
-    def retry(self, id: str, parameters: dict[str, Any] | None = None,
+    def retry(self, id: str, parameters: dict[str, Any] | None = None, *,
               by: str | None = None) -> Doc:  # fmt: skip
         """Queue a finished work again as a new work, with other ``parameters`` if given.
 
@@ -77,22 +85,22 @@ class OperatorVerbs:
         now = self.clock()
         with self.store.batch():  # one transaction: no runner sees the new work unlinked
             (new_id,) = self.deposit([raw])
-            new = self.store.work.get(new_id)
-            assert new is not None
-            new = {**new, "history": [action("retry-of", now, by, {"of": id})]}
-            self.store.work.swap(new_id, {"status": "queued", "attempt": 0}, new)
+            queued = self.get_active(new_id)
+            new = self.move(queued, {**queued, "history": [action("retry-of", now, by,
+                                                                  {"of": id})]})  # fmt: skip
             history = [*original.get("history", []), action("retried-as", now, by, {"as": new_id})]
             self.store.results.swap(id, {"status": original["status"]},
                                     {**original, "history": history})  # fmt: skip
         return new
 
+    def bulk(self, request: Bulk, *, by: str | None = None) -> BulkReply:
+        """Cancel, or change priority and retries of, every bucket work ``request.filter``
+        matches, the count confirmed (see ``workflow.buckets.bulk``)."""
+        return bulk.act_on_bucket(self, request, by=by)  # type: ignore[arg-type]
+
     # -- pipelines -----------------------------------------------------------------------
 
-    def settings(self, pipeline: str) -> PipelineSettings:
-        """The settings of ``pipeline`` (defaults apply when none were set)."""
-        return parse_settings(self.store.settings().get(pipeline))
-
-    def configure(self, pipeline: str, changes: dict[str, Any], by: str | None = None
+    def configure(self, pipeline: str, changes: dict[str, Any], *, by: str | None = None
                   ) -> PipelineSettings:  # fmt: skip
         """Merge ``changes`` (``defaults`` and/or ``paused``) into the pipeline's settings;
         the change goes into the pipeline's history (its last ``HISTORY``) with ``by``."""

@@ -9,13 +9,13 @@ history, in one atomic step. Every change is a compare-and-set on status and att
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from workflow import jsonsafe, policy
 from workflow.buckets.batches import BatchVerbs
 from workflow.buckets.operators import OperatorVerbs
-from workflow.buckets.settings import with_defaults
+from workflow.buckets.reading import ReadingVerbs
 from workflow.errors import (
     DuplicateWork,
     Forbidden,
@@ -25,11 +25,14 @@ from workflow.errors import (
     TransitionConflict,
 )
 from workflow.store.base import UNREADABLE, Claim, Doc, Query, Store
+from workflow.wire import Outcome, Withdraw, deposit_payloads, with_defaults
 from workflow.work import (
     RESULTS_LIMIT,
+    TERMINAL,
+    TRANSITIONS,
     AttemptEntry,
     ErrorInfo,
-    NodeEntry,
+    Work,
     check_results_size,
     new_id,
     parse_work,
@@ -43,7 +46,7 @@ _OUTPUTS = frozenset({"results", "products", "plots"})
 MAX_BATCH = 10_000
 
 
-class Buckets(BatchVerbs, OperatorVerbs):
+class Buckets(BatchVerbs, OperatorVerbs, ReadingVerbs):
     """Queued and running work over a ``Store``.
 
     Args:
@@ -60,7 +63,7 @@ class Buckets(BatchVerbs, OperatorVerbs):
 
     # -- deposit -------------------------------------------------------------------------
 
-    def deposit(self, works: list[dict[str, Any]], user: str | None = None) -> list[str]:
+    def deposit(self, works: Sequence[Work | Doc], user: str | None = None) -> list[str]:
         """Queue new works; return their ids in input order.
 
         A work may bring its own ``id``: depositing the same work again (the same id and
@@ -73,14 +76,14 @@ class Buckets(BatchVerbs, OperatorVerbs):
             DuplicateWork: an id is taken by a different work; nothing is deposited.
             ResultsTooLarge: a work carries oversized results; nothing is deposited.
         """
-        if not isinstance(works, list) or not works:
+        if not isinstance(works, list | tuple) or not works:
             raise InvalidWork("deposit a non-empty list of works", field="works")
         if len(works) > MAX_BATCH:
             raise LimitExceeded(f"at most {MAX_BATCH} works per deposit, not {len(works)}",
                                 field="works", limit=MAX_BATCH)  # fmt: skip
         settings = self.store.settings()
         docs = []
-        for index, raw in enumerate(works):
+        for index, raw in enumerate(deposit_payloads(works)):
             where = f"works[{index}]"
             if not isinstance(raw, dict):
                 raise InvalidWork(f"{where}: a work is a JSON object", field=where)
@@ -98,6 +101,9 @@ class Buckets(BatchVerbs, OperatorVerbs):
         for doc, existing in zip(docs, clashes, strict=True):
             if existing is not None and not _same_deposit(doc, existing):
                 raise DuplicateWork(f"id {doc['id']} belongs to a different work", field="id")
+        for work in works:
+            if isinstance(work, Work):
+                work.status = "queued"
         return [doc["id"] for doc in docs]
 
     def _check_ids(self, docs: list[Doc]) -> None:
@@ -112,9 +118,15 @@ class Buckets(BatchVerbs, OperatorVerbs):
 
     # -- withdraw ------------------------------------------------------------------------
 
-    def withdraw(self, pipelines: Iterable[str] | None = None, *, query: Query | None = None,
-                 limit: int = 1, lease: float | None = None, runner: str | None = None,
-                 host: str | None = None, by: str | None = None) -> list[Doc]:  # fmt: skip
+    def withdraw(self, want: Withdraw, *, by: str | None = None) -> list[Doc]:
+        """Claim up to ``want.limit`` queued works, highest priority first, then oldest
+        (see ``claim``); ``by`` is the claiming token's name."""
+        return self.claim(want.pipelines, want.query(), limit=want.limit, lease=want.lease,
+                          runner=want.runner, host=want.host, by=by)  # fmt: skip
+
+    def claim(self, pipelines: Iterable[str] | None, query: Query, *, limit: int = 1,
+              lease: float | None = None, runner: str | None = None,
+              host: str | None = None, by: str | None = None) -> list[Doc]:  # fmt: skip
         """Claim up to ``limit`` queued works, highest priority first, then oldest.
 
         Args:
@@ -147,7 +159,7 @@ class Buckets(BatchVerbs, OperatorVerbs):
         # The claim and the check that each claimed work can be written into the reply
         # are one transaction: a claim is never kept for a work nobody can be told of.
         with self.store.batch():
-            taken = self.store.claim(names, query or {}, claim, limit)
+            taken = self.store.claim(names, query, claim, limit)
             return [doc for doc in taken if not self._set_aside(doc)]
 
     def _set_aside(self, doc: Doc) -> bool:
@@ -169,7 +181,7 @@ class Buckets(BatchVerbs, OperatorVerbs):
                             stopped=self.clock())  # fmt: skip
         final = {**kept, "status": "failure", "lease": None,
                  "history": [*history, entry.model_dump(mode="json")]}  # fmt: skip
-        self.store.finish(doc["id"], {"status": "running", "attempt": doc["attempt"]}, final)
+        self.move(doc, final)
         return True
 
     # -- a running attempt ---------------------------------------------------------------
@@ -188,55 +200,53 @@ class Buckets(BatchVerbs, OperatorVerbs):
         length = lease if lease is not None else held["expires"] - held["heartbeat"]
         deadline = policy.lease_deadline(float(doc["start"]), float(doc["timeout"]))
         new = {**doc, "lease": {**held, "heartbeat": now, "expires": min(now + length, deadline)}}
-        return self.store.work.swap(id, {"status": "running", "attempt": attempt}, new)
+        return self.move(doc, new)
 
-    def complete(self, id: str, attempt: int, status: str, *, results: dict[str, Any] | None = None,
-                 products: list[str] | None = None, plots: list[str] | None = None,
-                 error: dict[str, Any] | None = None, stop: float | None = None,
-                 started: float | None = None, retry_delay: float | None = None,
-                 reason: str | None = None, merge: bool = True,
-                 nodes: list[dict[str, Any]] | None = None, holder: str | None = None,
+    def complete(self, outcome: Outcome, *, merge: bool = True, holder: str | None = None,
                  by: str | None = None) -> Doc:  # fmt: skip
-        """Record the outcome of attempt ``attempt``: ``success``, ``failure`` or ``retry``.
+        """Record ``outcome``: ``success``, ``failure`` or ``retry`` of a running attempt.
 
         A failure is queued again (after a backoff) while attempts remain, else the work
         moves to the results as ``failure``. ``retry`` (the function asked for it) queues
         again after ``retry_delay`` without using up an attempt. Repeating a completion
-        that was already recorded returns the work unchanged. ``nodes`` (the node runs
-        of a graph work) go into the attempt's history entry. With ``merge`` (the
-        default) results are merged into and products and plots appended to what the
-        work has; without it they replace it (CHIME clients send their whole state).
-        ``by`` names who reported it in the history entry; ``holder`` is the runner
-        token that must have claimed the attempt (None: anyone may report).
+        that was already recorded returns the work unchanged. The outcome's ``nodes``
+        (the node runs of a graph work) go into the attempt's history entry. With
+        ``merge`` (the default) results are merged into and products and plots appended
+        to what the work has; without it they replace it (CHIME clients send their
+        whole state). ``by`` names who reported it in the history entry; ``holder`` is
+        the runner token that must have claimed the attempt (None: anyone may report).
 
         Raises:
+            InvalidWork: the outcome names no work or no attempt.
             TransitionConflict: attempt ``attempt`` is not the running one (stale).
             ResultsTooLarge: the results exceed the limit; nothing changes.
             Forbidden: ``holder`` did not claim this attempt.
         """
-        if status not in ("success", "failure", "retry"):
-            raise InvalidWork("status must be success, failure or retry", field="status")
-        check_results_size(results, self.results_limit)
+        id, attempt, status = outcome.id, outcome.attempt, outcome.status
+        if not id or attempt < 1:
+            field = "attempt" if id else "id"
+            raise InvalidWork(f"{field}: an outcome names its work and its attempt (from 1)",
+                              field=field)  # fmt: skip
+        check_results_size(outcome.results, self.results_limit)
         try:
             doc = self._running(id, attempt, holder)
         except (TransitionConflict, NotFound):
             return self._recorded(id, attempt, status)
         now = self.clock()
-        doc = {**doc, "stop": stop or now}
+        doc = {**doc, "stop": outcome.stop or now}
         if not merge:
-            doc.update(results=results, products=products, plots=plots)
+            doc.update(results=outcome.results, products=outcome.products, plots=outcome.plots)
         else:
-            if results is not None:
-                doc["results"] = {**(doc.get("results") or {}), **results}
-            for name, extra in (("products", products), ("plots", plots)):
+            if outcome.results is not None:
+                doc["results"] = {**(doc.get("results") or {}), **outcome.results}
+            for name, extra in (("products", outcome.products), ("plots", outcome.plots)):
                 if extra:
                     doc[name] = [*(doc.get(name) or []), *extra]
-        entry = self._entry(doc, status, error=error, started=started, stopped=doc["stop"],
-                            reason=reason or ("retry-requested" if status == "retry" else None),
-                            by=by)  # fmt: skip
-        if nodes is not None:
-            entry.nodes = [NodeEntry.model_validate(n) for n in nodes]
-        return self._after_attempt(doc, entry, retry_delay)
+        reason = outcome.reason or ("retry-requested" if status == "retry" else None)
+        entry = self._entry(doc, status, error=outcome.error, started=outcome.started,
+                            stopped=doc["stop"], reason=reason, by=by)  # fmt: skip
+        entry.nodes = outcome.nodes
+        return self._after_attempt(doc, entry, outcome.retry_delay)
 
     def release(self, id: str, attempt: int, reason: str = "released",
                 holder: str | None = None, by: str | None = None) -> Doc:  # fmt: skip
@@ -271,16 +281,35 @@ class Buckets(BatchVerbs, OperatorVerbs):
         doc = {**doc, "history": history, "lease": None}
         outcome = entry.outcome
         if outcome == "success":
-            return self.store.finish(doc["id"], expect, {**doc, "status": "success"})
+            return self.move(expect, {**doc, "status": "success"})
         if outcome in ("failure", "lost") and not policy.may_retry(history, doc["retries"]):
-            return self.store.finish(doc["id"], expect, {**doc, "status": "failure"})
+            return self.move(expect, {**doc, "status": "failure"})
         if delay is None:
             delay = policy.backoff_delay(policy.counted_attempts(history), doc.get("backoff"))
         not_before = self.clock() + delay if delay > 0 else None
-        queued = {**doc, "status": "queued", "not_before": not_before}
-        return self.store.work.swap(doc["id"], expect, queued)
+        return self.move(expect, {**doc, "status": "queued", "not_before": not_before})
 
-    def _entry(self, doc: Doc, outcome: str, *, error: dict[str, Any] | None = None,
+    def move(self, old: Doc, new: Doc) -> Doc:
+        """Write ``new`` over the work ``old`` was, by compare-and-set on ``old``'s status
+        and attempt: every state change of a bucket work goes through here.
+
+        A finished status moves the work to the results in the same step.
+
+        Raises:
+            TransitionConflict: the status table (``TRANSITIONS``) forbids the change, or
+                the stored work is no longer at ``old``'s status and attempt.
+            NotFound: the work is not in the bucket.
+        """
+        before, after = old["status"], new["status"]
+        if after != before and after not in TRANSITIONS[before]:
+            raise TransitionConflict(f"work {new['id']} cannot go from {before} to {after}",
+                                     field="status", id=new["id"], status=before)  # fmt: skip
+        expect = {"status": before, "attempt": old["attempt"]}
+        if after in TERMINAL:
+            return self.store.finish(new["id"], expect, new)
+        return self.store.work.swap(new["id"], expect, new)
+
+    def _entry(self, doc: Doc, outcome: str, *, error: ErrorInfo | Doc | None = None,
                reason: str | None = None, started: float | None = None,
                stopped: float | None = None, by: str | None = None) -> AttemptEntry:  # fmt: skip
         lease = doc.get("lease") or {}
@@ -348,38 +377,6 @@ class Buckets(BatchVerbs, OperatorVerbs):
             field="attempt", id=id, status=doc["status"], attempt=doc["attempt"],
         )  # fmt: skip
 
-    def delete(self, ids: list[str]) -> int:
-        """Delete works from the bucket; return how many existed."""
-        return self.store.work.delete(ids)
-
-    # -- reading -------------------------------------------------------------------------
-
-    def get_active(self, id: str) -> Doc:
-        """The work ``id`` from the bucket.
-
-        Raises:
-            NotFound: it is not in the bucket (it may have finished).
-        """
-        doc = self.store.work.get(id)
-        if doc is None:
-            raise NotFound(f"no work {id} in the bucket", field="id", id=id)
-        return doc
-
-    def get(self, id: str) -> Doc:
-        """The work ``id`` from the bucket or, once finished, from the results."""
-        doc = self.store.work.get(id) or self.store.results.get(id)
-        if doc is None:
-            raise NotFound(f"no work {id}", field="id", id=id)
-        return doc
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Counts per pipeline and status, over the bucket and the results."""
-        out: dict[str, dict[str, int]] = {}
-        for collection in (self.store.work, self.store.results):
-            for pipeline, status, n in collection.tally():
-                out.setdefault(pipeline, {})[status] = n
-        return out
-
 
 def _same_deposit(new: Doc, old: Doc) -> bool:
     """Whether ``new`` repeats the deposit that made ``old``: every field the depositor
@@ -393,24 +390,3 @@ def _same_deposit(new: Doc, old: Doc) -> bool:
         if isinstance(entry, dict) and entry.get("kind") == "action":
             later |= set(entry.get("changes") or ())
     return all(new.get(name) == old.get(name) for name in new.keys() - later)
-
-
-def plain_query(
-    *,
-    site: str | None = None,
-    user: str | None = None,
-    priority: int | None = None,
-    tags: list[str] | None = None,
-    event: list[int] | None = None,
-    parent: list[str] | None = None,
-) -> Query:
-    """The store query for plain withdraw filters: equality on site, user and priority;
-    any of the tags, events or parent pipelines."""
-    query: Query = {}
-    for name, value in (("site", site), ("user", user), ("priority", priority)):
-        if value is not None:
-            query[name] = value
-    for path, values in (("tags", tags), ("event", event), ("config.parent", parent)):
-        if values:
-            query[path] = {"$in": list(values)}
-    return query

@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from workflow.errors import DuplicateWork, InvalidWork, NotFound
-from workflow.store.base import SORT_FIELDS, Doc, Query, Sort, Store
+from workflow.store.base import Doc, Query, Store
+from workflow.wire import BulkReply, Search
 from workflow.work import (
     RESULTS_LIMIT,
     TERMINAL,
@@ -22,72 +22,8 @@ from workflow.work import (
     parse_work,
 )
 
-MAX_PAGE = 1000
 #: Threads that count a search's matches while its page is read (see ``search``).
 _COUNTING = ThreadPoolExecutor(max_workers=4, thread_name_prefix="workflow-count")
-
-
-@dataclass
-class Search:
-    """A results search in plain terms; every field narrows it.
-
-    Attributes:
-        pipeline: Any of these pipelines.
-        status: Any of these statuses.
-        tags: Works carrying any of these tags.
-        event: Works of any of these event ids.
-        site: This site.
-        user: This user.
-        since: Created at or after this unix time.
-        until: Created before this unix time.
-        text: Every word appears in parameters, results, tags or error messages.
-        sort: Field to sort on.
-        order: ``desc`` (newest first) or ``asc``.
-        skip: Works to skip.
-        limit: Page size, at most ``MAX_PAGE``.
-    """
-
-    pipeline: list[str] = field(default_factory=list)
-    status: list[str] = field(default_factory=list)
-    tags: list[str] = field(default_factory=list)
-    event: list[int] = field(default_factory=list)
-    site: str | None = None
-    user: str | None = None
-    since: float | None = None
-    until: float | None = None
-    text: str | None = None
-    sort: str = "creation"
-    order: str = "desc"
-    skip: int = 0
-    limit: int = 50
-
-    def query(self) -> Query:
-        """The search as a store query."""
-        query: Query = {}
-        for name in ("pipeline", "status", "tags", "event"):
-            values = getattr(self, name)
-            if values:
-                query[name] = {"$in": list(values)}
-        for name in ("site", "user"):
-            if getattr(self, name):
-                query[name] = getattr(self, name)
-        span = {op: t for op, t in (("$gte", self.since), ("$lt", self.until)) if t is not None}
-        if span:
-            query["creation"] = span
-        return query
-
-    def order_by(self) -> Sort:
-        """The sort as a store sort, validated."""
-        if self.sort not in SORT_FIELDS:
-            raise InvalidWork(f"cannot sort on {self.sort!r}; use one of "
-                              f"{', '.join(sorted(SORT_FIELDS))}", field="sort")  # fmt: skip
-        if self.order not in ("asc", "desc"):
-            raise InvalidWork("order is asc or desc", field="order")
-        if not 0 <= self.limit <= MAX_PAGE:
-            raise InvalidWork(f"limit is 0 to {MAX_PAGE}", field="limit")
-        if self.skip < 0:
-            raise InvalidWork("skip cannot be negative", field="skip")
-        return [(self.sort, -1 if self.order == "desc" else 1)]
 
 
 class Results:
@@ -123,7 +59,6 @@ class Results:
         """Every work matching ``search`` (its page and sort aside), newest first, read
         a chunk at a time after the last one seen (so a million cost no more per chunk
         than the first)."""
-        search.order_by()  # the page fields are still checked
         query = search.query()
         after: tuple[float, str] | None = None
         while True:
@@ -148,7 +83,7 @@ class Results:
         """How many works match a (checked) Mongo-style query."""
         return self.store.results.count(query)
 
-    def get(self, id: str) -> Doc:
+    def result(self, id: str) -> Doc:
         """The finished work ``id``.
 
         Raises:
@@ -158,6 +93,19 @@ class Results:
         if doc is None:
             raise NotFound(f"no finished work {id}", field="id", id=id)
         return doc
+
+    def retry_matching(self, search: Search, confirm: int | None = None, *,
+                       by: str | None = None) -> BulkReply:  # fmt: skip
+        """Queue again every finished work ``search`` matches (its sort and page aside),
+        each as a new work linked to it, with its own parameters; nothing is done
+        without ``confirm``, or if more than ``confirm`` works match (see
+        ``workflow.buckets.bulk``)."""
+        from workflow.buckets import Buckets
+        from workflow.buckets.bulk import retry_results
+
+        buckets = Buckets(self.store, results_limit=self.results_limit)
+        return retry_results(buckets, self.export(search), self.total(search),
+                             confirm=confirm, by=by)  # fmt: skip
 
     def tally(self) -> dict[str, int]:
         """How many finished works each pipeline has."""
@@ -200,7 +148,7 @@ class Results:
         planned = []
         for i, raw in enumerate(_listed(works)):
             doc = self._finished(raw, f"works[{i}]")
-            stored = self.get(doc["id"])
+            stored = self.result(doc["id"])
             changes = {k: doc[k] for k in raw if k in doc and k != "history"
                        and doc[k] != stored.get(k)}  # fmt: skip
             entry = ActionEntry(action="edit", at=time.time(), by=by,

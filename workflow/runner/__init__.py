@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from workflow.runner.outcome import Outcome, Retry
+from workflow.runner.outcome import Retry
+from workflow.wire import Outcome
 
 if TYPE_CHECKING:
     from workflow.runner.loop import Runner

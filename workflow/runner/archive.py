@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from workflow.runner.outcome import Outcome
+from workflow.wire import Outcome
 from workflow.work import Work
 
 

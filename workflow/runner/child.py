@@ -26,7 +26,8 @@ from typing import Any
 
 import orjson
 
-from workflow.runner.outcome import Outcome, failure, from_exception, from_return
+from workflow.runner.outcome import failure, from_exception, from_return
+from workflow.wire import Outcome
 
 _JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 #: One attempt: (key, dotted function path, parameters, the work as a dict).

@@ -16,7 +16,9 @@ from typing import Any
 
 import orjson
 
-from workflow.runner.outcome import Outcome, failure, tail
+from workflow.runner.outcome import failure, tail
+from workflow.wire import Outcome
+from workflow.work import ErrorInfo, NodeEntry
 
 
 def run_graph(work: dict[str, Any], timeout: float, engine: str | None = None) -> Outcome:
@@ -45,13 +47,15 @@ def run_graph(work: dict[str, Any], timeout: float, engine: str | None = None) -
             ended = said["outcome"]
     if timed_out:
         outcome = failure("Timeout", f"the graph exceeded its timeout of {timeout:g} s")
-        outcome.extra["reason"] = "timeout"
+        outcome.reason = "timeout"
     elif ended is None:
         outcome = failure("ProcessDied", f"the graph's process exited with code "
                           f"{process.returncode} without an outcome",
                           tail(stderr.decode(errors="replace")))  # fmt: skip
     else:
-        outcome = Outcome(ended["status"], results=ended.get("results"), error=ended.get("error"))
-    outcome.nodes = nodes
+        outcome = Outcome.model_construct(status=ended["status"], results=ended.get("results"),
+                                          error=ErrorInfo.model_validate(ended["error"])
+                                          if ended.get("error") else None)  # fmt: skip
+    outcome.nodes = [NodeEntry.model_validate(node) for node in nodes]
     outcome.started, outcome.stop = started, time.time()
     return outcome

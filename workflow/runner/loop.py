@@ -26,10 +26,11 @@ from workflow import errors
 from workflow.client import Client
 from workflow.runner.graphs import run_graph
 from workflow.runner.options import RunnerOptions
-from workflow.runner.outbox import Outbox, item, record
-from workflow.runner.outcome import Outcome, failure
+from workflow.runner.outbox import Outbox
+from workflow.runner.outcome import failure
 from workflow.runner.report import Reporter
 from workflow.runner.slot import Attempt, Slot, aborted, run_command
+from workflow.wire import HeldAttempt, Outcome, Withdraw
 
 #: A work as the server sent it.
 Doc = dict[str, Any]
@@ -55,6 +56,10 @@ class Runner:
         self.options = options
         self.report = reporter
         self.host = socket.gethostname()
+        # What each withdraw asks for; only its limit changes.
+        self._want = Withdraw(pipelines=options.pipelines, site=options.site,
+                              tags=options.tags or None, lease=options.lease,
+                              runner=options.runner, host=self.host)  # fmt: skip
         self.stopping = threading.Event()
         self.finished = 0  # attempts whose outcome was handed to the outbox
         self.failed = False  # the runner itself failed (see _worker)
@@ -215,18 +220,14 @@ class Runner:
             limit = min(limit, self.options.lives - self.finished - in_flight)
         if limit <= 0:
             return []
-        claiming: dict[str, Any] = {
-            "limit": limit, "site": self.options.site, "tags": self.options.tags or None,
-            "lease": self.options.lease, "runner": self.options.runner, "host": self.host,
-        }  # fmt: skip
+        want = self._want.model_copy(update={"limit": limit})
         # Outcomes that finished just now go with the withdraw: one request for both.
         riders = self.outbox.take_riders()
         try:
             if riders:
-                replies, works = self.client.exchange(
-                    [item(r) for r in riders], self.options.pipelines, **claiming)
+                replies, works = self.client.exchange(riders, want)
             else:
-                works = self.client.claim(self.options.pipelines, **claiming)
+                works = self.client.withdraw(want)
         except BaseException as exc:
             self.outbox.riders_failed(riders)  # they go on their own
             if not isinstance(exc, errors.ServerUnreachable):
@@ -308,7 +309,7 @@ class Runner:
         """Outcomes of attempts: report them and hand them to the outbox."""
         back, records, reported = [], [], []
         for work, outcome in done:
-            if self.stopping.is_set() and outcome.extra.get("reason") == "aborted":
+            if self.stopping.is_set() and outcome.reason == "aborted":
                 back.append(work)
                 continue
             if self.options.archive is not None:
@@ -316,7 +317,8 @@ class Runner:
 
                 archive_outcome(work, outcome, self.options.archive)
             reported.append((work, outcome))
-            records.append(record(work["id"], work["attempt"], outcome))
+            outcome.id, outcome.attempt = work["id"], work["attempt"]
+            records.append(outcome)
         # When the main loop is to withdraw next, the outcomes ride with that request;
         # otherwise delivery starts at once, while we report.
         ride = self._in_flight - len(done) <= self._refill_at and not self.stopping.is_set()
@@ -364,7 +366,9 @@ class Runner:
             for start in range(0, len(held), HEARTBEATS):
                 chunk = held[start : start + HEARTBEATS]
                 try:
-                    replies = self.client.heartbeat_many(chunk, self.options.lease)
+                    replies = self.client.heartbeat_many(
+                        [HeldAttempt(id=w["id"], attempt=w["attempt"]) for w in chunk],
+                        self.options.lease)  # fmt: skip
                 except errors.WorkflowError as exc:
                     self.report.problem(f"heartbeat of {len(chunk)} works failed: {exc.message}")
                     continue

@@ -31,10 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from workflow import errors
 from workflow.client import Client
-from workflow.runner.outcome import Outcome
+from workflow.wire import Outcome
+from workflow.work import ErrorInfo
 
 log = logging.getLogger("workflow.run")
 #: Outcomes sent in one request at most.
@@ -43,14 +45,8 @@ BATCH = 500
 ROTATE = 4 << 20
 #: Seconds an outcome waits for the withdraw it is to ride with before going alone.
 RIDE_WAIT = 0.05
-#: An outcome: {"id", "attempt", "body": the completion fields, "reason"}.
-Record = dict[str, Any]
-
-
-def record(id: str, attempt: int, outcome: Outcome) -> Record:
-    """What the journal keeps of one outcome."""
-    return {"id": id, "attempt": attempt, "body": outcome.body(),
-            "reason": outcome.extra.get("reason")}  # fmt: skip
+#: An outcome to deliver: its work's id and attempt set. The journal keeps its JSON.
+Record = Outcome
 
 
 class Journal:
@@ -91,21 +87,25 @@ class Journal:
                 if "settled" in entry:
                     for id, attempt in entry["settled"]:
                         outcomes.pop((id, attempt), None)
-                elif "id" in entry:
-                    outcomes[(entry["id"], entry["attempt"])] = entry
+                elif (outcome := parsed(entry)) is not None:
+                    outcomes[(outcome.id, outcome.attempt)] = outcome
         return list(outcomes.values())
 
-    def append(self, entries: list[dict[str, Any]]) -> None:
+    def append(self, records: list[Record]) -> None:
+        """Write outcomes at the end, as JSON lines."""
+        self._write([record.wire() for record in records])
+
+    def settle(self, records: list[Record]) -> None:
+        """Note that ``records`` need no delivery any more."""
+        self._write([{"settled": [[r.id, r.attempt] for r in records]}])
+
+    def _write(self, entries: list[dict[str, Any]]) -> None:
         """Write entries at the end (one ``write``; whole lines or, after a crash, a
         last line cut short, which ``pending`` skips)."""
         data = memoryview(b"".join(orjson.dumps(entry) + b"\n" for entry in entries))
         with self._lock:
             while data:
                 data = data[os.write(self.fd, data) :]
-
-    def settle(self, records: list[Record]) -> None:
-        """Note that ``records`` need no delivery any more."""
-        self.append([{"settled": [[r["id"], r["attempt"]] for r in records]}])
 
     def empty_if_large(self) -> None:
         """Start over when the file is large (call only when nothing is pending)."""
@@ -306,13 +306,13 @@ class Outbox:
             Exception: the server could not be reached, or answered otherwise.
         """
         try:
-            return self.client.complete_many([item(record) for record in records])
+            return self.client.complete_many(records)
         except errors.WorkflowError as exc:
             if exc.status_code not in (413, 422):
                 raise
             if len(records) > 1:
                 return [reply for record in records for reply in self._replies([record])]
-            return [{"id": records[0]["id"], "ok": False, "status_code": exc.status_code,
+            return [{"id": records[0].id, "ok": False, "status_code": exc.status_code,
                      **exc.to_dict()}]  # fmt: skip
 
     def _settle(self, records: list[Record], replies: list[dict[str, Any]],
@@ -327,18 +327,17 @@ class Outbox:
                                 f"dropped as stale: {reply.get('message')}"))  # fmt: skip
             elif code in (413, 422):
                 # The server will never take this outcome: report the attempt failed.
-                body = record["body"]
-                again.append({**record, "body": {
-                    "status": "failure", "started": body.get("started"),
-                    "stop": body.get("stop"), "error": {
-                        "type": reply.get("error"),
-                        "message": f"outcome refused: {reply.get('message')}"}}})
+                error = ErrorInfo(type=reply.get("error"),
+                                  message=f"outcome refused: {reply.get('message')}")
+                again.append(Outcome(id=record.id, attempt=record.attempt, status="failure",
+                                     started=record.started, stop=record.stop,
+                                     error=error))  # fmt: skip
             else:
                 again.append(record)
         if settled:
             settle([record for record, _ in settled])
             for record, note in settled:
-                self.on_done(record["id"], record["attempt"], note)
+                self.on_done(record.id, record.attempt, note)
         return again
 
 
@@ -348,12 +347,19 @@ def _read(path: Path) -> list[Record]:
         content = orjson.loads(path.read_bytes())
     except (OSError, ValueError):
         return []  # delivered and removed by another runner sharing the spool
-    return content if isinstance(content, list) else [content]
+    entries = content if isinstance(content, list) else [content]
+    return [outcome for entry in entries if (outcome := parsed(entry)) is not None]
 
 
-def item(record: Record) -> dict[str, Any]:
-    """What the server is sent of an outcome."""
-    item = {"id": record["id"], "attempt": record["attempt"], **record["body"]}
-    if record.get("reason"):
-        item["reason"] = record["reason"]
-    return item
+def parsed(entry: Any) -> Outcome | None:
+    """A journaled outcome; older runners wrote ``{"id", "attempt", "body", "reason"}``.
+    None for a line that is no outcome (written by hand, or by a version that knew
+    fields this one does not)."""
+    if isinstance(entry, dict) and isinstance(entry.get("body"), dict):
+        entry = {"id": entry.get("id"), "attempt": entry.get("attempt"), **entry["body"],
+                 **({"reason": entry["reason"]} if entry.get("reason") else {})}  # fmt: skip
+    try:
+        return Outcome.model_validate(entry)
+    except ValidationError:
+        log.warning("skipping a journal line that is no outcome: %.200s", entry)
+        return None

@@ -1,4 +1,5 @@
-"""What an attempt produced, and how a function's return value becomes that (pure).
+"""What an attempt produced (an ``Outcome``, ``workflow.wire``), and how a function's
+return value becomes that (pure).
 
 The return contract of a work function:
 
@@ -15,8 +16,10 @@ this one as a failure.
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
+
+from workflow.wire import Outcome
+from workflow.work import ErrorInfo
 
 #: How much of a traceback, stdout or stderr is kept, in characters.
 TAIL = 4000
@@ -32,29 +35,6 @@ class Retry(Exception):  # noqa: N818 - users write ``raise Retry(...)``
         self.reason = reason
 
 
-@dataclass
-class Outcome:
-    """The outcome of one attempt, as sent to the server."""
-
-    status: Literal["success", "failure", "retry"]
-    results: dict[str, Any] | None = None
-    products: list[str] | None = None
-    plots: list[str] | None = None
-    error: dict[str, Any] | None = None
-    retry_delay: float | None = None
-    started: float | None = None
-    stop: float | None = None
-    nodes: list[dict[str, Any]] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def body(self) -> dict[str, Any]:
-        """The fields of a ``complete`` call."""
-        out = {"status": self.status, "results": self.results, "products": self.products,
-               "plots": self.plots, "error": self.error, "retry_delay": self.retry_delay,
-               "started": self.started, "stop": self.stop, "nodes": self.nodes}  # fmt: skip
-        return {k: v for k, v in out.items() if v is not None}
-
-
 def tail(text: str | None, size: int = TAIL) -> str:
     """The last ``size`` characters of ``text`` (empty for None)."""
     if not text:
@@ -64,14 +44,14 @@ def tail(text: str | None, size: int = TAIL) -> str:
 
 def failure(kind: str, message: str, trace: str | None = None) -> Outcome:
     """A failed outcome with an error of type ``kind``."""
-    return Outcome("failure", error={"type": kind, "message": message,
-                                     "traceback": tail(trace) or None})  # fmt: skip
+    error = ErrorInfo(type=kind, message=message, traceback=tail(trace) or None)
+    return Outcome(status="failure", error=error)
 
 
 def from_exception(exc: BaseException) -> Outcome:
     """The outcome of a function that raised ``exc``."""
     if isinstance(exc, Retry):
-        return Outcome("retry", retry_delay=exc.delay, extra={"reason": exc.reason})
+        return Outcome(status="retry", retry_delay=exc.delay, reason=exc.reason[:200])
     trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return failure(type(exc).__name__, str(exc), trace)
 
@@ -79,9 +59,9 @@ def from_exception(exc: BaseException) -> Outcome:
 def from_return(value: Any) -> Outcome:
     """The outcome of a function that returned ``value`` (see the module docstring)."""
     if value is None:
-        return Outcome("success")
+        return Outcome(status="success")
     if isinstance(value, dict):
-        return Outcome("success", results=value)
+        return Outcome.model_construct(status="success", results=value)
     if isinstance(value, tuple) and 1 <= len(value) <= 3:
         results, products, plots = (*value, None, None)[:3]
         problems = [
@@ -96,7 +76,10 @@ def from_return(value: Any) -> Outcome:
         bad = [p for p in [*(products or []), *(plots or [])] if not isinstance(p, str)]
         if bad:
             return failure("TypeError", "products and plots are lists of file paths (str)")
-        return Outcome("success", results=results, products=products, plots=plots)
+        # Unchecked here: results may hold what JSON turns into plain data later (numpy
+        # values, numbers as keys; see ``child.call``).
+        return Outcome.model_construct(status="success", results=results, products=products,
+                                       plots=plots)  # fmt: skip
     return failure(
         "TypeError",
         f"the function returned {type(value).__name__}; return a dict of results, a "

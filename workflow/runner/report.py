@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from workflow.runner.outcome import Outcome
+from workflow.wire import Outcome
 
 _COLOR = {"success": "32", "failure": "31", "retry": "33"}
 
@@ -44,14 +44,15 @@ class Reporter:
                 "time": now, "event": "attempt", "id": work["id"],
                 "pipeline": work["pipeline"], "attempt": work["attempt"],
                 "status": outcome.status, "seconds": round(_took(outcome), 4),
-                "error": outcome.error or None}) + "\n" for work, outcome in done))  # fmt: skip
+                "error": outcome.error.model_dump() if outcome.error else None}) + "\n"
+                for work, outcome in done))  # fmt: skip
         else:
             self.stream.write("".join(self._line(work, outcome) for work, outcome in done))
         self.stream.flush()
 
     def _line(self, work: dict[str, Any], outcome: Outcome) -> str:
-        error = outcome.error or {}
-        why = f"  {error.get('type')}: {error.get('message')}" if error else ""
+        error = outcome.error
+        why = f"  {error.type}: {error.message}" if error else ""
         status = f"{outcome.status:<7}"
         if self._color:
             status = f"\033[{_COLOR.get(outcome.status, '0')}m{status}\033[0m"

@@ -23,7 +23,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from workflow.runner import child
-from workflow.runner.outcome import Outcome, failure, tail
+from workflow.runner.outcome import failure, tail
+from workflow.wire import Outcome
 
 # Children fork from a clean server process, never from the threaded runner itself.
 _CONTEXT = multiprocessing.get_context("forkserver")
@@ -241,7 +242,7 @@ def _killed(attempt: Attempt, why: str, now: float) -> Outcome:
     if why == "timeout":
         outcome = failure("Timeout", f"the work ran past its timeout "
                                      f"({attempt.work.get('timeout')} s)")  # fmt: skip
-        outcome.extra["reason"] = "timeout"
+        outcome.reason = "timeout"
         return outcome
     return aborted(now, now)
 
@@ -249,7 +250,7 @@ def _killed(attempt: Attempt, why: str, now: float) -> Outcome:
 def aborted(started: float, stop: float) -> Outcome:
     """The outcome of an attempt the runner stopped, or never started."""
     outcome = failure("Aborted", "the runner stopped this attempt")
-    outcome.extra["reason"] = "aborted"
+    outcome.reason = "aborted"
     outcome.started, outcome.stop = started, stop
     return outcome
 
@@ -282,12 +283,12 @@ def run_command(argv: list[str], timeout: float) -> Outcome:
     if timed_out:
         outcome = failure("Timeout", f"the command exceeded its timeout of {timeout:g} s",
                           stderr)  # fmt: skip
-        outcome.extra["reason"] = "timeout"
+        outcome.reason = "timeout"
     elif process.returncode != 0:
         outcome = failure("CommandFailed", f"{argv[0]} exited with code {process.returncode}",
                           stderr)  # fmt: skip
     else:
-        outcome = Outcome("success")
+        outcome = Outcome(status="success")
     outcome.results = results
     outcome.started, outcome.stop = started, time.time()
     return outcome

@@ -17,7 +17,17 @@ from fastapi.staticfiles import StaticFiles
 from workflow import __version__
 from workflow.buckets import Buckets
 from workflow.results import Results
-from workflow.service import access, buckets_api, errors, files_api, heap, results_api, ui_api
+from workflow.service import (
+    access,
+    buckets_api,
+    chime_buckets,
+    chime_results,
+    errors,
+    files_api,
+    heap,
+    results_api,
+    ui_api,
+)
 from workflow.service.edge import Edge
 from workflow.service.hot import HotPaths
 from workflow.settings import ServerSettings
@@ -58,12 +68,15 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
                   description="Buckets of work, runners, and their results.")  # fmt: skip
     app.state.settings = settings
     errors.install(app)
-    app.add_middleware(HotPaths)
+    if settings.fast_paths:
+        app.add_middleware(HotPaths, routes=buckets_api.fast.table("/buckets"))
     # Added last, so it runs first: no route reads a body the edge has not checked.
     app.add_middleware(Edge, max_body=settings.max_body, max_depth=settings.max_depth)
-    for prefix, module in (("/buckets", buckets_api), ("/results", results_api)):
+    for prefix, chime, ours in (("/buckets", chime_buckets, buckets_api),
+                                ("/results", chime_results, results_api)):  # fmt: skip
         app.include_router(_version_router(prefix), prefix=prefix)
-        app.include_router(module.router, prefix=prefix)
+        app.include_router(chime.router, prefix=prefix)
+        app.include_router(ours.router, prefix=prefix)
     app.include_router(_version_router(""))
     app.include_router(ui_api.router, prefix="/ui")
     app.include_router(files_api.router)

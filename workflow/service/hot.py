@@ -2,54 +2,43 @@
 
 A fleet of runners sends a withdraw and a batch of outcomes every few works. FastAPI's
 routing and dependency solving cost more per request than the bookkeeping itself, so
-this middleware answers ``POST /buckets/withdraw``, ``/buckets/complete``,
-``/buckets/exchange`` and ``/buckets/heartbeat`` first: the same request models, the
-same route functions and the same error bodies (the edge has checked the token and the
-body already). A small request
-runs right on the event loop when the store can take it at once (``Store.promptly``);
-anything else runs in the thread pool, as FastAPI runs it. The routes stay declared in
-FastAPI, which documents them and answers them when the middleware is off.
+this middleware answers the routes declared hot (``workflow.service.dispatch``) first:
+the same request models, the same answers and the same error bodies (the edge has
+checked the token, its role and the body already). A small request runs right on the
+event loop when the store can take it at once (``Store.promptly``); anything else runs
+in the thread pool, as FastAPI runs it. The routes stay declared in FastAPI, which
+documents them and answers them when the middleware is off (``WORKFLOW_FAST_PATHS=0``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import suppress
-from typing import Any
 
 import orjson
 from anyio import to_thread
-from fastapi import Response
 from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from workflow import jsonsafe
 from workflow.errors import Unauthorized, WorkflowError, WouldWait
-from workflow.service import buckets_api
-from workflow.service.access import OPEN, Caller
+from workflow.service.access import OPEN
+from workflow.service.dispatch import Hot
 from workflow.service.errors import invalid_body, overflow
 
-#: (method, path) -> (request model, route function taking the bucket verbs, it and the
-#: caller).
-Route = tuple[type[BaseModel], Callable[[Any, Any, Caller], Response]]
-ROUTES: dict[tuple[str, str], Route] = {
-    ("POST", "/buckets/withdraw"): (buckets_api.Withdraw, buckets_api.withdraw),
-    ("POST", "/buckets/complete"): (buckets_api.CompleteMany, buckets_api.complete_many),
-    ("POST", "/buckets/exchange"): (buckets_api.Exchange, buckets_api.exchange),
-    ("POST", "/buckets/heartbeat"): (buckets_api.HeartbeatMany, buckets_api.heartbeat_many),
-}
 _JSON = [(b"content-type", b"application/json")]
 #: Requests for at most this many works may run on the event loop (see _answer).
 PROMPT = 20
 
 
 class HotPaths:
-    """ASGI middleware: answers the routes in ``ROUTES``, passes everything else on."""
+    """ASGI middleware: answers the hot ``routes``, passes everything else on."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, routes: dict[tuple[str, str], Hot]):
         self.app = app
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = ROUTES.get((scope.get("method", ""), scope.get("path", "")))
+        route = self.routes.get((scope.get("method", ""), scope.get("path", "")))
         if scope["type"] != "http" or route is None:
             await self.app(scope, receive, send)
             return
@@ -58,8 +47,8 @@ class HotPaths:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _answer(self, route: Route, scope: Scope, receive: Receive) -> tuple[int, bytes]:
-        model, function = route
+    async def _answer(self, route: Hot, scope: Scope, receive: Receive) -> tuple[int, bytes]:
+        model, answer = route.model, route.answer
         state = scope["app"].state
         try:
             # The edge checked the token before the body was read (workflow.service.edge)
@@ -79,10 +68,10 @@ class HotPaths:
                 # Should another writer hold the store, WouldWait: wait in a thread.
                 with state.buckets.store.promptly() as prompt, suppress(WouldWait):
                     if prompt:
-                        reply = function(state.buckets, request, caller)
+                        reply = answer(state.buckets, request, caller)
             if reply is None:
-                reply = await to_thread.run_sync(function, state.buckets, request, caller)
-            return reply.status_code, bytes(reply.body)
+                reply = await to_thread.run_sync(answer, state.buckets, request, caller)
+            return 200, jsonsafe.dumps(reply)
         except WorkflowError as exc:
             return exc.status_code, orjson.dumps(exc.to_dict())
         except OverflowError as exc:
@@ -90,12 +79,11 @@ class HotPaths:
 
 
 def _size(request: BaseModel) -> int:
-    """How many works a request is for."""
-    if isinstance(request, buckets_api.CompleteMany | buckets_api.HeartbeatMany):
-        return len(request.works)
-    if isinstance(request, buckets_api.Exchange):
-        return len(request.complete) + request.withdraw.limit
-    return int(getattr(request, "limit", 1))
+    """How many works a request is for: the works it lists, the outcomes it reports and
+    the works it claims."""
+    listed = getattr(request, "works", None) or getattr(request, "complete", None) or []
+    claim = getattr(request, "withdraw", request)
+    return len(listed) + int(getattr(claim, "limit", 0))
 
 
 async def _body(receive: Receive) -> bytes:

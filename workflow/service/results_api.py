@@ -1,5 +1,6 @@
-"""``/results``: CHIME's results API, plus search with plain query parameters and the
-export of a whole search as CSV or JSON."""
+"""``/results``: search finished works with plain query parameters, export a whole
+search as CSV or JSON, retry what a search matches. CHIME's own routes are in
+``workflow.service.chime_results``."""
 
 from __future__ import annotations
 
@@ -12,16 +13,10 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 
-from workflow.buckets.bulk import retry_results
-from workflow.errors import InvalidWork
-from workflow.filters import apply_projection, check_filter, check_projection
-from workflow.results import Results, Search
-from workflow.results.verbs import MAX_PAGE
+from workflow.results import Results
 from workflow.service.access import needs, who
-from workflow.service.buckets_api import BulkReply, View, Works
-from workflow.work import MAX_INT, Int64
+from workflow.wire import BulkReply, Confirm, Page, Search
 
 router = APIRouter(tags=["results"])
 
@@ -33,92 +28,7 @@ async def _results(request: Request) -> Results:
 Verbs = Annotated[Results, Depends(_results)]
 
 
-class CountRequest(BaseModel):
-    """CHIME's count request."""
-
-    query: dict[str, Any] = Field(default_factory=dict)
-
-
-class Page(BaseModel):
-    """One page of a search, with the number of matches."""
-
-    total: int
-    skip: int
-    limit: int
-    items: list[dict[str, Any]]
-
-
-# -- CHIME ------------------------------------------------------------------------------
-
-
-@router.post("/results", **needs("runner"), summary="Store finished works (CHIME transfer)")
-def deposit(results: Verbs, works: Works, request: Request) -> dict[str, int]:
-    return results.deposit(works, user=who(request)) if works else {}
-
-
-@router.put("/results", **needs("operator"), summary="Replace finished works by id (CHIME)")
-def update(results: Verbs, works: Works, request: Request) -> dict[str, int]:
-    return results.update(works, by=who(request))
-
-
-@router.delete("/results", **needs("admin"),
-               summary="Delete finished works: ?PIPELINE=ID&PIPELINE=ID (CHIME)")
-def delete(results: Verbs, request: Request) -> dict[str, int]:
-    wanted: dict[str, list[str]] = {}
-    for pipeline, id in request.query_params.multi_items():
-        wanted.setdefault(pipeline, []).append(id)
-    if not wanted:
-        raise InvalidWork("name the works to delete as ?PIPELINE=ID", field="query")
-    out = {}
-    for pipeline, ids in wanted.items():
-        found = results.view({"pipeline": pipeline, "id": {"$in": ids}})
-        out[pipeline] = results.delete([doc["id"] for doc in found])
-    return out
-
-
-@router.post("/view", **needs("viewer"),
-             summary="Finished works matching a Mongo-style filter (CHIME)")
-def view(results: Verbs, body: View) -> list[dict[str, Any]]:
-    query = check_filter(body.query)
-    projection = check_projection(body.projection)
-    docs = results.view(query, skip=body.skip, limit=body.limit or None)
-    return [apply_projection(doc, projection) for doc in docs]
-
-
-@router.post("/view/count", **needs("viewer"), summary="How many finished works match (CHIME)")
-def count(results: Verbs, body: CountRequest) -> int:
-    return results.count(check_filter(body.query))
-
-
-@router.get("/status", **needs("viewer"), summary="Finished works per pipeline (CHIME)")
-def status(results: Verbs) -> dict[str, int]:
-    return results.tally()
-
-
-# -- ours -------------------------------------------------------------------------------
-
-
-def _search(
-    pipeline: Annotated[list[str] | None, Query()] = None,
-    status: Annotated[list[Literal["success", "failure", "cancelled"]] | None, Query()] = None,
-    tag: Annotated[list[str] | None, Query()] = None,
-    event: Annotated[list[Int64] | None, Query()] = None,
-    site: str | None = None,
-    user: str | None = None,
-    since: float | None = None,
-    until: float | None = None,
-    text: Annotated[str | None, Query(max_length=500)] = None,
-    sort: str = "creation",
-    order: Literal["asc", "desc"] = "desc",
-    skip: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
-    limit: Annotated[int, Query(ge=0, le=MAX_PAGE)] = 50,
-) -> Search:
-    return Search(pipeline=pipeline or [], status=list(status or []), tags=tag or [],
-                  event=event or [], site=site, user=user, since=since, until=until,
-                  text=text, sort=sort, order=order, skip=skip, limit=limit)  # fmt: skip
-
-
-Searched = Annotated[Search, Depends(_search)]
+Searched = Annotated[Search, Query()]
 
 
 @router.get("/works", **needs("viewer"),
@@ -134,7 +44,6 @@ def export(results: Verbs, search: Searched,
            format: Literal["csv", "json"] = "csv") -> StreamingResponse:  # fmt: skip
     """Newest first; the search's sort and page do not apply. A CSV starts with its
     header row, matches or not, and no cell of it starts a spreadsheet formula."""
-    search.order_by()  # refuse a bad sort or page here, before the reply starts
     batches = _batches(results.export(search))
     # The first batch is read and rendered here, before the reply starts, so that a store
     # or rendering error gets an error reply; a later one can only break the reply off.
@@ -209,27 +118,15 @@ def _csv_rows(rows: Iterable[Sequence[Any]]) -> bytes:
     return out.getvalue().encode()
 
 
-class RetryMatching(BaseModel):
-    """Without ``confirm`` nothing is done and the reply says how many works match;
-    with it, the retry runs only if no more than ``confirm`` works match."""
-
-    model_config = ConfigDict(extra="forbid")
-    confirm: int | None = Field(default=None, ge=0, le=MAX_INT)
-
-
 @router.post("/retry", **needs("operator"),
              summary="Queue again every finished work a search matches")
 def retry_matching(results: Verbs, search: Searched, request: Request,
-                   body: RetryMatching) -> BulkReply:  # fmt: skip
+                   body: Confirm) -> BulkReply:  # fmt: skip
     """Each work is retried as a new work linked to it (as ``/buckets/work/{id}/retry``
     does), with its own parameters; the search's sort and page do not apply."""
-    search.order_by()
-    matched = results.total(search)
-    return BulkReply(**retry_results(request.app.state.buckets, results.export(search),
-                                     matched, confirm=body.confirm,
-                                     by=who(request)))  # fmt: skip
+    return results.retry_matching(search, body.confirm, by=who(request))
 
 
 @router.get("/works/{id}", **needs("viewer"), summary="One finished work with its history")
 def get_work(results: Verbs, id: str) -> dict[str, Any]:
-    return results.get(id)
+    return results.result(id)

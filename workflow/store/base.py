@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from workflow.policy import lease_deadline
+from workflow.wire import SORT_FIELDS as SORT_FIELDS
 
 Doc = dict[str, Any]
 #: The key under which a store hands over a work it could not read, saying why.
@@ -25,13 +26,6 @@ UNREADABLE = "unreadable"
 Query = dict[str, Any]
 #: Sort order as (field, direction) pairs, direction 1 ascending and -1 descending.
 Sort = list[tuple[str, int]]
-
-#: Fields a query may sort on (every backend indexes them).
-SORT_FIELDS = frozenset(
-    {"id", "pipeline", "status", "priority", "creation", "start", "stop", "attempt",
-     "site", "user"}
-)  # fmt: skip
-
 
 @dataclass(frozen=True)
 class Claim:

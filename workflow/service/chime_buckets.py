@@ -1,4 +1,5 @@
-"""CHIME/FRB wire semantics expressed with the bucket verbs.
+"""CHIME/FRB's buckets API (``/buckets`` of ``workflow-core``), with its wire semantics
+expressed by the bucket verbs; everything CHIME-specific about buckets is here.
 
 CHIME clients send whole works (``PUT /work``) instead of calling verbs: a running work
 sent back as ``success`` or ``failure`` completes its attempt; one sent back with its
@@ -9,13 +10,99 @@ so a late update from a runner whose lease expired is refused with 409.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Response
 
 from workflow.buckets.operators import action
 from workflow.buckets.verbs import Buckets
 from workflow.errors import Forbidden, InvalidWork, NotFound, TransitionConflict
-from workflow.store.base import Query
+from workflow.filters import apply_projection, check_filter, check_projection
+from workflow.service.access import holder, needs
+from workflow.service.buckets_api import Calling, Verbs
+from workflow.service.dispatch import json_reply
+from workflow.tokens import allows
+from workflow.wire import Outcome, View
+from workflow.wire import Query as Filter
 from workflow.work import CHIME_FIELDS, TRANSITIONS, Work, check_results_size, parse_work
+
+router = APIRouter(tags=["buckets"])
+#: A request body of one work or a list of them.
+Works = Annotated[Any, Body()]
+
+
+@router.post("/work", **needs("runner"), summary="Deposit works (CHIME)")
+def deposit(buckets: Verbs, works: Works, caller: Calling, return_ids: bool = False) -> Any:
+    ids = buckets.deposit([works] if isinstance(works, dict) else works, user=caller.name)
+    return ids if return_ids else True
+
+
+@router.post("/work/withdraw", **needs("runner"),
+             summary="Claim one work matching a Mongo-style filter (CHIME)")
+def withdraw(buckets: Verbs, query: Annotated[dict[str, Any], Body()],
+             caller: Calling) -> Response:  # fmt: skip
+    pipelines, rest = split_pipelines(check_filter(query))
+    found = buckets.claim(pipelines, rest, limit=1, by=caller.name)
+    return json_reply(found[0] if found else None)
+
+
+@router.put("/work", **needs("runner"), summary="Update works by id (CHIME)")
+def update(buckets: Verbs, works: Works, caller: Calling) -> Any:
+    """Each work is checked before any is changed, so a batch changes all or nothing
+    but for a conflict that arises while it is applied (409, naming the work)."""
+    update_all(buckets, _many(works), by=caller.name, operator=allows(caller.role, "operator"),
+               holder=holder(caller))  # fmt: skip
+    return True
+
+
+@router.delete("/work", **needs("operator"), summary="Delete works by id (CHIME)")
+def delete(buckets: Verbs, ids: Annotated[list[str], Query(min_length=1)]) -> Any:
+    if buckets.delete(ids) == 0:
+        raise NotFound(f"no work with any of these ids in the bucket: {', '.join(ids[:10])}",
+                       field="ids")  # fmt: skip
+    return True
+
+
+@router.post("/view", **needs("viewer"),
+             summary="Works matching a Mongo-style filter, newest first (CHIME)")
+def view(buckets: Verbs, body: View) -> Response:
+    projection = check_projection(body.projection)
+    docs = buckets.view(check_filter(body.query), skip=body.skip, limit=body.limit or None)
+    return json_reply([apply_projection(doc, projection) for doc in docs])
+
+
+@router.get("/status", **needs("viewer"), summary="Counts over all pipelines (CHIME)")
+def status(buckets: Verbs) -> Any:
+    return status_counts(buckets.counts().values())
+
+
+@router.get("/status/details/{pipeline}", **needs("viewer"),
+            summary="Counts of one pipeline (CHIME)")
+def status_details(buckets: Verbs, pipeline: str) -> Any:
+    return status_counts([buckets.counts().get(pipeline, {})])
+
+
+@router.get("/status/pipelines", **needs("viewer"), summary="Pipelines that hold work (CHIME)")
+def status_pipelines(buckets: Verbs) -> Any:
+    return sorted(buckets.counts())
+
+
+@router.get("/audit/failed", **needs("runner"),
+            summary="Failed works requeued (CHIME; always 0 here)")
+def audit_failed(buckets: Verbs) -> Any:
+    # The server requeues failures itself, so there is never any left to requeue.
+    return 0
+
+
+@router.get("/audit/expired", **needs("runner"), summary="Expire lost leases now (CHIME)")
+def audit_expired(buckets: Verbs) -> Any:
+    return buckets.expire(limit=10_000)
+
+
+@router.get("/audit/stale/{days}", **needs("viewer"),
+            summary="Works in buckets older than days (CHIME)")
+def audit_stale(buckets: Verbs, days: float) -> Any:
+    return buckets.count({"creation": {"$lt": buckets.clock() - days * 86400}})
 
 #: Fields a CHIME update may not rewrite: the server owns them.
 _SERVER_OWNED = frozenset({"id", "status", "attempt", "start", "lease", "history",
@@ -25,7 +112,7 @@ _REPORTED = frozenset({"results", "products", "plots", "stop"})
 STATUS_KEYS = ("total", "queued", "running", "success", "failure")
 
 
-def split_pipelines(query: Query) -> tuple[list[str] | None, Query]:
+def split_pipelines(query: Filter) -> tuple[list[str] | None, Filter]:
     """Take the ``pipeline`` condition out of a withdraw filter.
 
     Returns:
@@ -120,22 +207,21 @@ def _plan(buckets: Buckets, raw: Any, by: str | None, operator: bool, holder: st
     if operator:
         changes = {k: "(replaced)" if k in _REPORTED else v for k, v in edits.items()}
         new["history"] = [*stored.get("history", []), action("edit", buckets.clock(), by, changes)]
-    expect = {"status": stored["status"], "attempt": stored["attempt"]}
-    return lambda: buckets.store.work.swap(id, expect, new)
+    return lambda: buckets.move(stored, new)
 
 
 def _complete(buckets: Buckets, work: Work, payload: dict[str, Any], by: str | None,
               holder: str | None) -> None:  # fmt: skip
     # The client sends its whole state: replace results, products and plots.
-    buckets.complete(str(work.id), work.attempt, work.status, results=payload["results"],
-                     products=payload["products"], plots=payload["plots"], stop=work.stop,
-                     merge=False, holder=holder, by=by)  # fmt: skip
+    outcome = Outcome(id=str(work.id), attempt=work.attempt, status=work.status,  # type: ignore[arg-type]
+                      results=payload["results"], products=payload["products"],
+                      plots=payload["plots"], stop=work.stop)  # fmt: skip
+    buckets.complete(outcome, merge=False, holder=holder, by=by)
 
 
 def _release(buckets: Buckets, work: Work, payload: dict[str, Any], by: str | None,
              holder: str | None) -> None:  # fmt: skip
-    buckets.release(str(work.id), work.attempt, reason="requeued-by-client", holder=holder,
-                    by=by)  # fmt: skip
+    buckets.release(str(work.id), work.attempt, "requeued-by-client", holder=holder, by=by)
 
 
 #: The status changes a whole-work update may make, and the verb that makes each.
@@ -148,26 +234,20 @@ _MOVES: dict[tuple[str, str], Callable[[Buckets, Work, dict[str, Any], str | Non
 assert all(new in TRANSITIONS[old] for old, new in _MOVES)
 
 
-def listed(works: Any) -> list[Any]:
-    """``works`` if it is a non-empty list, else ``InvalidWork``."""
+def _many(works: Any) -> list[Any]:
+    """A body of one work or a list of them, as a list.
+
+    Raises:
+        InvalidWork: neither a work nor a non-empty list.
+    """
+    if isinstance(works, dict):
+        return [works]
     if not isinstance(works, list) or not works:
         raise InvalidWork("send a non-empty JSON array of works", field="works")
     return works
 
 
-def delete(buckets: Buckets, ids: list[str]) -> bool:
-    """Delete works by id; at least one must exist.
-
-    Raises:
-        NotFound: none of the ids is in the bucket.
-    """
-    if buckets.delete(ids) == 0:
-        raise NotFound(f"no work with any of these ids in the bucket: {', '.join(ids[:10])}",
-                       field="ids")  # fmt: skip
-    return True
-
-
-def status(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+def status_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
     """CHIME's five status counts (in CHIME's key order) summed over ``counts``."""
     out = dict.fromkeys(STATUS_KEYS, 0)
     for per_status in counts:

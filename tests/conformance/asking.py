@@ -1,0 +1,37 @@
+"""The requests the conformance tests make, in short."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflow.client import Client
+from workflow.wire import Bulk, BulkFilter, HeldAttempt, Outcome, Withdraw
+from workflow.wire import search as find
+from workflow.work import default_user
+
+__all__ = ["HeldAttempt", "bulk", "ended", "find", "want", "who"]
+
+
+def want(pipelines: str | list[str] | None, **fields: Any) -> Withdraw:
+    """A withdraw request for ``pipelines`` (one name, a list, or None for all)."""
+    return Withdraw(pipelines=[pipelines] if isinstance(pipelines, str) else pipelines,
+                    **fields)  # fmt: skip
+
+
+def ended(id: str, attempt: int, status: str, **fields: Any) -> Outcome:
+    """The outcome of attempt ``attempt`` of work ``id``."""
+    return Outcome(id=id, attempt=attempt, status=status, **fields)  # type: ignore[arg-type]
+
+
+def bulk(action: str, *, confirm: int | None = None, priority: int | None = None,
+         retries: int | None = None, **filter: Any) -> Bulk:
+    """A bulk action on the bucket works ``filter`` matches."""
+    return Bulk(action=action, confirm=confirm, priority=priority, retries=retries,  # type: ignore[arg-type]
+                filter=BulkFilter(**filter))
+
+
+def who(verbs: Any) -> str | None:
+    """Whom the history names for an operator's action: over HTTP the name the client
+    sends (an open server has no token names); in process nobody, unless the caller
+    says (``by``)."""
+    return default_user() if isinstance(verbs, Client) else None

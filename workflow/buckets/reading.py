@@ -1,0 +1,80 @@
+"""The bucket verbs that read: one work, a page of works, counts, pipelines; and delete.
+
+``Buckets`` has these as its own (``class Buckets(..., ReadingVerbs)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from workflow.errors import NotFound
+from workflow.store.base import Doc, Query, Store
+from workflow.wire import PipelineSettings, parse_settings
+
+
+class ReadingVerbs:
+    """What anyone with a viewer's token may ask of the buckets."""
+
+    store: Store
+
+    def get_active(self, id: str) -> Doc:
+        """The work ``id`` from the bucket.
+
+        Raises:
+            NotFound: it is not in the bucket (it may have finished).
+        """
+        doc = self.store.work.get(id)
+        if doc is None:
+            raise NotFound(f"no work {id} in the bucket", field="id", id=id)
+        return doc
+
+    def get(self, id: str) -> Doc:
+        """The work ``id`` from the bucket or, once finished, from the results."""
+        doc = self.store.work.get(id) or self.store.results.get(id)
+        if doc is None:
+            raise NotFound(f"no work {id}", field="id", id=id)
+        return doc
+
+    def works(self, pipelines: Sequence[str] | None = None,
+              statuses: Sequence[str] | None = None, *, skip: int = 0, limit: int = 100
+              ) -> list[Doc]:  # fmt: skip
+        """Works in the buckets of ``pipelines`` (None: all) with one of ``statuses``
+        (None: queued or running), newest first."""
+        query: dict[str, Any] = {}
+        for name, values in (("pipeline", pipelines), ("status", statuses)):
+            if values:
+                query[name] = {"$in": list(values)}
+        return self.store.work.find(query, sort=[("creation", -1)], skip=skip, limit=limit)
+
+    def view(self, query: Query, *, skip: int = 0, limit: int | None = None) -> list[Doc]:
+        """Works matching a (checked) Mongo-style query, newest first."""
+        return self.store.work.find(query, sort=[("creation", -1)], skip=skip, limit=limit)
+
+    def count(self, query: Query) -> int:
+        """How many works in the buckets match a (checked) Mongo-style query."""
+        return self.store.work.count(query)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Counts per pipeline and status, over the bucket and the results."""
+        out: dict[str, dict[str, int]] = {}
+        for collection in (self.store.work, self.store.results):
+            for pipeline, status, n in collection.tally():
+                out.setdefault(pipeline, {})[status] = n
+        return out
+
+    def settings(self, pipeline: str) -> PipelineSettings:
+        """The settings of ``pipeline`` (defaults apply when none were set)."""
+        return parse_settings(self.store.settings().get(pipeline))
+
+    def pipelines(self) -> list[Doc]:
+        """Every pipeline that holds work or has settings: its name, its counts and its
+        settings."""
+        counts = self.counts()
+        names = sorted(set(counts) | set(self.store.settings()))
+        return [{"name": name, "counts": counts.get(name, {}),
+                 **self.settings(name).model_dump()} for name in names]  # fmt: skip
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete works from the bucket; return how many existed."""
+        return self.store.work.delete(list(ids))

@@ -1,0 +1,376 @@
+"""The wire shapes: what the bucket and results verbs take and give.
+
+One model per request, written once and used everywhere: the in-process verbs take
+them (``workflow.buckets``, ``workflow.results``), the routes validate request bodies
+with them, the client sends them, and the runner journals its outcomes as them. An
+``Outcome`` has two shapes only: this model and its JSON.
+
+A leaf module: it imports nothing of the server, so a runner host loads it freely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from workflow.work import MAX_INT, ActionEntry, ErrorInfo, Int64, NodeEntry, Work, invalid, new_id
+
+Doc = dict[str, Any]
+#: A store query: a Mongo-style filter, checked (``workflow.filters``).
+Query = dict[str, Any]
+#: Longest lease or timeout, in seconds (three days).
+LONGEST = 259200
+
+
+class Strict(BaseModel):
+    """Request bodies refuse unknown fields, so a typo is an error, not a no-op, and
+    non-finite numbers (the edge refuses them in bodies; this holds in-process too)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# -- the runners' verbs ---------------------------------------------------------------
+
+
+def deposit_payloads(works: Sequence[Work | Doc]) -> list[Doc]:
+    """What depositing ``works`` sends: a ``Work`` without an id is given one (so a
+    repeated deposit is harmless) and sends every field set, without the unset ones a
+    pipeline may give defaults for; a document goes as it is."""
+    out = []
+    for work in works:
+        if not isinstance(work, Work):
+            out.append(work)
+            continue
+        if work.id is None:
+            work.id = new_id()
+        payload = work.payload()
+        for name in DEFAULTABLE:
+            if name not in work.model_fields_set:
+                payload.pop(name)
+        out.append(payload)
+    return out
+
+
+class Withdraw(Strict):
+    """Claim up to ``limit`` works of ``pipelines`` (None: every pipeline) matching every
+    given filter, with a lease of ``lease`` seconds (None: the work's timeout)."""
+
+    pipelines: list[str] | None = Field(default=None, max_length=100)
+    site: str | None = None
+    tags: list[str] | None = None
+    event: list[Int64] | None = None
+    user: str | None = None
+    priority: int | None = Field(default=None, ge=1, le=5)
+    parent: list[str] | None = None
+    limit: int = Field(default=1, ge=1, le=1000)
+    lease: float | None = Field(default=None, gt=0, le=LONGEST)
+    runner: str | None = Field(default=None, max_length=200)
+    host: str | None = Field(default=None, max_length=200)
+
+    def query(self) -> Query:
+        """The filters as a store query: equality on site, user and priority; any of the
+        tags, events or parent pipelines."""
+        return plain_query(site=self.site, user=self.user, priority=self.priority,
+                           tags=self.tags, event=self.event, parent=self.parent)  # fmt: skip
+
+
+def plain_query(*, site: str | None = None, user: str | None = None,
+                priority: int | None = None, tags: list[str] | None = None,
+                event: list[int] | None = None, parent: list[str] | None = None
+                ) -> Query:  # fmt: skip
+    """The store query for plain filters (see ``Withdraw.query``)."""
+    query: Query = {}
+    for name, value in (("site", site), ("user", user), ("priority", priority)):
+        if value is not None:
+            query[name] = value
+    for path, values in (("tags", tags), ("event", event), ("config.parent", parent)):
+        if values:
+            query[path] = {"$in": list(values)}
+    return query
+
+
+class Outcome(Strict):
+    """The outcome of attempt ``attempt`` of work ``id``: what a runner reports, what its
+    journal keeps (as JSON) and what the server records in the work's history.
+
+    ``retry`` asks for another attempt after ``retry_delay`` seconds without using one
+    up. ``reason`` says more than the status (``timeout``, ``aborted``, ...)."""
+
+    id: str = Field(default="", max_length=64)
+    attempt: int = Field(default=0, ge=0, le=MAX_INT)
+    status: Literal["success", "failure", "retry"]
+    results: dict[str, Any] | None = None
+    products: list[str] | None = None
+    plots: list[str] | None = None
+    error: ErrorInfo | None = None
+    started: float | None = None
+    stop: float | None = None
+    retry_delay: float | None = Field(default=None, ge=0, le=86400)
+    reason: str | None = Field(default=None, max_length=200)
+    nodes: list[NodeEntry] | None = Field(default=None, max_length=10_000)
+
+    def wire(self) -> Doc:
+        """The outcome as JSON: what is sent and journaled, without the unset fields."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class HeldAttempt(Strict):
+    """A running attempt, by work id and attempt number."""
+
+    id: str
+    attempt: int = Field(ge=1, le=MAX_INT)
+
+
+class Heartbeat(Strict):
+    """Extend the lease of a running attempt."""
+
+    attempt: int = Field(ge=1, le=MAX_INT)
+    lease: float | None = Field(default=None, gt=0, le=LONGEST)
+
+
+class HeartbeatMany(Strict):
+    """Extend the leases of several running attempts."""
+
+    works: list[HeldAttempt] = Field(min_length=1, max_length=1000)
+    lease: float | None = Field(default=None, gt=0, le=LONGEST)
+
+
+class CompleteMany(Strict):
+    """Outcomes of several attempts, recorded one by one."""
+
+    works: list[Outcome] = Field(min_length=1, max_length=1000)
+
+
+class Exchange(Strict):
+    """Outcomes to record, then works to claim: a runner's turn in one request."""
+
+    complete: list[Outcome] = Field(default_factory=list, max_length=1000)
+    withdraw: Withdraw
+
+
+class Release(Strict):
+    """Hand a running attempt back to the queue without using up an attempt."""
+
+    attempt: int = Field(ge=1, le=MAX_INT)
+    reason: str = Field(default="released", max_length=200)
+
+
+# -- the operators' verbs -------------------------------------------------------------
+
+
+class Change(Strict):
+    """New priority and/or retries for a queued work."""
+
+    priority: int | None = Field(default=None, ge=1, le=5)
+    retries: int | None = Field(default=None, ge=0, le=5)
+
+
+class RetryRequest(Strict):
+    """Queue a finished work again, with these parameters instead of its own if given."""
+
+    parameters: dict[str, Any] | None = None
+
+
+class Delete(Strict):
+    """Works to delete from the buckets."""
+
+    ids: list[str] = Field(min_length=1, max_length=10_000)
+
+
+class BulkFilter(Strict):
+    """Which bucket works a bulk action is about; every field narrows it."""
+
+    pipeline: list[str] | None = Field(default=None, max_length=100)
+    status: list[Literal["queued", "running"]] | None = None
+    site: str | None = None
+    user: str | None = None
+    tags: list[str] | None = Field(default=None, max_length=100)
+    priority: int | None = Field(default=None, ge=1, le=5)
+
+    def query(self) -> Query:
+        """The filter as a store query."""
+        query = plain_query(site=self.site, user=self.user, priority=self.priority,
+                            tags=self.tags)  # fmt: skip
+        for name, values in (("pipeline", self.pipeline), ("status", self.status)):
+            if values:
+                query[name] = {"$in": list(values)}
+        return query
+
+
+class Bulk(Strict):
+    """Cancel, or change priority and retries of, every work the filter matches.
+
+    Without ``confirm`` nothing is done and the reply says how many works match; with
+    it, the action runs only if no more than ``confirm`` works match."""
+
+    filter: BulkFilter = Field(default_factory=BulkFilter)
+    action: Literal["cancel", "change"]
+    priority: int | None = Field(default=None, ge=1, le=5)
+    retries: int | None = Field(default=None, ge=0, le=5)
+    confirm: int | None = Field(default=None, ge=0, le=MAX_INT)
+
+
+class Confirm(Strict):
+    """Without ``confirm`` nothing is done and the reply says how many works match;
+    with it, the action runs only if no more than ``confirm`` works match."""
+
+    confirm: int | None = Field(default=None, ge=0, le=MAX_INT)
+
+
+class BulkReply(BaseModel):
+    """What a bulk action matched, did and skipped (with the first reasons)."""
+
+    matched: int
+    done: int
+    skipped: int
+    reasons: list[dict[str, str]]
+
+
+class View(BaseModel):
+    """CHIME's view request: a filter, a projection and a page."""
+
+    query: dict[str, Any] = Field(default_factory=dict)
+    projection: dict[str, Any] = Field(default_factory=dict)
+    skip: int = Field(default=0, ge=0, le=MAX_INT)
+    limit: int | None = Field(default=100, ge=0, le=MAX_INT)
+
+
+class CountRequest(BaseModel):
+    """CHIME's count request."""
+
+    query: dict[str, Any] = Field(default_factory=dict)
+
+
+# -- results --------------------------------------------------------------------------
+
+#: Most works in one page of a search.
+MAX_PAGE = 1000
+#: Fields a search may sort on (every backend indexes them).
+SORT_FIELDS = frozenset({"id", "pipeline", "status", "priority", "creation", "start", "stop",
+                         "attempt", "site", "user"})  # fmt: skip
+
+
+class Search(BaseModel):
+    """A results search in plain terms; every field narrows it. Over HTTP these are the
+    query parameters of ``GET /results/works`` (``tag`` for ``tags``)."""
+
+    model_config = ConfigDict(populate_by_name=True, allow_inf_nan=False)
+
+    pipeline: list[str] = Field(default_factory=list)
+    status: list[Literal["success", "failure", "cancelled"]] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list, alias="tag")
+    event: list[Int64] = Field(default_factory=list)
+    site: str | None = None
+    user: str | None = None
+    #: Created at or after this unix time.
+    since: float | None = None
+    #: Created before this unix time.
+    until: float | None = None
+    #: Every word appears in parameters, results, tags or error messages.
+    text: str | None = Field(default=None, max_length=500)
+    sort: str = "creation"
+    order: Literal["asc", "desc"] = "desc"
+    skip: int = Field(default=0, ge=0, le=MAX_INT)
+    limit: int = Field(default=50, ge=0, le=MAX_PAGE)
+
+    def query(self) -> Query:
+        """The search as a store query."""
+        query: Query = {}
+        for name in ("pipeline", "status", "tags", "event"):
+            values = getattr(self, name)
+            if values:
+                query[name] = {"$in": list(values)}
+        for name in ("site", "user"):
+            if getattr(self, name):
+                query[name] = getattr(self, name)
+        span = {op: t for op, t in (("$gte", self.since), ("$lt", self.until)) if t is not None}
+        if span:
+            query["creation"] = span
+        return query
+
+    @field_validator("sort")
+    @classmethod
+    def _sortable(cls, value: str) -> str:
+        if value not in SORT_FIELDS:
+            raise ValueError(f"cannot sort on {value!r}; use one of "
+                             f"{', '.join(sorted(SORT_FIELDS))}")  # fmt: skip
+        return value
+
+    def order_by(self) -> list[tuple[str, int]]:
+        """The sort as a store sort."""
+        return [(self.sort, -1 if self.order == "desc" else 1)]
+
+    def params(self) -> dict[str, Any]:
+        """The search as the query parameters of ``GET /results/works``."""
+        return self.model_dump(by_alias=True, exclude_defaults=True)
+
+
+class Page(BaseModel):
+    """One page of a search, with the number of matches."""
+
+    total: int
+    skip: int
+    limit: int
+    items: list[dict[str, Any]]
+
+
+def search(**params: Any) -> Search:
+    """A ``Search`` from keyword arguments, refusing a wrong one naming it.
+
+    Raises:
+        InvalidWork: a value out of range, or an unknown name.
+    """
+    try:
+        return Search.model_validate({k: v for k, v in params.items() if v is not None})
+    except ValidationError as exc:
+        raise invalid(exc, "search") from exc
+
+
+# -- pipelines ------------------------------------------------------------------------
+
+#: Changes an operator may make to a pipeline's settings.
+CHANGEABLE = ("defaults", "paused")
+#: Changes of a pipeline's settings kept in its history, newest last.
+HISTORY = 20
+#: Work fields a pipeline may give defaults for.
+DEFAULTABLE = ("priority", "retries", "timeout", "backoff")
+
+
+class Defaults(BaseModel):
+    """Values applied to a new deposit that does not set them itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    priority: int | None = Field(default=None, ge=1, le=5)
+    retries: int | None = Field(default=None, ge=0, le=5)
+    timeout: int | None = Field(default=None, ge=1, le=LONGEST)
+    backoff: float | None = Field(default=None, ge=0, le=86400)
+
+
+class PipelineSettings(BaseModel):
+    """What an operator set for one pipeline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    defaults: Defaults = Field(default_factory=Defaults)
+    paused: bool = False
+    history: list[ActionEntry] = Field(default_factory=list, max_length=HISTORY)
+
+
+def parse_settings(raw: Any, where: str = "settings") -> PipelineSettings:
+    """Validate ``raw`` as pipeline settings, raising ``InvalidWork`` naming the field."""
+    try:
+        return PipelineSettings.model_validate(raw or {})
+    except ValidationError as exc:
+        raise invalid(exc, where) from exc
+
+
+def with_defaults(raw: Doc, defaults: Doc) -> Doc:
+    """``raw`` with the pipeline ``defaults`` filled in where ``raw`` has no value."""
+    filled = dict(raw)
+    for name in DEFAULTABLE:
+        if filled.get(name) is None and defaults.get(name) is not None:
+            filled[name] = defaults[name]
+    return filled
