@@ -16,6 +16,7 @@ import orjson
 
 from workflow.errors import DuplicateWork, InvalidWork, WorkflowError
 from workflow.store.base import UNREADABLE
+from workflow.store.text import text_of
 
 #: Indexed columns per table, and how each is read from a document.
 WORK_COLUMNS = ("pipeline", "status", "priority", "creation", "attempt", "expires", "not_before")
@@ -58,6 +59,11 @@ def read_doc(text: str, id: str, pipeline: str, status: str, priority: int, atte
         return {"id": id, "pipeline": pipeline, "status": status, "priority": priority,
                 "attempt": attempt, "history": [],
                 UNREADABLE: f"the stored document cannot be read: {exc}"}  # fmt: skip
+
+
+def doc_text(doc: str) -> str:
+    """The words of a stored document that text search finds it by (``text_of``)."""
+    return text_of(orjson.loads(doc))
 
 
 def integrity_error(exc: sqlite3.IntegrityError) -> WorkflowError:
