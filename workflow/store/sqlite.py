@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from workflow.errors import DuplicateWork, NotFound, TransitionConflict
+from workflow.errors import DuplicateWork
 from workflow.store.base import Claim, Doc, Query, claim_order, claimed
 from workflow.store.sqlite_collection import SqliteCollection, dumps
 from workflow.store.sqlite_connections import (
@@ -55,19 +55,6 @@ class SqliteStore(SqliteConnections):
                 return read_doc(*row)
         return None
 
-    def conflict(self, db: sqlite3.Connection, table: str, id: str, expect: dict[str, Any]
-                 ) -> NotFound | TransitionConflict:  # fmt: skip
-        """The error for a compare-and-set on ``id`` that matched nothing."""
-        row = db.execute(f"SELECT status, attempt FROM {table} WHERE id = ?", (id,)).fetchone()
-        if row is None:
-            return NotFound(f"no work {id} in the {'bucket' if table == 'work' else table}",
-                            field="id", id=id)  # fmt: skip
-        return TransitionConflict(
-            f"work {id} is {row[0]} at attempt {row[1]}, not as expected {expect}",
-            field="attempt" if "attempt" in expect else "status",
-            id=id, status=row[0], attempt=row[1], expected=expect,
-        )
-
     def claim(self, pipelines: list[str], query: Query, claim: Claim, limit: int = 1
               ) -> list[Doc]:  # fmt: skip
         where, params = self.work.expected(query) if query else ("1", [])
@@ -88,22 +75,21 @@ class SqliteStore(SqliteConnections):
         return taken
 
     def finish(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
-        where, params = self.work.expected(expect)
         with self.write(alone=True) as db:
-            # Check, insert, delete: the first two change nothing when they fail, and
-            # the delete cannot fail once the check passed (this transaction holds the
-            # write lock).
-            found = db.execute(f"SELECT pipeline, status FROM work WHERE id = ? AND {where}",
-                               [id, *params]).fetchone()  # fmt: skip
-            if found is None:
-                raise self.conflict(db, "work", id, expect)
+            # The compare-and-set is the guarded delete: it takes the work out of the
+            # bucket or changes nothing. Should the results refuse the work, the row
+            # goes back as it was, so that inside a batch (no savepoint here) the
+            # failure still leaves nothing half done.
+            taken = self.work.take(db, id, expect)
             try:
                 self.results.insert_row(db, doc)
-            except sqlite3.IntegrityError as exc:
-                raise DuplicateWork(f"work {id} is in the results already",
-                                    field="id", id=id) from exc  # fmt: skip
-            db.execute("DELETE FROM work WHERE id = ?", (id,))
-            self.tallies.add(("work", *found), -1)
+            except BaseException as exc:
+                if db.in_transaction:  # (else SQLite rolled it all back: a full disk)
+                    self.work.put_back(db, taken)
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise DuplicateWork(f"work {id} is in the results already",
+                                        field="id", id=id) from exc  # fmt: skip
+                raise
         return doc
 
     def index_text(self, chunk: int = 2000) -> int:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from workflow.errors import NotFound, TransitionConflict
 from workflow.store.base import Doc, Query, Sort
 from workflow.store.sqlite_query import compile_query, json_path
 from workflow.store.sqlite_schema import READ, column_values, read_doc
@@ -36,9 +37,9 @@ class SqliteCollection:
         self.table = table
         self.columns = columns
         self._mapped = {"id": "id", **{name: name for name in columns if name != "expires"}}
-        names = ", ".join(("id", *columns, "doc"))
-        marks = ", ".join("?" * (len(columns) + 2))
-        self._insert_sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"
+        self._names = ", ".join(("id", *columns, "doc"))  # a row in insert order
+        self._marks = ", ".join("?" * (len(columns) + 2))
+        self._insert_sql = f"INSERT INTO {table} ({self._names}) VALUES ({self._marks})"
         sets = ", ".join(f"{name} = ?" for name in (*columns, "doc"))
         self._update_sql = f"UPDATE {table} SET {sets} WHERE id = ?"
         self._cas: dict[tuple[str, ...], str] = {}
@@ -226,15 +227,74 @@ class SqliteCollection:
         return compile_query(expect, self._mapped)
 
     def swap_in(self, db: sqlite3.Connection, id: str, expect: dict[str, Any], doc: Doc) -> None:
-        """Compare-and-set inside an open write transaction: the check, then the update
-        (nothing else writes in between: this transaction holds the write lock)."""
+        """Compare-and-set inside an open write transaction: one guarded UPDATE.
+
+        The counts need the pipeline and status the work leaves, which RETURNING cannot
+        give (it returns the new row). So the statement also checks what they are
+        assumed to be: the pipeline unchanged, and the status the expected one (or
+        unchanged, when ``expect`` names no status). A change of pipeline is rare; so is
+        a conflict. Only when nothing matches does a read tell the cases apart: no such
+        work (``NotFound``), not as expected (``TransitionConflict``), or as expected
+        but in another pipeline or status, which the guarded update then takes as is.
+        """
         where, params = self.expected(expect)
-        row = db.execute(f"SELECT pipeline, status, {where} FROM {self.table} WHERE id = ?",
-                         [*params, id]).fetchone()  # fmt: skip
-        if row is None or not row[2]:
-            raise self._store.conflict(db, self.table, id, expect)
-        db.execute(self._update_sql, [*column_values(doc, self.columns), dumps(doc), id])
-        self._store.tallies.moved(self.table, (row[0], row[1]), (doc["pipeline"], doc["status"]))
+        values = [*column_values(doc, self.columns), dumps(doc), id, *params]
+        status = expect.get("status")
+        old = (doc["pipeline"], status if isinstance(status, str) else doc["status"])
+        swapped = db.execute(f"{self._update_sql} AND {where} AND pipeline = ? AND status = ? "
+                             "RETURNING pipeline, status", [*values, *old]).fetchone()  # fmt: skip
+        if swapped is None:
+            # Nothing else writes between this read and the update below: this
+            # transaction holds the write lock.
+            found = db.execute(f"SELECT pipeline, status FROM {self.table} "
+                               f"WHERE id = ? AND {where}", [id, *params]).fetchone()  # fmt: skip
+            if found is None:
+                raise self.conflict(db, id, expect)
+            old = found
+            swapped = db.execute(f"{self._update_sql} AND {where} RETURNING pipeline, status",
+                                 values).fetchone()  # fmt: skip
+        self._store.tallies.moved(self.table, tuple(old), tuple(swapped))
+
+    def take(self, db: sqlite3.Connection, id: str, expect: dict[str, Any]) -> list[Any]:
+        """Compare-and-delete inside an open write transaction: one guarded DELETE.
+
+        Returns:
+            The deleted row as ``put_back`` takes it: its pipeline and status (for the
+            counts), then rowid, id, the columns and doc.
+
+        Raises:
+            NotFound: no work ``id`` here.
+            TransitionConflict: the stored work does not match ``expect``.
+        """
+        where, params = self.expected(expect)
+        row = db.execute(f"DELETE FROM {self.table} WHERE id = ? AND {where} "
+                         f"RETURNING pipeline, status, rowid, {self._names}",
+                         [id, *params]).fetchone()  # fmt: skip
+        if row is None:
+            raise self.conflict(db, id, expect)
+        self._store.tallies.add((self.table, row[0], row[1]), -1)
+        return list(row)
+
+    def put_back(self, db: sqlite3.Connection, row: list[Any]) -> None:
+        """Undo ``take`` in the same transaction: the row again, with its rowid."""
+        db.execute(f"INSERT INTO {self.table} (rowid, {self._names}) "
+                   f"VALUES (?, {self._marks})", row[2:])  # fmt: skip
+        self._store.tallies.add((self.table, row[0], row[1]))
+
+    def conflict(self, db: sqlite3.Connection, id: str, expect: dict[str, Any]
+                 ) -> NotFound | TransitionConflict:  # fmt: skip
+        """The error for a compare-and-set on ``id`` that matched nothing (a read made
+        only then, inside the same transaction)."""
+        row = db.execute(f"SELECT status, attempt FROM {self.table} WHERE id = ?",
+                         (id,)).fetchone()  # fmt: skip
+        if row is None:
+            where = "bucket" if self.table == "work" else self.table
+            return NotFound(f"no work {id} in the {where}", field="id", id=id)
+        return TransitionConflict(
+            f"work {id} is {row[0]} at attempt {row[1]}, not as expected {expect}",
+            field="attempt" if "attempt" in expect else "status",
+            id=id, status=row[0], attempt=row[1], expected=expect,
+        )
 
     def delete(self, ids: list[str]) -> int:
         removed = 0

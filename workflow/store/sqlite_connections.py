@@ -143,9 +143,10 @@ class SqliteConnections:
 
         Inside ``batch()`` (the same thread already holds the transaction) it is a
         savepoint instead, so a failing operation undoes only itself; with ``alone`` it
-        is neither, for operations that cannot fail halfway: a single statement, or
-        checks first and then statements that cannot conflict. (Savepoints are not
-        free: each one also makes SQLite flush the full-text index.)
+        is neither, for operations that cannot fail halfway: a single statement, checks
+        first and then statements that cannot conflict, or statements that undo what
+        came before them when they fail (``finish``). (Savepoints are not free: each
+        one also makes SQLite flush the full-text index.)
         """
         depth = getattr(self._local, "depth", 0)
         if depth:
