@@ -71,6 +71,7 @@ def test_a_file_left_with_a_marker_of_a_deleted_result_is_repaired_on_open(
     with store.write() as db:
         db.execute("DROP TRIGGER IF EXISTS results_unindexed_delete")
         db.execute("DELETE FROM results WHERE id = 'a'")
+        db.execute("PRAGMA user_version = 0")  # (nor was it versioned)
     assert _rowids(store, "results_unindexed") == [1, 2]
     store.close()
 

@@ -24,12 +24,12 @@ from workflow.store.sqlite_connections import (
     SqliteConnections,
     default_path,
 )
+from workflow.store.sqlite_migrations import migrate
 from workflow.store.sqlite_schema import (
     READ,
     RESULT_COLUMNS,
     WORK_COLUMNS,
     doc_text,
-    prepare,
     read_doc,
 )
 
@@ -43,7 +43,11 @@ class SqliteStore(SqliteConnections):
 
     def __init__(self, url: str):
         super().__init__(url)
-        prepare(self._writer)
+        try:
+            migrate(self._writer, self.path)
+        except BaseException:
+            self.close()
+            raise
         self.work = SqliteCollection(self, "work", WORK_COLUMNS)
         self.results = SqliteCollection(self, "results", RESULT_COLUMNS)
 
