@@ -21,6 +21,7 @@ from workflow.store.sqlite_connections import (
     MIN_SQLITE,
     READ_CACHE_KIB,
     READERS,
+    SYNCHRONOUS,
     SqliteConnections,
     default_path,
 )
@@ -33,11 +34,22 @@ from workflow.store.sqlite_schema import (
     read_doc,
 )
 
-__all__ = ["BUSY_MS", "MIN_SQLITE", "READERS", "READ_CACHE_KIB", "SqliteStore", "default_path"]
+#: The store, and the settings of its connections, which were defined here before.
+__all__ = ["BUSY_MS", "MIN_SQLITE", "READERS", "READ_CACHE_KIB", "SYNCHRONOUS", "SqliteStore",
+           "default_path"]  # fmt: skip
 
 
 class SqliteStore(SqliteConnections):
-    """The SQLite ``Store`` (see ``workflow.store.base.Store``)."""
+    """The SQLite ``Store`` (see ``workflow.store.base.Store``).
+
+    Args:
+        url: The file, as ``SqliteConnections`` reads it.
+
+    Raises:
+        ConfigurationError: an unusable URL or SQLite, or a file whose schema is newer
+            than this code (``workflow.store.sqlite_migrations``).
+        StoreUnavailable: the file cannot be opened or brought to the current schema.
+    """
 
     concurrent_reads = True  # one read connection per thread, WAL snapshots
 
