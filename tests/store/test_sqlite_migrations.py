@@ -15,6 +15,7 @@ from workflow.errors import ConfigurationError, StoreUnavailable
 from workflow.results import Results, Search
 from workflow.store import sqlite_migrations
 from workflow.store.sqlite import SqliteStore
+from workflow.wire import Outcome, Withdraw
 
 #: A file of the store as it was before versions (see the comments at its top).
 UNVERSIONED = Path(__file__).parent / "data" / "unversioned.sql"
@@ -87,9 +88,10 @@ def test_a_file_made_before_versions_is_adopted_with_its_data(tmp_path: Path) ->
 
     # And the file works on: a claim (highest priority first), an outcome, an expiry.
     buckets = Buckets(store, clock=lambda: 1_800_001_000.0)
-    (taken,) = buckets.withdraw(["search"])
+    (taken,) = buckets.withdraw(Withdraw(pipelines=["search"]))
     assert taken["id"] == "queue-2" and taken["attempt"] == 1
-    buckets.complete("queue-2", 1, "success", results={"phase": "waxing crescent"})
+    phase = {"phase": "waxing crescent"}
+    buckets.complete(Outcome(id="queue-2", attempt=1, status="success", results=phase))
     assert buckets.expire() == 1, "run-1's lease ran out at 1800000600"
     assert store.work.get("run-1")["status"] != "running"  # type: ignore[index]
     assert _ids(results, text="crescent") == ["queue-2"]

@@ -13,6 +13,7 @@ import pytest
 from workflow.buckets import Buckets
 from workflow.errors import DuplicateWork, NotFound, TransitionConflict
 from workflow.store.sqlite import SqliteStore
+from workflow.wire import Outcome, Withdraw
 from workflow.work import Work
 
 
@@ -49,7 +50,7 @@ def test_a_state_change_is_one_guarded_statement(store: SqliteStore) -> None:
     buckets = Buckets(store)
     (id,) = buckets.deposit([Work(pipeline="p").payload()])
     with _statements(store) as seen:
-        (taken,) = buckets.withdraw(["p"])
+        (taken,) = buckets.withdraw(Withdraw(pipelines=["p"]))
     assert _touching(seen, "work") == ["SELECT", "UPDATE"], "the queued work found, then taken"
     (claim,) = [s for s in seen if s.startswith("UPDATE work")]
     assert "status =" in claim and "RETURNING" in claim
@@ -61,7 +62,7 @@ def test_a_state_change_is_one_guarded_statement(store: SqliteStore) -> None:
     assert "status =" in heartbeat and "attempt =" in heartbeat and "RETURNING" in heartbeat
 
     with _statements(store) as seen:
-        buckets.complete(id, taken["attempt"], "success")
+        buckets.complete(Outcome(id=id, attempt=taken["attempt"], status="success"))
     assert _touching(seen, "work") == ["DELETE"], "the move out of the bucket is one delete"
     assert store.work.get(id) is None
     assert store.results.get(id)["status"] == "success"  # type: ignore[index]
