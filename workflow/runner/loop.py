@@ -20,23 +20,18 @@ import time
 from collections import deque
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
 from workflow import errors
 from workflow.client import Client
 from workflow.runner.graphs import run_graph
+from workflow.runner.leases import Doc, Leases
 from workflow.runner.options import RunnerOptions
 from workflow.runner.outbox import Outbox
 from workflow.runner.outcome import failure
 from workflow.runner.report import Reporter
 from workflow.runner.slot import Attempt, Slot, aborted, run_command
-from workflow.wire import HeldAttempt, Outcome, Withdraw
+from workflow.wire import Outcome, Withdraw
 
-#: A work as the server sent it.
-Doc = dict[str, Any]
-
-#: Leases extended per request at most.
-HEARTBEATS = 1000
 #: Exit code of a runner that stopped with outcomes left undelivered in its spool.
 UNDELIVERED = 3
 #: Exit code of a runner that stopped because of a fault of its own (it says which).
@@ -63,10 +58,8 @@ class Runner:
         self.stopping = threading.Event()
         self.finished = 0  # attempts whose outcome was handed to the outbox
         self.failed = False  # the runner itself failed (see _worker)
-        self._held: dict[str, Doc] = {}  # claimed and not yet settled
         self._running: dict[str, Slot] = {}  # handed to a slot, no outcome yet
         self._claimed: dict[str, float] = {}  # monotonic claim time per work
-        self._taken: set[str] = set()  # works the server took away while we held them
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # in-flight count went down
         self._ready = threading.Condition(self._lock)  # works queued for attempt threads
@@ -84,7 +77,8 @@ class Runner:
         self._slots: queue.Queue[Slot] = queue.Queue()
         self._all_slots: list[Slot] = []
         self._warming: threading.Thread | None = None
-        self.outbox = Outbox(client, options.spool, self._settled)
+        self.leases = Leases(client, options, reporter, self._lock, self._running, self.stopping)
+        self.outbox = Outbox(client, options.spool, self.leases.settled)
 
     # -- the main loop -------------------------------------------------------------------
 
@@ -96,7 +90,7 @@ class Runner:
                                          name="workflow-warm", daemon=True)  # fmt: skip
         self._warming.start()
         self.outbox.start()
-        threading.Thread(target=self._heartbeat, name="workflow-heartbeat", daemon=True).start()
+        self.leases.start()
         workers = [threading.Thread(target=self._worker, name=f"workflow-attempt-{n}")
                    for n in range(0 if self._serial else self.options.concurrency)]  # fmt: skip
         for worker in workers:
@@ -174,7 +168,7 @@ class Runner:
                 slots = {self._running[id] for id in unsettled if id in self._running}
             for slot in slots:
                 slot.abort()  # nothing of ours may still run what goes back
-            self._hand_back(list(unsettled.values()), "runner-fault")
+            self.leases.hand_back(list(unsettled.values()), "runner-fault")
             with self._changed:
                 self._in_flight -= len(unsettled)
                 self._changed.notify_all()
@@ -192,7 +186,7 @@ class Runner:
             self._in_flight -= len(unstarted)
             self._ready.notify_all()
             slots = list(self._all_slots)
-        self._hand_back(unstarted, "runner-stopping")
+        self.leases.hand_back(unstarted, "runner-stopping")
         for slot in slots:
             slot.halt()  # what a slot has not started yet comes back, handed back too
         with self._changed:
@@ -236,10 +230,10 @@ class Runner:
             return []
         if riders:
             self.outbox.riders_answered(riders, replies)
+        self.leases.hold(works)
         now = time.monotonic()
         with self._lock:
             for work in works:
-                self._held[work["id"]] = work
                 self._claimed[work["id"]] = now
         return works
 
@@ -292,8 +286,8 @@ class Runner:
                    finished: Callable[[list[tuple[Doc, Outcome]]], None]) -> None:  # fmt: skip
         slot = self._slot()
         with self._lock:
-            taken = [a for a in batch if a.key in self._taken]
-            batch = [a for a in batch if a.key not in self._taken]
+            taken = [a for a in batch if a.key in self.leases.taken]
+            batch = [a for a in batch if a.key not in self.leases.taken]
             for attempt in batch:
                 self._running[attempt.key] = slot
         now = time.time()
@@ -324,7 +318,7 @@ class Runner:
         ride = self._in_flight - len(done) <= self._refill_at and not self.stopping.is_set()
         self.outbox.put_many(records, ride=ride)
         self.report.attempts(reported)
-        self._hand_back(back, "runner-stopping")
+        self.leases.hand_back(back, "runner-stopping")
         with self._changed:
             self.finished += len(records)
             for work, _ in done:
@@ -348,57 +342,6 @@ class Runner:
         with self._lock:
             self._all_slots.append(slot)
         return slot
-
-    # -- leases --------------------------------------------------------------------------
-
-    def _heartbeat(self) -> None:
-        period = max(0.2, min(self.options.lease / 3, 10.0))
-        while True:
-            # A plain sleep: after a stop, works still held (outcomes not yet delivered)
-            # keep their leases at the same pace. The thread is a daemon.
-            time.sleep(period)
-            with self._lock:
-                held = list(self._held.values())
-            if self.stopping.is_set() and not held:
-                return
-            # Every held lease in one request per thousand, not one per work: a runner
-            # holding a prefetched batch would otherwise send hundreds a round.
-            for start in range(0, len(held), HEARTBEATS):
-                chunk = held[start : start + HEARTBEATS]
-                try:
-                    replies = self.client.heartbeat_many(
-                        [HeldAttempt(id=w["id"], attempt=w["attempt"]) for w in chunk],
-                        self.options.lease)  # fmt: skip
-                except errors.WorkflowError as exc:
-                    self.report.problem(f"heartbeat of {len(chunk)} works failed: {exc.message}")
-                    continue
-                for reply in replies:
-                    if reply.get("ok"):
-                        continue
-                    if reply.get("status_code") in (404, 409):
-                        self._taken_away(reply["id"])
-                    else:
-                        self.report.problem(f"heartbeat of {reply['id']} failed: "
-                                            f"{reply.get('message')}")  # fmt: skip
-
-    def _taken_away(self, id: str) -> None:
-        """The server no longer has us on this work (cancelled, or the lease expired)."""
-        with self._lock:
-            still_held = self._held.pop(id, None)
-            if still_held is None:
-                return  # its outcome was delivered while the heartbeat was on its way
-            self._taken.add(id)  # in case its attempt has not started yet
-            slot = self._running.get(id)
-        if slot is not None:
-            slot.abort(id)
-        self.report.problem(f"{id} was taken away (cancelled or lease expired); stopped")
-
-    def _settled(self, id: str, attempt: int, note: str) -> None:
-        with self._lock:
-            self._held.pop(id, None)
-            self._taken.discard(id)
-        if note != "delivered":
-            self.report.problem(f"{id} attempt {attempt}: {note}")
 
     # -- stopping ------------------------------------------------------------------------
 
@@ -428,17 +371,6 @@ class Runner:
             slots = set(self._running.values())
         for slot in slots:
             slot.abort()
-
-    def _hand_back(self, works: list[Doc], reason: str) -> None:
-        for work in works:
-            try:
-                self.client.release(work["id"], work["attempt"], reason)
-                self.report.problem(f"{work['id']} handed back to the queue ({reason})")
-            except errors.WorkflowError as exc:
-                self.report.problem(f"cannot hand back {work['id']}: {exc.message}; "
-                                    "its lease will expire")  # fmt: skip
-            with self._lock:
-                self._held.pop(work["id"], None)
 
     def _close_slots(self) -> None:
         while True:
