@@ -68,7 +68,8 @@ def test_ends_are_handled_in_start_order_whatever_ends_first(engine: str) -> Non
 
 
 def workflow(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    # This checkout first: run from ``cwd``, ``-m workflow`` would import the installed copy.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS)])}
     return subprocess.run([sys.executable, "-m", "workflow", "graph", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
 
