@@ -15,7 +15,7 @@ from workflow.cli_values import key_values
 if TYPE_CHECKING:
     from workflow.graph import NodeRun
 
-# The graph modules (and networkx) load only when a graph command runs.
+# The graph modules load only when a graph command runs.
 ENGINES = ("sequential", "parallel", "dask")
 
 

@@ -276,7 +276,7 @@ class Work(BaseModel):
             isinstance(n, dict) and n.get("task_type") == "graph"
             and not isinstance(n.get("task_identifier"), dict) for n in nodes)
         if isinstance(value, dict) and not by_file:
-            from workflow.graph.loading import load  # networkx only for works with graphs
+            from workflow.graph.loading import load  # graph modules only for works with graphs
 
             try:
                 load(value)

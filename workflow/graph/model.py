@@ -14,9 +14,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
 from typing import Any
-
-import networkx as nx
 
 from workflow.errors import InvalidGraph
 from workflow.graph.tasks import declared, resolve
@@ -127,14 +126,20 @@ class Graph:
         self._index()
 
     def descendants(self, node_id: NodeId) -> set[NodeId]:
-        """Every node reachable from ``node_id``."""
-        return set(nx.descendants(self._digraph, node_id))
+        """Every node reachable from ``node_id`` (not itself, even on a cycle)."""
+        seen, todo = {node_id}, [node_id]
+        while todo:
+            for target in self._successors.get(todo.pop(), ()):
+                if target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+        return seen - {node_id}
 
     def _index(self) -> None:
         """(Re)build the analysis structures after the links changed."""
-        self._digraph = nx.MultiDiGraph()
-        self._digraph.add_nodes_from(self.nodes)
-        self._digraph.add_edges_from((link.source, link.target) for link in self.links)
+        self._successors: dict[NodeId, list[NodeId]] = {}
+        for link in self.links:
+            self._successors.setdefault(link.source, []).append(link.target)
         self._optional: set[NodeId] | None = None
 
     @property
@@ -150,7 +155,22 @@ class Graph:
         return [link for link in self.links if link.source == node_id]
 
     def is_cyclic(self) -> bool:
-        return not nx.is_directed_acyclic_graph(self._digraph)
+        return self.cycle(self.links) is not None
+
+    def cycle(self, links: Iterable[Link]) -> list[NodeId] | None:
+        """A cycle made of ``links``: its nodes in link order, from the one written first
+        (a self-loop is one node); None if the links make none."""
+        sorter: TopologicalSorter[NodeId] = TopologicalSorter()
+        for link in links:
+            sorter.add(link.target, link.source)
+        try:
+            sorter.prepare()
+        except CycleError as exc:
+            ring = list(exc.args[1][:-1])  # graphlib repeats the first node at the end
+            where = {node_id: n for n, node_id in enumerate(self.nodes)}
+            first = min(range(len(ring)), key=lambda n: where.get(ring[n], len(where)))
+            return ring[first:] + ring[:first]
+        return None
 
     def has_conditions(self) -> bool:
         return any(link.conditional for link in self.links)
@@ -171,7 +191,7 @@ class Graph:
                      if link.conditional or link.attrs.get("required") is False}  # fmt: skip
             region = set(seeds)
             for seed in seeds:
-                region |= nx.descendants(self._digraph, seed)
+                region |= self.descendants(seed)
             self._optional = region
         return self._optional
 
