@@ -22,7 +22,7 @@ __all__ = ["Client", "Retry", "Work", "WorkflowError", "__version__"]
 
 def __getattr__(name: str) -> object:
     # Imported when asked for: a runner's work processes start from ``workflow`` and
-    # must not pay for pydantic (Work) or httpx (Client) unless they use them.
+    # must not pay for pydantic (Work) or the HTTP client (Client) unless they use them.
     if name == "Work":
         from workflow.work import Work
 

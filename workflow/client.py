@@ -9,24 +9,19 @@ raised (``workflow.errors``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from http.client import responses
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 import orjson
-import urllib3
 from pydantic import BaseModel
-from tenacity import (
-    Retrying,
-    retry_if_exception,
-    stop_after_delay,
-    wait_random_exponential,
-)
+from urllib3.exceptions import ClosedPoolError, ConnectTimeoutError, HTTPError, ProxyError
 
-from workflow import errors
+from workflow import __version__, errors
+from workflow.policy import Backoff
 from workflow.settings import ClientSettings
-from workflow.transport import transport_for
+from workflow.transport import Params, Transport, with_query
 from workflow.wire import (
     Bulk,
     BulkReply,
@@ -40,24 +35,29 @@ from workflow.wire import (
 )
 from workflow.work import Work, default_user
 
-_JSON_BODY = {"Content-Type": "application/json"}
+#: ``call`` without ``json``: no body (``json=None`` sends ``null``).
+_NO_BODY: Any = object()
 
 
 def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, httpx.TransportError):
-        return True
+    """A safe call is repeated after this: no reply at all (unless the client was
+    closed), or 503 (store unavailable)."""
+    if isinstance(exc, HTTPError):
+        return not isinstance(exc, ClosedPoolError)
     return isinstance(exc, errors.WorkflowError) and exc.status_code == 503
 
 
 def _not_sent(exc: BaseException) -> bool:
-    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+    """Any call is repeated after this: the request never left (no connection to the
+    server or the proxy could be made; ``NewConnectionError`` is a ``ConnectTimeoutError``)."""
+    return isinstance(exc, ConnectTimeoutError | ProxyError)
 
 
 def _decoded(status: int, content: bytes) -> Any:
     """A reply's JSON body; for an error status, the error the server named, raised."""
     if 200 <= status < 300:
         return orjson.loads(content) if content else None
-    reason = httpx.codes.get_reason_phrase(status)
+    reason = responses.get(status, f"HTTP {status}")
     try:
         body = orjson.loads(content)
     except ValueError:
@@ -90,20 +90,13 @@ class Client:
         self.url = (url or env.url).rstrip("/")
         token = token if token is not None else env.token
         # Operator actions are recorded in a work's history with this name.
-        headers = {"X-Workflow-User": default_user()}
+        headers = {"X-Workflow-User": default_user(), "Accept": "application/json",
+                   "User-Agent": f"workflow/{__version__}"}  # fmt: skip
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.retry_for = retry_for
         seconds = timeout if timeout is not None else env.timeout
-        self._fast = transport_for(self.url)
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=seconds,
-                                  transport=self._fast)  # fmt: skip
-        # The runners' calls (POST with a JSON body) skip httpx's own objects when the
-        # transport allows: its share of a call's cost is larger than the request's.
-        parts = urlsplit(self.url)
-        self._where = (parts.hostname or "", parts.port, parts.path)
-        self._post_headers = {**headers, **_JSON_BODY}
-        self._timeout = urllib3.Timeout(connect=seconds, read=seconds)
+        self._http = Transport(self.url, headers, seconds)
 
     @classmethod
     def from_env(cls) -> Client:
@@ -122,51 +115,44 @@ class Client:
 
     # -- transport -----------------------------------------------------------------------
 
-    def call(self, method: str, path: str, *, safe: bool = False, **kwargs: Any) -> Any:
+    def call(self, method: str, path: str, *, safe: bool = False, json: Any = _NO_BODY,
+             params: Params | None = None) -> Any:  # fmt: skip
         """One HTTP call; returns the decoded JSON body.
 
         Args:
             method: HTTP method.
             path: Path below the server URL.
-            safe: The call may be repeated (retried on connection errors and 503).
-            **kwargs: Passed to ``httpx.Client.request`` (json, params).
+            safe: The call may be repeated (retried on connection errors and 503 for
+                ``retry_for`` seconds); otherwise it is repeated only when the request
+                was never sent.
+            json: The body, sent as JSON (``None`` as ``null``); none if not given.
+            params: The query: a mapping (a list value repeats its key) or pairs.
 
         Raises:
             WorkflowError: the subclass the server named, or ``ServerUnreachable``.
         """
         again = _retryable if safe else _not_sent
-        try:  # once, without building the retry machinery: nearly every call succeeds
-            return self._once(method, path, **kwargs)
-        except Exception as exc:
-            if not again(exc):
-                if isinstance(exc, httpx.TransportError):
-                    raise errors.ServerUnreachable(f"{self.url}: {exc}") from exc
-                raise
-        retrying = Retrying(
-            retry=retry_if_exception(again),
-            stop=stop_after_delay(self.retry_for),
-            wait=wait_random_exponential(multiplier=0.1, max=2.0),
-            reraise=True,
-        )
-        try:
-            for attempt in retrying:
-                with attempt:
-                    return self._once(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise errors.ServerUnreachable(f"{self.url}: {exc}") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        target = with_query(path, params)
+        body = None  # orjson: several times faster than the json module
+        if json is not _NO_BODY:
+            body = orjson.dumps(json, option=orjson.OPT_NON_STR_KEYS)
+        deadline = time.monotonic() + self.retry_for
+        backoff: Backoff | None = None
+        while True:
+            try:
+                return self._once(method, target, body)
+            except Exception as exc:
+                if not again(exc) or time.monotonic() >= deadline:
+                    if isinstance(exc, HTTPError):
+                        raise errors.ServerUnreachable(f"{self.url}: {exc}") from exc
+                    raise
+            # Jittered, doubling from 0.1 s to at most 2 s: clients cut off together (a
+            # server restart) come back spread out.
+            backoff = backoff or Backoff(first=0.1, factor=2.0, cap=2.0, jitter=1.0)
+            time.sleep(backoff.next())
 
-    def _once(self, method: str, path: str, **kwargs: Any) -> Any:
-        if "json" in kwargs:  # orjson: several times faster than the json module
-            content = orjson.dumps(kwargs.pop("json"), option=orjson.OPT_NON_STR_KEYS)
-            if method == "POST" and not kwargs and self._fast is not None:
-                host, port, prefix = self._where
-                return _decoded(*self._fast.post(host, port, prefix + path, content,
-                                                 self._post_headers, self._timeout))  # fmt: skip
-            kwargs["content"] = content
-            kwargs["headers"] = _JSON_BODY
-        reply = self._http.request(method, path, **kwargs)
-        return _decoded(reply.status_code, reply.content)
+    def _once(self, method: str, target: str, body: bytes | None) -> Any:
+        return _decoded(*self._http.send(method, target, body))
 
     # -- buckets -------------------------------------------------------------------------
 
