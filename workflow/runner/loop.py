@@ -23,6 +23,7 @@ from types import FrameType
 
 from workflow import errors
 from workflow.client import Client
+from workflow.policy import Backoff
 from workflow.runner.graphs import run_graph
 from workflow.runner.leases import Doc, Leases
 from workflow.runner.options import RunnerOptions
@@ -95,7 +96,7 @@ class Runner:
                    for n in range(0 if self._serial else self.options.concurrency)]  # fmt: skip
         for worker in workers:
             worker.start()
-        idle = self.options.sleep
+        idle = Backoff(first=self.options.sleep, factor=2.0, cap=self.options.max_sleep)
         backlog, refill_at = self._backlog, self._refill_at
         while not self.stopping.is_set():
             if self._serial and (chunk := self._take(wait=False)) is not None:
@@ -110,7 +111,7 @@ class Runner:
                     continue
             works = self._withdraw(backlog - in_flight, in_flight)
             if works:
-                idle = self.options.sleep
+                idle.reset()
                 self._queue(works)
             elif in_flight:
                 with self._changed:
@@ -124,8 +125,7 @@ class Runner:
                     break
                 self._queue(works)
             else:
-                self.stopping.wait(idle)
-                idle = min(idle * 2, self.options.max_sleep)
+                self.stopping.wait(idle.next())
         delivered = self._stop(workers)
         if self.failed:
             return FAULT

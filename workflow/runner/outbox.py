@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from workflow import errors
 from workflow.client import Client
+from workflow.policy import Backoff
 from workflow.wire import Outcome
 from workflow.work import ErrorInfo
 
@@ -279,21 +280,20 @@ class Outbox:
 
     def _deliver(self, records: list[Record], settle: Callable[[list[Record]], None]) -> None:
         """Send ``records`` until each is settled, noting each settled batch."""
-        delay = 0.5
+        backoff = Backoff(first=0.5, factor=2.0, cap=30.0)
         while records:
             try:
                 replies = self._replies(records)
             except Exception as exc:  # noqa: BLE001 - unreachable, unavailable, closing
                 reason = exc.message if isinstance(exc, errors.WorkflowError) else str(exc)
+                delay = backoff.next()
                 log.warning("cannot deliver %d outcomes yet (%s); retrying in %.0f s",
                             len(records), reason, delay)  # fmt: skip
                 time.sleep(delay)
-                delay = min(delay * 2, 30.0)
                 continue
             again = self._settle(records, replies, settle)
             if len(again) == len(records):
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                time.sleep(backoff.next())
             records = again
 
     def _replies(self, records: list[Record]) -> list[dict[str, Any]]:
