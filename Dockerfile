@@ -9,7 +9,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY workflow ./workflow
 COPY webui ./webui
-RUN pip install --disable-pip-version-check '.[mongo,dask]' \
+RUN pip install --disable-pip-version-check '.[server,mongo,dask]' \
     && useradd --create-home --uid 1000 workflow \
     && mkdir -p /var/lib/workflow /archive \
     && chown workflow /var/lib/workflow /archive

@@ -58,9 +58,13 @@ def cli() -> None:
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(host: str, port: int, store: str, archive: str, log_level: str) -> None:
     """Serve the buckets (/buckets) and results (/results) APIs, docs at /docs."""
-    import uvicorn
+    try:
+        import uvicorn
 
-    from workflow.service.app import create_app
+        from workflow.service.app import create_app
+    except ImportError as exc:  # a runner's install: no web stack
+        raise click.ClickException(f"the server needs its extra packages ({exc.name} is "
+                                   "missing): pip install 'workflow[server]'") from None
     from workflow.settings import ServerSettings
     from workflow.store import open_store
 

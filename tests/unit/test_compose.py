@@ -102,12 +102,13 @@ def test_every_workflow_variable_is_one_the_code_reads(compose: dict[str, Any]) 
             assert name in code, f"{name} is not read by workflow"
 
 
-def test_the_dockerfile_installs_the_mongo_extra_and_runs_workflow() -> None:
+def test_the_dockerfile_installs_the_server_and_mongo_extras_and_runs_workflow() -> None:
     lines = [line.strip() for line in (REPO / "Dockerfile").read_text().splitlines()]
     assert lines[[i for i, line in enumerate(lines) if line.startswith("FROM")][0]].startswith(
         "FROM python:3.11")
     install = next(line for line in lines if "pip install" in line)
-    assert "[mongo" in install
+    extras = install.split("[", 1)[1].split("]", 1)[0].split(",")
+    assert {"server", "mongo"} <= set(extras), "the image serves, on MongoDB"
     assert 'ENTRYPOINT ["workflow"]' in lines
     assert "USER workflow" in lines, "not as root"
     for copied in ("workflow", "webui", "pyproject.toml"):
