@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 
 from workflow import views
-from workflow.wire import Bulk, BulkFilter, BulkReply, PipelineSettings
+from workflow.wire import Bulk, BulkFilter, BulkReply
 from workflow.work import Work
 
 if TYPE_CHECKING:
@@ -49,8 +49,7 @@ status = click.Command("status", callback=ls.callback, params=ls.params,
 def view(client: Client, pipeline: str, statuses: tuple[str, ...], limit: int,
          as_json: bool) -> None:  # fmt: skip
     """The newest works in the bucket of PIPELINE."""
-    params = {"pipeline": pipeline, "status": list(statuses), "limit": limit}
-    docs = client.call("GET", "/buckets/work", safe=True, params=params)
+    docs = client.works([pipeline], list(statuses), limit=limit)
     if as_json:
         click.echo(views.json_text(docs))
         return
@@ -172,8 +171,7 @@ def defaults(client: Client, pipeline: str, as_json: bool, **changes: float | No
     if given:
         settings = client.configure(pipeline, {"defaults": given})
     else:
-        raw = client.call("GET", f"/buckets/pipelines/{pipeline}", safe=True)
-        settings = PipelineSettings.model_validate(raw)
+        settings = client.settings(pipeline)
     if as_json:
         click.echo(views.json_text(settings.model_dump()))
     else:

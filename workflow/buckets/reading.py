@@ -75,6 +75,22 @@ class ReadingVerbs:
         return [{"name": name, "counts": counts.get(name, {}),
                  **self.settings(name).model_dump()} for name in names]  # fmt: skip
 
+    def oldest_queued(self, pipeline: str) -> float | None:
+        """When the oldest queued work of ``pipeline`` was created; None if none is."""
+        # One index seek per priority: the claim index orders queued works by pipeline,
+        # priority and creation.
+        oldest = None
+        for priority in range(1, 6):
+            query = {"pipeline": pipeline, "status": "queued", "priority": priority}
+            for doc in self.store.work.find(query, sort=[("creation", 1)], limit=1):
+                created = float(doc["creation"])
+                oldest = created if oldest is None else min(oldest, created)
+        return oldest
+
+    def finished_per_minute(self, since: float) -> list[tuple[int, str, str, int]]:
+        """Works finished per minute since ``since``: (minute, pipeline, status, count)."""
+        return self.store.finished_per_minute(since)
+
     def delete(self, ids: Sequence[str]) -> int:
         """Delete works from the bucket; return how many existed."""
         return self.store.work.delete(list(ids))

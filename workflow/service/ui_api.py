@@ -25,7 +25,6 @@ from workflow.tokens import ROLES, allows
 router = APIRouter(tags=["ui"])
 #: The dashboard's chart covers this many minutes, the last one still running.
 MINUTES = 60
-PRIORITIES = range(1, 6)
 Seconds = Annotated[float, Query(ge=0.2, le=60)]
 
 
@@ -33,11 +32,10 @@ def dashboard(buckets: Buckets, now: float) -> dict[str, Any]:
     """Per pipeline: counts by status, paused, defaults and the last change to them, the
     age of the oldest queued work, works finished (and failed) per minute over the last
     hour, and the hour's failure rate."""
-    counts = buckets.counts()
-    settings = buckets.store.settings()
+    known = {pipeline["name"]: pipeline for pipeline in buckets.pipelines()}
     first = int(now // 60 * 60) - (MINUTES - 1) * 60
-    minutes = buckets.store.finished_per_minute(first)
-    names = sorted(set(counts) | set(settings) | {p for _, p, _, _ in minutes})
+    minutes = buckets.finished_per_minute(first)
+    names = sorted(set(known) | {p for _, p, _, _ in minutes})
     series = {name: ([0] * MINUTES, [0] * MINUTES) for name in names}
     for minute, pipeline, status, n in minutes:
         slot = (minute - first) // 60
@@ -50,32 +48,21 @@ def dashboard(buckets: Buckets, now: float) -> dict[str, Any]:
     for name in names:
         finished, failed = series[name]
         done = sum(finished)
-        oldest = _oldest_queued(buckets, name) if counts.get(name, {}).get("queued") else None
-        own = settings.get(name, {})
+        own = known.get(name, {})
+        counts = own.get("counts", {})
+        oldest = buckets.oldest_queued(name) if counts.get("queued") else None
         changes = own.get("history") or []
         pipelines.append({
             "name": name, "paused": bool(own.get("paused")),
             "defaults": own.get("defaults") or {},
             "last_change": changes[-1] if changes else None,
-            "counts": counts.get(name, {}),
+            "counts": counts,
             "oldest_queued_s": None if oldest is None else max(0.0, now - oldest),
             "per_minute": {"start": first, "finished": finished, "failed": failed},
             "finished_last_hour": done,
             "failure_rate": sum(failed) / done if done else None,
         })  # fmt: skip
     return {"time": now, "pipelines": pipelines}
-
-
-def _oldest_queued(buckets: Buckets, pipeline: str) -> float | None:
-    # One index seek per priority: the claim index orders queued works by pipeline,
-    # priority and creation.
-    oldest = None
-    for priority in PRIORITIES:
-        query = {"pipeline": pipeline, "status": "queued", "priority": priority}
-        for doc in buckets.store.work.find(query, sort=[("creation", 1)], limit=1):
-            created = float(doc["creation"])
-            oldest = created if oldest is None else min(oldest, created)
-    return oldest
 
 
 @router.get("/whoami", **needs("viewer"),
