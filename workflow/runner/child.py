@@ -9,7 +9,10 @@ crashes or overruns a timeout is killed and replaced by the parent.
 
 Messages, parent to child: ``("run", [(key, target, parameters, work), ...])``,
 ``("skip", key)``, ``("halt",)``, or ``None`` to exit. Child to parent, per attempt:
-``(key, Outcome)``, or ``(key, None)`` for an attempt not started (skipped, halted).
+``(key, the Outcome as JSON bytes)``, or ``(key, None)`` for an attempt not started
+(skipped, halted). JSON is one of an outcome's two shapes, the one the journal and the
+server take: making it here makes results plain JSON data (numpy values become numbers
+and lists, keys strings) where the function ran, and costs less than pickling a model.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from typing import Any
 import orjson
 
 from workflow.runner.outcome import failure, from_exception, from_return
-from workflow.wire import Outcome
 
 _JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 #: One attempt: (key, dotted function path, parameters, the work as a dict).
@@ -66,8 +68,8 @@ def wants_work(function: Callable[..., Any]) -> bool:
 
 
 def call(target: str, parameters: dict[str, Any] | None, payload: dict[str, Any],
-         cache: dict[str, Callable[..., Any]]) -> Outcome:  # fmt: skip
-    """Run one attempt and describe what happened; never raises."""
+         cache: dict[str, Callable[..., Any]]) -> bytes:  # fmt: skip
+    """Run one attempt and describe what happened, as the outcome's JSON; never raises."""
     started = time.time()
     try:
         function = load(target, cache)
@@ -77,16 +79,15 @@ def call(target: str, parameters: dict[str, Any] | None, payload: dict[str, Any]
 
             kwargs["work"] = Work.model_validate(payload)
         outcome = from_return(function(**kwargs))
-        if outcome.results:
-            # Results travel as JSON: make them plain JSON data here (numpy values become
-            # numbers and lists, keys strings), and say so here when they cannot be.
-            outcome.results = orjson.loads(orjson.dumps(outcome.results, option=_JSON))
     except BaseException as exc:  # noqa: BLE001 - user code may raise SystemExit too
         outcome = from_exception(exc)
-        if isinstance(exc, orjson.JSONEncodeError):
-            outcome = failure("TypeError", f"the results cannot be stored as JSON: {exc}")
     outcome.started, outcome.stop = started, time.time()
-    return outcome
+    try:
+        return orjson.dumps(outcome.model_dump(exclude_none=True), option=_JSON)
+    except orjson.JSONEncodeError as exc:  # say so here, where the results were made
+        unwritable = failure("TypeError", f"the results cannot be stored as JSON: {exc}")
+        unwritable.started, unwritable.stop = outcome.started, outcome.stop
+        return orjson.dumps(unwritable.model_dump(exclude_none=True))
 
 
 class Ready:
@@ -135,9 +136,5 @@ def _run(conn: Connection, jobs: list[Job], cache: dict[str, Callable[..., Any]]
         if halted or key in skip:
             conn.send((key, None))
             continue
-        outcome = call(target, parameters, payload, cache)
-        try:
-            conn.send((key, outcome))
-        except Exception as exc:  # noqa: BLE001 - e.g. results that cannot be pickled
-            conn.send((key, failure(type(exc).__name__, f"cannot send the outcome back: {exc}")))
+        conn.send((key, call(target, parameters, payload, cache)))
     return True

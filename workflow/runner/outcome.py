@@ -18,6 +18,8 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
+from pydantic import ValidationError
+
 from workflow.wire import Outcome
 from workflow.work import ErrorInfo
 
@@ -61,7 +63,7 @@ def from_return(value: Any) -> Outcome:
     if value is None:
         return Outcome(status="success")
     if isinstance(value, dict):
-        return Outcome.model_construct(status="success", results=value)
+        return _success(results=value)
     if isinstance(value, tuple) and 1 <= len(value) <= 3:
         results, products, plots = (*value, None, None)[:3]
         problems = [
@@ -76,12 +78,18 @@ def from_return(value: Any) -> Outcome:
         bad = [p for p in [*(products or []), *(plots or [])] if not isinstance(p, str)]
         if bad:
             return failure("TypeError", "products and plots are lists of file paths (str)")
-        # Unchecked here: results may hold what JSON turns into plain data later (numpy
-        # values, numbers as keys; see ``child.call``).
-        return Outcome.model_construct(status="success", results=results, products=products,
-                                       plots=plots)  # fmt: skip
+        return _success(results=results, products=products, plots=plots)
     return failure(
         "TypeError",
         f"the function returned {type(value).__name__}; return a dict of results, a "
         "(results, products, plots) tuple, or None",
     )
+
+
+def _success(**fields: Any) -> Outcome:
+    """A successful outcome. Results that are not JSON yet (numbers as keys, numpy
+    values: ``child.call`` makes them plain JSON data later) are kept unchecked."""
+    try:
+        return Outcome(status="success", **fields)
+    except ValidationError:
+        return Outcome.model_construct(status="success", **fields)

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from pydantic import ValidationError
+
 from workflow.runner import child
 from workflow.runner.outcome import failure, tail
 from workflow.wire import Outcome
@@ -141,16 +143,18 @@ class Slot:
                 if self._pending and self._pending[0].key in self._aborts:
                     self._kill(self._pending[0].key, "aborted", locked=True)
 
-    def _settle(self, got: list[tuple[str, Outcome | None]]) -> list[tuple[Attempt, Outcome]]:
+    def _settle(self, got: list[tuple[str, bytes | None]]) -> list[tuple[Attempt, Outcome]]:
         done = []
         with self._lock:
-            for key, outcome in got:
+            for key, said in got:
                 if not self._pending or self._pending[0].key != key:
                     continue  # cannot happen: the child answers in order
                 attempt = self._pending.popleft()
-                if outcome is None:
+                if said is None:
                     now = time.time()
                     outcome = aborted(now, now)
+                else:
+                    outcome = _read(said)
                 done.append((attempt, outcome))
         return done
 
@@ -227,7 +231,7 @@ class Slot:
             self._conn.close()
 
 
-def _drain(conn: Connection, ready: child.Ready) -> tuple[list[tuple[str, Outcome | None]], bool]:
+def _drain(conn: Connection, ready: child.Ready) -> tuple[list[tuple[str, bytes | None]], bool]:
     """Every message waiting on ``conn``, and whether the child is gone."""
     got = []
     try:
@@ -236,6 +240,15 @@ def _drain(conn: Connection, ready: child.Ready) -> tuple[list[tuple[str, Outcom
     except (EOFError, OSError):
         return got, True
     return got, False
+
+
+def _read(said: bytes) -> Outcome:
+    """The outcome a child sent as JSON (it always sends a valid one; a failure saying
+    so should one ever not be)."""
+    try:
+        return Outcome.model_validate_json(said)
+    except ValidationError as exc:
+        return failure("InvalidOutcome", f"the child's outcome cannot be read: {exc}")
 
 
 def _killed(attempt: Attempt, why: str, now: float) -> Outcome:

@@ -13,6 +13,7 @@ documents them and answers them when the middleware is off (``WORKFLOW_FAST_PATH
 from __future__ import annotations
 
 from contextlib import suppress
+from typing import Any
 
 import orjson
 from anyio import to_thread
@@ -26,6 +27,8 @@ from workflow.service.dispatch import Hot
 from workflow.service.errors import invalid_body, overflow
 
 _JSON = [(b"content-type", b"application/json")]
+#: No answer yet (an answer may be any JSON value, null included).
+_NOT_YET = object()
 #: Requests for at most this many works may run on the event loop (see _answer).
 PROMPT = 20
 
@@ -61,7 +64,7 @@ class HotPaths:
             except ValidationError as exc:
                 errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
                 return 422, orjson.dumps(invalid_body(errors))
-            reply = None
+            reply: Any = _NOT_YET
             if _size(request) <= PROMPT:
                 # Small enough to run here, on the event loop, when the store can start
                 # at once: that saves two thread hand-offs, a good part of a request.
@@ -69,7 +72,7 @@ class HotPaths:
                 with state.buckets.store.promptly() as prompt, suppress(WouldWait):
                     if prompt:
                         reply = answer(state.buckets, request, caller)
-            if reply is None:
+            if reply is _NOT_YET:
                 reply = await to_thread.run_sync(answer, state.buckets, request, caller)
             return 200, jsonsafe.dumps(reply)
         except WorkflowError as exc:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from workflow.policy import lease_deadline
-from workflow.wire import SORT_FIELDS as SORT_FIELDS
 
 Doc = dict[str, Any]
 #: The key under which a store hands over a work it could not read, saying why.
