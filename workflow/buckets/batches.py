@@ -8,6 +8,7 @@ transaction, each still recorded or refused on its own, and a runner's whole tur
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from workflow.errors import WorkflowError
@@ -24,6 +25,11 @@ class BatchVerbs:
     complete: Callable[..., Doc]
     heartbeat: Callable[..., Doc]
     withdraw: Callable[..., list[Doc]]
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Several verbs in one transaction where the store can; each still succeeds or
+        fails on its own (``Store.batch``)."""
+        return self.store.batch()
 
     def complete_many(self, outcomes: Sequence[Outcome], *, holder: str | None = None,
                       by: str | None = None) -> list[Doc]:  # fmt: skip
@@ -61,7 +67,7 @@ class BatchVerbs:
         or failing alone: ``{"id", "ok": True, **what act returned}`` or ``{"id", "ok":
         False, "status_code", "error", "message", ...}`` per item, in order."""
         replies: list[Doc] = []
-        with self.store.batch():
+        with self.batch():
             for item in items:
                 try:
                     replies.append({"id": item.id, "ok": True, **act(item)})
@@ -80,6 +86,6 @@ class BatchVerbs:
         Returns:
             The replies of ``complete_many`` and the claimed works.
         """
-        with self.store.batch():
+        with self.batch():
             replies = self.complete_many(outcomes, holder=holder, by=by) if outcomes else []
             return replies, self.withdraw(want, by=by)

@@ -152,7 +152,7 @@ def update_all(buckets: Buckets, works: list[Any], *, by: str | None = None,
         ResultsTooLarge: results over the limit.
     """
     planned = [_plan(buckets, raw, by, operator, holder) for raw in works]
-    with buckets.store.batch():
+    with buckets.batch():
         for step in planned:
             step()
 
@@ -167,9 +167,12 @@ def _plan(buckets: Buckets, raw: Any, by: str | None, operator: bool, holder: st
     check_results_size(work.results, buckets.results_limit)
     try:
         stored = buckets.get_active(id)
-    except NotFound:
-        finished = buckets.store.results.get(id)
-        if finished and (finished["attempt"], finished["status"]) == (work.attempt, work.status):
+    except NotFound as missing:
+        try:
+            finished = buckets.get(id)  # not in the bucket: finished, or nowhere
+        except NotFound:
+            raise missing from None
+        if (finished["attempt"], finished["status"]) == (work.attempt, work.status):
             return lambda: None  # a repeated final update: already recorded
         raise
     if stored["attempt"] != work.attempt:
