@@ -269,11 +269,11 @@ class Client:
         reply = self.call("PATCH", f"/buckets/pipelines/{pipeline}", safe=True, json=changes)
         return PipelineSettings.model_validate(reply)
 
-    def bulk(self, bulk: Bulk) -> BulkReply:
-        """Cancel or change every bucket work ``bulk.filter`` matches. Without
+    def bulk(self, request: Bulk) -> BulkReply:
+        """Cancel or change every bucket work ``request.filter`` matches. Without
         ``confirm`` nothing is done and the reply's ``matched`` says how many match;
         with it, nothing is done if more than ``confirm`` match."""
-        reply = self.call("POST", "/buckets/bulk", json=_sent(bulk))
+        reply = self.call("POST", "/buckets/bulk", json=_sent(request))
         return BulkReply.model_validate(reply)
 
     def expire(self) -> int:

@@ -13,7 +13,7 @@ in a route (``workflow.service``) and as one method of ``Client``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from workflow.wire import (
     Bulk,
@@ -108,7 +108,7 @@ class BucketVerbs(Protocol):
         """Change a pipeline's ``defaults`` and/or ``paused``."""
         ...
 
-    def bulk(self, bulk: Bulk) -> BulkReply:
+    def bulk(self, request: Bulk) -> BulkReply:
         """Act on every bucket work a filter matches, the count confirmed."""
         ...
 
@@ -131,3 +131,13 @@ class ResultVerbs(Protocol):
     def retry_matching(self, search: Search, confirm: int | None = None) -> BulkReply:
         """Queue again every finished work ``search`` matches, each as a new linked work."""
         ...
+
+
+if TYPE_CHECKING:  # mypy holds each implementation to the protocols above
+    from workflow.buckets import Buckets
+    from workflow.client import Client
+    from workflow.results import Results
+
+    def _speak_the_verbs(buckets: Buckets, results: Results, client: Client
+                         ) -> list[tuple[BucketVerbs, ResultVerbs]]:  # fmt: skip
+        return [(buckets, results), (client, client)]
