@@ -61,7 +61,7 @@ def serve(host: str, port: int, store: str, archive: str, log_level: str) -> Non
     try:
         import uvicorn
 
-        from workflow.service.app import create_app
+        from workflow.service.app import Serving, create_app
     except ImportError as exc:  # a runner's install: no web stack
         raise click.ClickException(f"the server needs its extra packages ({exc.name} is "
                                    "missing): pip install 'workflow[server]'") from None
@@ -76,8 +76,9 @@ def serve(host: str, port: int, store: str, archive: str, log_level: str) -> Non
     else:
         click.echo(f"workflow serve: no access tokens configured: anyone who can reach "
                    f"{host}:{port} may do everything (loopback only)", err=True)  # fmt: skip
-    uvicorn.run(create_app(settings, opened), host=host, port=port, log_level=log_level,
-                access_log=log_level == "debug")  # fmt: skip
+    config = uvicorn.Config(create_app(settings, opened), host=host, port=port,
+                            log_level=log_level, access_log=log_level == "debug")  # fmt: skip
+    Serving(config).run()
 
 
 @cli.command()

@@ -53,9 +53,17 @@ def deposit_payloads(works: Sequence[Work | Doc]) -> list[Doc]:
     return out
 
 
+#: Longest a withdraw may wait for work, in seconds.
+LONGEST_WAIT = 30.0
+
+
 class Withdraw(Strict):
     """Claim up to ``limit`` works of ``pipelines`` (None: every pipeline) matching every
-    given filter, with a lease of ``lease`` seconds (None: the work's timeout)."""
+    given filter, with a lease of ``lease`` seconds (None: the work's timeout).
+
+    With ``wait`` (seconds), a server with nothing to hand out holds the request until
+    a work it can claim arrives (a deposit, a requeue, a resume, ...) or the time is up;
+    then it answers, with the works or with none."""
 
     pipelines: list[str] | None = Field(default=None, max_length=100)
     site: str | None = None
@@ -68,6 +76,7 @@ class Withdraw(Strict):
     lease: float | None = Field(default=None, gt=0, le=LONGEST)
     runner: str | None = Field(default=None, max_length=200)
     host: str | None = Field(default=None, max_length=200)
+    wait: float = Field(default=0.0, ge=0, le=LONGEST_WAIT)
 
     def query(self) -> Query:
         """The filters as a store query: equality on site, user and priority; any of the
@@ -148,6 +157,12 @@ class Exchange(Strict):
 
     complete: list[Outcome] = Field(default_factory=list, max_length=1000)
     withdraw: Withdraw
+
+
+class EndWait(Strict):
+    """End the held withdraws of ``runner`` now, with no works (a runner that stops)."""
+
+    runner: str = Field(max_length=200)
 
 
 class Release(Strict):

@@ -44,7 +44,7 @@ POLICY = {
         "GET /buckets/audit/failed", "GET /buckets/audit/expired", "POST /buckets/withdraw",
         "POST /buckets/exchange", "POST /buckets/work/{id}/heartbeat",
         "POST /buckets/work/{id}/complete", "POST /buckets/heartbeat", "POST /buckets/complete",
-        "POST /buckets/work/{id}/release", "POST /results/results",
+        "POST /buckets/work/{id}/release", "POST /results/results", "POST /buckets/withdraw/end",
     ],
     "operator": [
         "DELETE /buckets/work", "POST /buckets/work/delete", "PATCH /buckets/work/{id}",

@@ -38,6 +38,7 @@ class OperatorVerbs:
     get_active: Callable[[str], Doc]
     deposit: Callable[..., list[str]]
     move: Callable[[Doc, Doc], Doc]
+    changed: Callable[[float | None], None]
     settings: Callable[[str], PipelineSettings]
     _entry: Callable[..., AttemptEntry]
 
@@ -120,6 +121,8 @@ class OperatorVerbs:
         history = [*current["history"], entry][-HISTORY:]
         settings = parse_settings({**current, **changes, "history": history}, where="")
         self.store.put_settings(pipeline, settings.model_dump())
+        if not settings.paused:
+            self.changed(None)  # resumed, or new defaults: held withdraws look again
         return settings
 
 

@@ -53,6 +53,11 @@ class Buckets(BatchVerbs, OperatorVerbs, ReadingVerbs):
         store: The backend.
         results_limit: Largest accepted ``results``, in bytes of JSON.
         clock: Time source (seconds since the epoch); tests pass a fake one.
+
+    Attributes:
+        changed: Called whenever a work may have become claimable (a deposit, a work
+            queued again, a pipeline resumed), with the time it becomes claimable if
+            that is later (a backoff); the service wakes held withdraws with it.
     """
 
     def __init__(self, store: Store, *, results_limit: int = RESULTS_LIMIT,
@@ -60,6 +65,7 @@ class Buckets(BatchVerbs, OperatorVerbs, ReadingVerbs):
         self.store = store
         self.results_limit = results_limit
         self.clock = clock
+        self.changed: Callable[[float | None], None] = _unheard
 
     # -- deposit -------------------------------------------------------------------------
 
@@ -104,6 +110,7 @@ class Buckets(BatchVerbs, OperatorVerbs, ReadingVerbs):
         for work in works:
             if isinstance(work, Work):
                 work.status = "queued"
+        self.changed(None)
         return [doc["id"] for doc in docs]
 
     def _check_ids(self, docs: list[Doc]) -> None:
@@ -307,7 +314,10 @@ class Buckets(BatchVerbs, OperatorVerbs, ReadingVerbs):
         expect = {"status": before, "attempt": old["attempt"]}
         if after in TERMINAL:
             return self.store.finish(new["id"], expect, new)
-        return self.store.work.swap(new["id"], expect, new)
+        moved = self.store.work.swap(new["id"], expect, new)
+        if after == "queued":
+            self.changed(new.get("not_before"))
+        return moved
 
     def _entry(self, doc: Doc, outcome: str, *, error: ErrorInfo | Doc | None = None,
                reason: str | None = None, started: float | None = None,
@@ -376,6 +386,10 @@ class Buckets(BatchVerbs, OperatorVerbs, ReadingVerbs):
             f"attempt {attempt} is stale",
             field="attempt", id=id, status=doc["status"], attempt=doc["attempt"],
         )  # fmt: skip
+
+
+def _unheard(at: float | None) -> None:
+    """``Buckets.changed`` when nobody listens."""
 
 
 def _same_deposit(new: Doc, old: Doc) -> bool:

@@ -6,16 +6,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from importlib.resources import files
 from pathlib import Path
+from types import FrameType
 
+import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from workflow import __version__
 from workflow.buckets import Buckets
+from workflow.errors import WorkflowError
 from workflow.results import Results
 from workflow.service import (
     access,
@@ -30,8 +33,10 @@ from workflow.service import (
 )
 from workflow.service.edge import Edge
 from workflow.service.hot import HotPaths
+from workflow.service.waiting import WaitingRoom
 from workflow.settings import ServerSettings
 from workflow.store import Store, open_store
+from workflow.wire import Doc
 
 log = logging.getLogger("workflow.serve")
 
@@ -51,8 +56,14 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
         nonlocal store
         heap.configure()  # before the worker threads start (see heap)
         store = store or open_store(settings.store or None)
-        app.state.buckets = Buckets(store, results_limit=settings.results_limit)
+        buckets = Buckets(store, results_limit=settings.results_limit)
+        app.state.buckets = buckets
         app.state.results = Results(store, results_limit=settings.results_limit)
+        room = WaitingRoom(lambda want, by: buckets.withdraw(want, by=by),
+                           lambda works: _give_back(buckets, works), poll=store.shared)
+        room.start()
+        app.state.waiting = room
+        buckets.changed = room.changed
         stop = threading.Event()
         reaper = threading.Thread(target=_reap, args=(app.state.buckets, settings, stop),
                                   name="workflow-reaper", daemon=True)  # fmt: skip
@@ -60,6 +71,7 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
         try:
             yield
         finally:
+            room.close()
             stop.set()
             reaper.join(timeout=10)
             store.close()
@@ -83,6 +95,18 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
     _web_ui(app)
     app.state.roles = access.roles(app)  # every route has declared its role, or this fails
     return app
+
+
+class Serving(uvicorn.Server):
+    """uvicorn's server, which on SIGINT or SIGTERM first answers the held withdraws:
+    uvicorn waits for every open request before it stops the app, and a held one
+    would keep it waiting for up to 30 s."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        room = getattr(getattr(self.config.app, "state", None), "waiting", None)
+        if room is not None:
+            room.close_soon()
 
 
 def _web_ui(app: FastAPI) -> None:
@@ -110,6 +134,13 @@ def _version_router(prefix: str) -> APIRouter:
         return Response(status_code=200)
 
     return router
+
+
+def _give_back(buckets: Buckets, works: list[Doc]) -> None:
+    """Hand back, uncounted, works claimed for a held withdraw that stopped waiting."""
+    for work in works:
+        with suppress(WorkflowError):  # finished or taken meanwhile: nothing to hand back
+            buckets.release(work["id"], work["attempt"], "not-delivered")
 
 
 def _reap(buckets: Buckets, settings: ServerSettings, stop: threading.Event) -> None:

@@ -19,6 +19,7 @@ from workflow.wire import (
     Change,
     CompleteMany,
     Delete,
+    EndWait,
     Exchange,
     Heartbeat,
     HeartbeatMany,
@@ -46,17 +47,23 @@ Calling = Annotated[Caller, Depends(current)]
 # -- the runners' hot routes (workflow.service.dispatch) -----------------------------
 
 
-@fast.post("/withdraw", role="runner", summary="Claim up to limit works, with a lease")
+@fast.post("/withdraw", role="runner", summary="Claim up to limit works, with a lease",
+           holds=lambda body: body)  # fmt: skip
 def withdraw(buckets: Buckets, body: Withdraw, caller: Caller) -> Any:
+    """With ``wait`` (seconds, up to 30), a request that finds nothing to claim is held
+    until a work it can claim arrives, then answered at once; or, when the time is up,
+    with no works."""
     return buckets.withdraw(body, by=caller.name)
 
 
 @fast.post("/exchange", role="runner",
-           summary="Report outcomes and claim more works in one request")
+           summary="Report outcomes and claim more works in one request",
+           holds=lambda body: body.withdraw)  # fmt: skip
 def exchange(buckets: Buckets, body: Exchange, caller: Caller) -> Any:
     """``complete`` is recorded first, each outcome on its own as in ``/complete``; then
     ``withdraw`` claims as ``/withdraw`` does, in the same transaction where the store
-    can. The reply: ``{"completed": [per outcome, as /complete], "works": [...]}``."""
+    can, and may wait as it does. The reply: ``{"completed": [per outcome, as
+    /complete], "works": [...]}``."""
     completed, works = buckets.exchange(body.complete, body.withdraw, holder=holder(caller),
                                         by=caller.name)  # fmt: skip
     return {"completed": completed, "works": works}
@@ -75,6 +82,14 @@ def complete_many(buckets: Buckets, body: CompleteMany, caller: Caller) -> Any:
     """Each outcome is recorded on its own: the reply says, per work, ``ok`` or the error
     (as in a single call's error body), in the order sent."""
     return buckets.complete_many(body.works, holder=holder(caller), by=caller.name)
+
+
+@router.post("/withdraw/end", **needs("runner"),
+             summary="End this runner's held withdraws now, with no works")
+async def end_wait(body: EndWait, request: Request, caller: Calling) -> dict[str, int]:
+    """For a runner that stops while its withdraw is held; only the token that holds
+    them may end them."""
+    return {"ended": request.app.state.waiting.end(body.runner, caller.name)}
 
 
 # -- one work ---------------------------------------------------------------------------

@@ -5,25 +5,34 @@ request body and the caller, returning what the reply holds. FastAPI serves it l
 route, which documents it; the ``HotPaths`` middleware (``workflow.service.hot``)
 answers it first, without FastAPI's per-request machinery, unless the server runs with
 ``WORKFLOW_FAST_PATHS=0``. Either way the same model checks the body, the edge has
-checked the token and the role the route declares, and errors get the same bodies.
+checked the token and the role the route declares, errors get the same bodies, and a
+withdraw that found nothing and may wait is held the same way (``then``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive
 
 from workflow import jsonsafe
 from workflow.service.access import OPEN, Caller, needs
+from workflow.service.waiting import WaitingRoom
 from workflow.tokens import Role
+from workflow.wire import Withdraw
 
 #: A hot route's answer: (bucket verbs, request body, caller) -> the reply's content.
 Answer = Callable[[Any, Any, Caller], Any]
+#: The withdraw a request may be held for: (request body) -> it, or None.
+Holds = Callable[[Any], Withdraw | None]
 
 
 def json_reply(content: Any) -> Response:
@@ -34,10 +43,23 @@ def json_reply(content: Any) -> Response:
 
 @dataclass(frozen=True)
 class Hot:
-    """A hot route: the model of its body and its answer."""
+    """A hot route: the model of its body, its answer, and the withdraw it may be held
+    for when the answer has no works."""
 
     model: type[BaseModel]
     answer: Answer
+    holds: Holds | None = None
+
+    async def then(self, reply: Any, body: Any, caller: Caller, room: WaitingRoom,
+                   receive: Receive) -> Any:  # fmt: skip
+        """``reply``, or, when it holds no works and its withdraw may wait, the same
+        reply with the works a held withdraw got (``WaitingRoom.hold``). A client that
+        goes away while held ends the hold."""
+        want = self.holds(body) if self.holds is not None else None
+        if want is None or want.wait <= 0 or _works(reply):
+            return reply
+        works = await _held(room, want, caller.name, receive)
+        return {**reply, "works": works} if isinstance(reply, dict) else works
 
 
 class Fast:
@@ -47,16 +69,21 @@ class Fast:
         self.router = router
         self.routes: dict[str, Hot] = {}
 
-    def post(self, path: str, *, role: Role, summary: str) -> Callable[[Answer], Answer]:
+    def post(self, path: str, *, role: Role, summary: str, holds: Holds | None = None
+             ) -> Callable[[Answer], Answer]:  # fmt: skip
         """Declare ``POST path``: the decorated answer's ``body`` annotation is the model
-        of the request body."""
+        of the request body; ``holds`` names the withdraw a request may wait for."""
 
         def declare(answer: Answer) -> Answer:
             model = get_type_hints(answer)["body"]
+            hot = Hot(model, answer, holds)
 
-            def endpoint(request: Request, body: BaseModel) -> Response:
+            async def endpoint(request: Request, body: BaseModel) -> Response:
                 caller = getattr(request.state, "caller", OPEN)
-                return json_reply(answer(request.app.state.buckets, body, caller))
+                state = request.app.state
+                reply = await run_in_threadpool(answer, state.buckets, body, caller)
+                reply = await hot.then(reply, body, caller, state.waiting, request.receive)
+                return json_reply(reply)
 
             endpoint.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
                 inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
@@ -65,7 +92,7 @@ class Fast:
             endpoint.__name__ = endpoint.__qualname__ = answer.__name__
             endpoint.__doc__ = answer.__doc__
             self.router.post(path, **needs(role), summary=summary)(endpoint)
-            self.routes[path] = Hot(model, answer)
+            self.routes[path] = hot
             return answer
 
         return declare
@@ -73,3 +100,31 @@ class Fast:
     def table(self, prefix: str) -> dict[tuple[str, str], Hot]:
         """The hot routes by (method, full path), for ``HotPaths``."""
         return {("POST", prefix + path): hot for path, hot in self.routes.items()}
+
+
+def _works(reply: Any) -> bool:
+    """Whether a withdraw's (a list) or an exchange's (``{"works"}``) reply has works."""
+    return bool(reply["works"] if isinstance(reply, dict) else reply)
+
+
+async def _held(room: WaitingRoom, want: Withdraw, by: str | None, receive: Receive
+                ) -> list[Any]:  # fmt: skip
+    """``room.hold``, ended early (with no works) when the client disconnects."""
+    hold = asyncio.ensure_future(room.hold(want, by))
+    gone = asyncio.ensure_future(_disconnect(receive))
+    try:
+        await asyncio.wait({hold, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if not hold.done():
+        hold.cancel()
+        with suppress(asyncio.CancelledError):
+            await hold
+        return []
+    return hold.result()
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Returns when the client has gone away (the body was read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass

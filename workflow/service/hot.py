@@ -74,6 +74,7 @@ class HotPaths:
                         reply = answer(state.buckets, request, caller)
             if reply is _NOT_YET:
                 reply = await to_thread.run_sync(answer, state.buckets, request, caller)
+            reply = await route.then(reply, request, caller, state.waiting, receive)
             return 200, jsonsafe.dumps(reply)
         except WorkflowError as exc:
             return exc.status_code, orjson.dumps(exc.to_dict())

@@ -98,6 +98,9 @@ class Store(Protocol):
     #: Reads may run at once in several threads, each on its own snapshot, and gain by
     #: it (a search's page and its count run side by side).
     concurrent_reads: bool
+    #: Other servers may write to the store unseen (each one then looks for work for
+    #: its held withdraws every 100 ms: ``workflow.service.waiting``).
+    shared: bool
 
     @property
     def work(self) -> Collection:

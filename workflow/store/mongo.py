@@ -192,6 +192,7 @@ class MongoStore:
     """
 
     concurrent_reads = False  # the server answers in parallel anyway; mongomock cannot
+    shared = True  # any number of servers may use one database
 
     def __init__(self, url: str, client: Any = None):
         self.url = url

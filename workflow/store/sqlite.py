@@ -52,6 +52,7 @@ class SqliteStore(SqliteConnections):
     """
 
     concurrent_reads = True  # one read connection per thread, WAL snapshots
+    shared = False  # one server per file
 
     def __init__(self, url: str):
         super().__init__(url)

@@ -1,0 +1,277 @@
+"""Held withdraws (``wait``): a request with nothing to claim is held and answered as
+soon as a work it can claim arrives, on either way of serving the runners' calls."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import Server
+
+from workflow.client import Client
+from workflow.wire import Bulk, BulkFilter, Outcome, Withdraw
+from workflow.work import Work
+
+#: Longest a held request takes to answer after its work arrived, in this test (the
+#: benchmark measures the real figure; a loaded 2-core machine needs slack).
+PROMPT = 2.0
+
+
+@pytest.fixture(scope="module", params=["fast", "plain"])
+def waiting_server(request: pytest.FixtureRequest,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:  # fmt: skip
+    """A server answering the runners' calls on the fast path, or through FastAPI."""
+    root = tmp_path_factory.mktemp(f"waiting-{request.param}")
+    server = Server(store=f"sqlite:///{root / 'store.db'}", log=root / "server.log",
+                    env={"WORKFLOW_FAST_PATHS": "1" if request.param == "fast" else "0"})
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pipeline() -> str:
+    return f"w-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        yield executor
+
+
+def _held(pool: ThreadPoolExecutor, url: str, want: Withdraw) -> Future[tuple[float, Any]]:
+    """Send ``want`` from another thread; its future gives (when answered, reply)."""
+
+    def ask() -> tuple[float, Any]:
+        with Client(url) as client:
+            works = client.withdraw(want)
+        return time.time(), works
+
+    future = pool.submit(ask)
+    time.sleep(0.3)  # the request is held by now
+    assert not future.done(), "answered at once, not held"
+    return future
+
+
+def _answered_soon(future: Future[tuple[float, Any]], after: float) -> list[dict[str, Any]]:
+    answered, works = future.result(timeout=15)
+    assert answered - after < PROMPT, f"answered {answered - after:.2f} s after its work came"
+    return works  # type: ignore[no-any-return]
+
+
+def test_a_deposit_wakes_a_held_withdraw(waiting_server: Server, pipeline: str,
+                                         pool: ThreadPoolExecutor) -> None:  # fmt: skip
+    future = _held(pool, waiting_server.url, Withdraw(pipelines=[pipeline], wait=20))
+    with Client(waiting_server.url) as client:
+        came = time.time()
+        (id,) = client.deposit([Work(pipeline=pipeline)])
+    (work,) = _answered_soon(future, came)
+    assert (work["id"], work["status"], work["attempt"]) == (id, "running", 1)
+
+
+def test_a_held_withdraw_with_nothing_coming_ends_empty_when_its_time_is_up(
+        waiting_server: Server, pipeline: str) -> None:  # fmt: skip
+    with Client(waiting_server.url) as client:
+        began = time.monotonic()
+        assert client.withdraw(Withdraw(pipelines=[pipeline], wait=1)) == []
+        assert 0.9 <= time.monotonic() - began < 1 + PROMPT
+
+
+def test_a_work_queued_again_wakes_a_held_withdraw(waiting_server: Server, pipeline: str,
+                                                   pool: ThreadPoolExecutor) -> None:  # fmt: skip
+    with Client(waiting_server.url) as client:
+        client.deposit([Work(pipeline=pipeline, retries=1, backoff=0)])
+        (first,) = client.withdraw(Withdraw(pipelines=[pipeline]))
+        future = _held(pool, waiting_server.url, Withdraw(pipelines=[pipeline], wait=20))
+        came = time.time()
+        client.complete(Outcome(id=first["id"], attempt=1, status="failure"))
+    (again,) = _answered_soon(future, came)
+    assert (again["id"], again["attempt"]) == (first["id"], 2)
+
+
+def test_a_backoff_running_out_wakes_a_held_withdraw(waiting_server: Server, pipeline: str,
+                                                     pool: ThreadPoolExecutor) -> None:  # fmt: skip
+    with Client(waiting_server.url) as client:
+        client.deposit([Work(pipeline=pipeline, retries=1, backoff=1.5)])
+        (first,) = client.withdraw(Withdraw(pipelines=[pipeline]))
+        client.complete(Outcome(id=first["id"], attempt=1, status="failure"))
+        due = client.get(first["id"])["not_before"]
+    future = _held(pool, waiting_server.url, Withdraw(pipelines=[pipeline], wait=20))
+    answered, (again,) = future.result(timeout=15)
+    assert due <= answered < due + PROMPT, "not before its backoff ran out, and soon after"
+    assert again["attempt"] == 2
+
+
+def test_a_retry_a_resume_and_a_priority_change_each_wake_a_held_withdraw(
+        waiting_server: Server, pipeline: str, pool: ThreadPoolExecutor) -> None:  # fmt: skip
+    url = waiting_server.url
+    with Client(url) as client:
+        # A retry of a finished work queues a new one.
+        client.deposit([Work(pipeline=pipeline, retries=0)])
+        (done,) = client.withdraw(Withdraw(pipelines=[pipeline]))
+        client.complete(Outcome(id=done["id"], attempt=1, status="failure"))
+        future = _held(pool, url, Withdraw(pipelines=[pipeline], wait=20))
+        came = time.time()
+        copy = client.retry(done["id"])
+        assert [w["id"] for w in _answered_soon(future, came)] == [copy["id"]]
+        # A paused pipeline's work is handed out once the pipeline resumes.
+        client.configure(pipeline, {"paused": True})
+        (paused,) = client.deposit([Work(pipeline=pipeline)])
+        future = _held(pool, url, Withdraw(pipelines=[pipeline], wait=20))
+        came = time.time()
+        client.configure(pipeline, {"paused": False})
+        assert [w["id"] for w in _answered_soon(future, came)] == [paused]
+        # A withdraw for priority 5 only is answered when a queued work is raised to 5,
+        # by one operator's change or by a bulk change.
+        low, other = client.deposit([Work(pipeline=pipeline, priority=1),
+                                     Work(pipeline=pipeline, priority=1)])  # fmt: skip
+        future = _held(pool, url, Withdraw(pipelines=[pipeline], priority=5, wait=20))
+        came = time.time()
+        client.change(low, priority=5)
+        assert [w["id"] for w in _answered_soon(future, came)] == [low]
+        future = _held(pool, url, Withdraw(pipelines=[pipeline], priority=5, wait=20))
+        came = time.time()
+        bulk = Bulk(action="change", filter=BulkFilter(pipeline=[pipeline]), priority=5,
+                    confirm=1)  # fmt: skip
+        assert client.bulk(bulk).done == 1
+        assert [w["id"] for w in _answered_soon(future, came)] == [other]
+
+
+def test_held_withdraws_are_served_first_come_first_served(
+        waiting_server: Server, pipeline: str, pool: ThreadPoolExecutor) -> None:  # fmt: skip
+    url = waiting_server.url
+    futures = [_held(pool, url, Withdraw(pipelines=[pipeline], runner=f"r{n}", wait=20))
+               for n in range(3)]  # fmt: skip
+    with Client(url) as client:
+        for n in range(3):
+            (id,) = client.deposit([Work(pipeline=pipeline, parameters={"n": n})])
+            _, works = futures[n].result(timeout=15)
+            assert [w["id"] for w in works] == [id], "the oldest held request first"
+            time.sleep(0.2)
+            assert not any(f.done() for f in futures[n + 1 :]), "one work, one request"
+
+
+def test_an_exchange_records_its_outcomes_at_once_then_waits(
+        waiting_server: Server, pipeline: str, pool: ThreadPoolExecutor) -> None:  # fmt: skip
+    url = waiting_server.url
+    with Client(url) as client:
+        client.deposit([Work(pipeline=pipeline)])
+        (first,) = client.withdraw(Withdraw(pipelines=[pipeline]))
+
+        def exchange() -> tuple[float, Any]:
+            with Client(url) as runner:
+                outcome = Outcome(id=first["id"], attempt=1, status="success")
+                replies = runner.exchange([outcome], Withdraw(pipelines=[pipeline], wait=20))
+            return time.time(), replies
+
+        future = pool.submit(exchange)
+        deadline = time.monotonic() + PROMPT
+        while client.get(first["id"])["status"] != "success":
+            assert time.monotonic() < deadline, "the outcome waits for no work"
+            time.sleep(0.05)
+        assert not future.done()
+        came = time.time()
+        (id,) = client.deposit([Work(pipeline=pipeline)])
+    answered, (completed, works) = future.result(timeout=15)
+    assert answered - came < PROMPT
+    assert [c["ok"] for c in completed] == [True] and [w["id"] for w in works] == [id]
+
+
+def test_a_runner_ends_its_own_held_withdraw(waiting_server: Server, pipeline: str,
+                                             pool: ThreadPoolExecutor) -> None:  # fmt: skip
+    url = waiting_server.url
+    future = _held(pool, url, Withdraw(pipelines=[pipeline], runner="leaving", wait=20))
+    with Client(url) as client:
+        came = time.time()
+        assert client.call("POST", "/buckets/withdraw/end", json={"runner": "other"}) == {
+            "ended": 0}
+        assert client.call("POST", "/buckets/withdraw/end", json={"runner": "leaving"}) == {
+            "ended": 1}
+    assert _answered_soon(future, came) == []
+
+
+def test_a_client_that_goes_away_while_held_takes_nothing(
+        waiting_server: Server, pipeline: str) -> None:  # fmt: skip
+    body = Withdraw(pipelines=[pipeline], wait=20).model_dump_json().encode()
+    with socket.create_connection(("127.0.0.1", waiting_server.port)) as sock:
+        sock.sendall(b"POST /buckets/withdraw HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        time.sleep(0.3)
+    time.sleep(0.3)  # the server has seen the connection close
+    with Client(waiting_server.url) as client:
+        (id,) = client.deposit([Work(pipeline=pipeline)])
+        time.sleep(0.5)
+        assert client.get(id)["status"] == "queued", "claimed for a client that had left"
+
+
+def _threads(pid: int) -> int:
+    return int(next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text()
+                    .splitlines() if line.startswith("Threads:")))  # fmt: skip
+
+
+def test_held_requests_cost_no_thread_each_and_a_stopping_server_answers_them_at_once(
+        make_server: Callable[..., Server], pool: ThreadPoolExecutor) -> None:  # fmt: skip
+    server = make_server()
+    assert server.process is not None
+    with Client(server.url) as client:  # warm: the server's thread pool exists
+        client.withdraw(Withdraw(pipelines=["warm"], wait=0.1))
+    before = _threads(server.process.pid)
+    many = ThreadPoolExecutor(max_workers=40)
+
+    def hold(n: int) -> tuple[float, list[Any]]:
+        with Client(server.url, retry_for=0) as client:
+            works = client.withdraw(Withdraw(pipelines=["nothing"], runner=f"r{n}", wait=25))
+        return time.time(), works
+
+    futures = [many.submit(hold, n) for n in range(40)]
+    time.sleep(1.5)
+    assert not any(f.done() for f in futures)
+    assert _threads(server.process.pid) <= before + 2, "a thread per held request"
+    stopped = time.time()
+    server.process.send_signal(signal.SIGTERM)
+    for future in futures:
+        answered, works = future.result(timeout=10)
+        assert works == [] and answered - stopped < 5, "answered as the server stopped"
+    server.process.wait(timeout=10)  # uvicorn ends by re-raising the signal it caught
+    assert server.log is not None and "Application shutdown complete" in server.log.read_text()
+    many.shutdown()
+
+
+def test_on_a_shared_store_a_deposit_through_another_server_wakes_a_held_withdraw() -> None:
+    """MongoDB: a deposit on one server cannot call the others; each looks every 100 ms
+    while it holds requests (on mongomock here, or on WORKFLOW_TEST_MONGO_URL)."""
+    from mongo_stores import mongo_store
+
+    from workflow.buckets import Buckets
+    from workflow.service.waiting import POLL, WaitingRoom
+
+    store = mongo_store()
+    assert store.shared
+    here, elsewhere = Buckets(store), Buckets(store)  # two servers on one database
+
+    async def scenario() -> tuple[float, list[dict[str, Any]]]:
+        room = WaitingRoom(lambda want, by: here.withdraw(want, by=by), lambda works: None,
+                           poll=store.shared)  # fmt: skip
+        room.start()
+        here.changed = room.changed  # only this server's own changes reach the room
+        held = asyncio.ensure_future(room.hold(Withdraw(pipelines=["shared"], wait=10), None))
+        await asyncio.sleep(0.3)
+        assert not held.done()
+        came = time.time()
+        await asyncio.to_thread(elsewhere.deposit, [Work(pipeline="shared")])
+        works = await held
+        room.close()
+        return time.time() - came, works
+
+    took, works = asyncio.run(scenario())
+    assert len(works) == 1 and took < POLL + PROMPT
+    store.close()

@@ -1,0 +1,213 @@
+"""Held withdraws: a runner with nothing to do asks with ``wait`` and the server answers
+when there is work for it, within milliseconds of its arrival.
+
+A held request is a future on the event loop, not a thread. The bucket verbs call
+``Buckets.changed`` whenever a work may have become claimable (a deposit, a work queued
+again, a resume, a priority change); that schedules a pass here, which offers the
+claim to the held requests one by one in the order they came, so runners are served
+first come, first served. A work queued with a backoff wakes the room when its backoff
+runs out (a timer). Where several servers share a store (MongoDB), a deposit on one
+cannot call the others: each then also looks every ``POLL`` seconds while requests are
+held. A server that stops answers every held request at once, with no works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from anyio import to_thread
+
+from workflow.wire import Doc, Withdraw
+
+log = logging.getLogger("workflow.serve")
+#: Seconds between looks for work while requests are held, where other servers may
+#: change the store unseen (MongoDB).
+POLL = 0.1
+#: The claim of one held request: (the withdraw, who) -> the claimed works.
+Claim = Callable[[Withdraw, str | None], list[Doc]]
+#: Hands claimed works back to the queue, uncounted.
+GiveBack = Callable[[list[Doc]], None]
+
+
+@dataclass(eq=False)
+class Held:
+    """One held withdraw."""
+
+    want: Withdraw
+    by: str | None
+    answer: asyncio.Future[list[Doc]] = field(repr=False)
+
+
+class WaitingRoom:
+    """The held withdraws of one server.
+
+    Args:
+        claim: Claims for one withdraw (it runs in a worker thread).
+        give_back: Hands back works claimed for a request that stopped waiting in the
+            meantime (its time ran out, its client went away); in a worker thread.
+        poll: Look for work every ``POLL`` seconds while requests are held (a store
+            other servers write to).
+    """
+
+    def __init__(self, claim: Claim, give_back: GiveBack, *, poll: bool = False):
+        self._claim = claim
+        self._give_back = give_back
+        self._poll = poll
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._held: list[Held] = []
+        self._pass: asyncio.Task[None] | None = None
+        self._again = False  # a wake came during a pass: run another
+        self._due: list[float] = []  # unix times at which backoffs run out (a heap)
+        self._timer: asyncio.TimerHandle | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        """Bind to the running event loop (call from it, at start-up)."""
+        self._loop = asyncio.get_running_loop()
+        if self._poll:
+            self._poller = self._loop.create_task(self._polling())
+
+    def changed(self, at: float | None = None) -> None:
+        """A work may be claimable now, or at ``at`` (unix time); from any thread."""
+        loop = self._loop
+        if loop is None or self._closed:
+            return
+        with suppress(RuntimeError):  # the loop has closed: the server is gone
+            loop.call_soon_threadsafe(self._changed, at)
+
+    async def hold(self, want: Withdraw, by: str | None) -> list[Doc]:
+        """Wait up to ``want.wait`` seconds for works to claim for ``want``; the works, or
+        none when the time is up or the server stops."""
+        assert self._loop is not None, "start() first"
+        if self._closed:
+            return []
+        held = Held(want, by, self._loop.create_future())
+        self._held.append(held)
+        try:
+            return await asyncio.wait_for(asyncio.shield(held.answer), want.wait)
+        except TimeoutError:
+            if held.answer.done() and not held.answer.cancelled():
+                return held.answer.result()  # answered as the time ran out
+            return []
+        finally:
+            self._drop(held)
+            if not held.answer.done():
+                held.answer.cancel()  # a claim still under way hands its works back
+
+    def end(self, runner: str, by: str | None) -> int:
+        """Answer the held withdraws of ``runner`` (claimed under the token ``by``) now,
+        with no works; how many there were."""
+        ended = [h for h in self._held if h.want.runner == runner and h.by == by]
+        for held in ended:
+            self._answer(held, [])
+        return len(ended)
+
+    def close_soon(self) -> None:
+        """``close``, from any thread (a signal handler)."""
+        if self._loop is not None:
+            with suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self.close)
+
+    def close(self) -> None:
+        """The server stops: answer every held request now, with no works."""
+        self._closed = True
+        for held in list(self._held):
+            self._answer(held, [])
+        for task in (self._pass, self._poller):
+            if task is not None:
+                task.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+
+    @property
+    def waiting(self) -> int:
+        """How many requests are held."""
+        return len(self._held)
+
+    # -- on the event loop ---------------------------------------------------------------
+
+    def _changed(self, at: float | None) -> None:
+        if at is not None and at > time.time():
+            heapq.heappush(self._due, at)
+            self._arm()
+            return
+        self._wake()
+
+    def _wake(self) -> None:
+        if not self._held or self._closed:
+            return
+        if self._pass is not None and not self._pass.done():
+            self._again = True
+            return
+        assert self._loop is not None
+        self._pass = self._loop.create_task(self._offer())
+
+    async def _offer(self) -> None:
+        """Offer the claim to every held request, oldest first, until a pass finds no
+        wake came meanwhile."""
+        while True:
+            self._again = False
+            for held in list(self._held):
+                if held.answer.done():
+                    continue
+                try:
+                    works = await to_thread.run_sync(self._claim, held.want, held.by)
+                except Exception:  # noqa: BLE001 - the request is answered all the same
+                    log.exception("a held withdraw could not claim")
+                    works = []
+                if works and not self._answer(held, works):
+                    await to_thread.run_sync(self._give_back, works)
+            if not self._again or self._closed:
+                return
+
+    def _answer(self, held: Held, works: list[Doc]) -> bool:
+        """Resolve ``held`` with ``works``; False when it was answered already."""
+        self._drop(held)
+        if held.answer.done():
+            return False
+        held.answer.set_result(works)
+        return True
+
+    def _drop(self, held: Held) -> None:
+        if held in self._held:
+            self._held.remove(held)
+
+    def _arm(self) -> None:
+        """Set the timer for the earliest backoff still to run out."""
+        assert self._loop is not None
+        now = time.time()
+        while self._due and self._due[0] <= now:
+            heapq.heappop(self._due)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._due:
+            delay = self._due[0] - now
+            self._timer = self._loop.call_later(delay, self._ran_out)
+
+    def _ran_out(self) -> None:
+        self._timer = None
+        self._wake()
+        self._arm()
+
+    async def _polling(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(POLL)
+            if self._held:
+                self._wake()
+
+    def __repr__(self) -> str:  # pragma: no cover - for debugging
+        return f"WaitingRoom(held={len(self._held)})"
+
+
+def reply_works(reply: Any) -> list[Doc]:
+    """The works in a withdraw's (a list) or an exchange's (``{"works"}``) reply."""
+    return reply["works"] if isinstance(reply, dict) else reply  # type: ignore[no-any-return]
