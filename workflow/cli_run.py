@@ -62,7 +62,8 @@ def pipelines_and_function(args: tuple[str, ...], pipeline: tuple[str, ...],
 @click.option("--burst", is_flag=True, envvar="WORKFLOW_BURST", show_envvar=True,
               help="Exit when no work is left.")
 @click.option("--sleep", type=click.FloatRange(min=0.01), default=1.0, envvar="WORKFLOW_SLEEP",
-              show_envvar=True, help="Seconds to wait when idle; doubles up to --max-sleep.")
+              show_envvar=True, help="Seconds to wait when idle and the server cannot hold a "
+              "withdraw until work comes (an older server); doubles up to --max-sleep.")
 @click.option("--max-sleep", type=click.FloatRange(min=0.01), default=30.0,
               envvar="WORKFLOW_MAX_SLEEP", show_envvar=True)
 @click.option("-c", "--concurrency", type=click.IntRange(1, 256), default=1,

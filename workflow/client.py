@@ -116,7 +116,7 @@ class Client:
     # -- transport -----------------------------------------------------------------------
 
     def call(self, method: str, path: str, *, safe: bool = False, json: Any = _NO_BODY,
-             params: Params | None = None) -> Any:  # fmt: skip
+             params: Params | None = None, held: float = 0.0) -> Any:  # fmt: skip
         """One HTTP call; returns the decoded JSON body.
 
         Args:
@@ -127,6 +127,8 @@ class Client:
                 was never sent.
             json: The body, sent as JSON (``None`` as ``null``); none if not given.
             params: The query: a mapping (a list value repeats its key) or pairs.
+            held: Seconds the server may hold the call before it answers; its reply is
+                waited for that much longer than the timeout.
 
         Raises:
             WorkflowError: the subclass the server named, or ``ServerUnreachable``.
@@ -140,7 +142,7 @@ class Client:
         backoff: Backoff | None = None
         while True:
             try:
-                return self._once(method, target, body)
+                return self._once(method, target, body, held)
             except Exception as exc:
                 if not again(exc) or time.monotonic() >= deadline:
                     if isinstance(exc, HTTPError):
@@ -151,8 +153,8 @@ class Client:
             backoff = backoff or Backoff(first=0.1, factor=2.0, cap=2.0, jitter=1.0)
             time.sleep(backoff.next())
 
-    def _once(self, method: str, target: str, body: bytes | None) -> Any:
-        return _decoded(*self._http.send(method, target, body))
+    def _once(self, method: str, target: str, body: bytes | None, held: float = 0.0) -> Any:
+        return _decoded(*self._http.send(method, target, body, held=held))
 
     # -- buckets -------------------------------------------------------------------------
 
@@ -167,8 +169,10 @@ class Client:
         return ids
 
     def withdraw(self, want: Withdraw) -> list[Doc]:
-        """Claim up to ``want.limit`` works."""
-        return self.call("POST", "/buckets/withdraw", json=_sent(want))  # type: ignore[no-any-return]
+        """Claim up to ``want.limit`` works; with ``want.wait``, the server may hold the
+        call that long for works to come."""
+        return self.call("POST", "/buckets/withdraw", json=_sent(want),  # type: ignore[no-any-return]
+                         held=want.wait)  # fmt: skip
 
     def exchange(self, outcomes: Sequence[Outcome], want: Withdraw
                  ) -> tuple[list[Doc], list[Doc]]:  # fmt: skip
@@ -180,8 +184,13 @@ class Client:
             The reply per outcome, in order, and the claimed works.
         """
         body = {"complete": [o.wire() for o in outcomes], "withdraw": _sent(want)}
-        reply = self.call("POST", "/buckets/exchange", json=body)
+        reply = self.call("POST", "/buckets/exchange", json=body, held=want.wait)
         return reply["completed"], reply["works"]
+
+    def end_wait(self, runner: str) -> int:
+        """End the held withdraws of ``runner`` (on this server) now; how many there were."""
+        return int(self.call("POST", "/buckets/withdraw/end", safe=True,
+                             json={"runner": runner})["ended"])  # fmt: skip
 
     def heartbeat(self, id: str, attempt: int, lease: float | None = None) -> Doc:
         """Extend the lease of a running attempt."""
@@ -300,8 +309,9 @@ class Client:
 
     def _doc(self, method: str, path: str, body: dict[str, Any] | None, safe: bool = True
              ) -> Doc:  # fmt: skip
-        sent = {} if body is None else {"json": body}
-        return self.call(method, path, safe=safe, **sent)  # type: ignore[no-any-return]
+        if body is None:
+            return self.call(method, path, safe=safe)  # type: ignore[no-any-return]
+        return self.call(method, path, safe=safe, json=body)  # type: ignore[no-any-return]
 
 
 def _sent(model: BaseModel) -> Doc:

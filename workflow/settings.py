@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from workflow.errors import ConfigurationError
 from workflow.jsonsafe import MAX_DEPTH
 from workflow.tokens import Keyring
+from workflow.wire import LONGEST_WAIT
 from workflow.work import RESULTS_LIMIT
 
 DEFAULT_URL = "http://127.0.0.1:8004"
@@ -55,6 +56,9 @@ class ServerSettings:
             client address (``WORKFLOW_DASHBOARD_STREAMS_PER_CALLER``).
         files_secret: The key that signs links to those files (``WORKFLOW_FILES_SECRET``,
             for servers that share links behind one address); random for each server.
+        max_wait: Longest a withdraw is held waiting for work, in seconds, whatever it
+            asks for (``WORKFLOW_MAX_WAIT``, 0 to 30; lower it below the idle timeout of
+            a proxy in front of the server).
         fast_paths: Answer the runners' calls (withdraw, complete, exchange, heartbeat)
             on the event loop, without FastAPI's per-request machinery
             (``WORKFLOW_FAST_PATHS``, ``0`` to serve them through FastAPI like every
@@ -74,6 +78,7 @@ class ServerSettings:
     dashboard_streams: int = DASHBOARD_STREAMS
     dashboard_streams_per_caller: int = DASHBOARD_STREAMS_PER_CALLER
     files_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    max_wait: float = 30.0
     fast_paths: bool = True
 
     @classmethod
@@ -94,6 +99,7 @@ class ServerSettings:
             "dashboard_streams_per_caller": int(_number("WORKFLOW_DASHBOARD_STREAMS_PER_CALLER",
                                                         DASHBOARD_STREAMS_PER_CALLER)),
             "files_secret": os.environ.get("WORKFLOW_FILES_SECRET") or None,
+            "max_wait": _number("WORKFLOW_MAX_WAIT", 30.0),
             "fast_paths": os.environ.get("WORKFLOW_FAST_PATHS", "1").lower()
             not in ("0", "false", "no", "off"),
         }
@@ -126,6 +132,9 @@ class ServerSettings:
                                      field="max_depth")  # fmt: skip
         if self.results_limit <= 0:
             raise ConfigurationError("WORKFLOW_RESULTS_LIMIT must be positive", field="limit")
+        if not 0 <= self.max_wait <= LONGEST_WAIT:
+            raise ConfigurationError(f"WORKFLOW_MAX_WAIT must be between 0 and "
+                                     f"{LONGEST_WAIT:g} seconds", field="max_wait")  # fmt: skip
         if not 0.1 <= self.dashboard_interval <= 60:
             raise ConfigurationError("WORKFLOW_DASHBOARD_INTERVAL must be 0.1 to 60 seconds",
                                      field="dashboard_interval")  # fmt: skip

@@ -78,6 +78,7 @@ class Transport:
     def __init__(self, url: str, headers: Mapping[str, str], timeout: float,
                  connections: int = 8):  # fmt: skip
         self._headers = dict(headers)
+        self._timeout = timeout
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
         options: dict[str, Any] = {
             "maxsize": connections, "block": False, "retries": False,
@@ -99,13 +100,16 @@ class Transport:
                 f"proxy {_bare(self.proxy)}: only http:// and https:// proxies work") from exc
         self._prefix = url
 
-    def send(self, method: str, target: str, body: bytes | None = None) -> tuple[int, bytes]:
+    def send(self, method: str, target: str, body: bytes | None = None, *,
+             held: float = 0.0) -> tuple[int, bytes]:  # fmt: skip
         """One request; ``body`` is sent as JSON.
 
         Args:
             method: HTTP method.
             target: Path (and query) below the server URL.
             body: The encoded JSON body, if any.
+            held: Seconds the server may hold the request before it answers (a withdraw
+                that waits for work); the reply is waited for that much longer.
 
         Returns:
             The reply's status and body.
@@ -113,9 +117,11 @@ class Transport:
         Raises:
             urllib3.exceptions.HTTPError: no reply (see the module docstring).
         """
+        timeout = urllib3.Timeout(connect=self._timeout, read=self._timeout + held)
         reply = self._via.urlopen(method, self._prefix + target, body=body,
                                   headers=self._headers if body is None else self._json_headers,
-                                  retries=False, redirect=False, assert_same_host=False)
+                                  retries=False, redirect=False, assert_same_host=False,
+                                  timeout=timeout)  # fmt: skip
         return reply.status, reply.data
 
     def close(self) -> None:

@@ -291,3 +291,18 @@ def test_sigterm_while_the_server_is_still_away_stops_the_runner_at_once(
     out, _ = waiting.communicate(timeout=10)
     assert waiting.returncode == 0, out
     assert "SIGTERM before any work was claimed: stopping" in out
+
+
+def test_an_idle_runner_waits_at_the_server_and_starts_new_work_at_once(
+        server: Server, runner: Any) -> None:  # fmt: skip
+    process = runner("idle", "usertasks.double")
+    time.sleep(8)  # idle this long, a runner that polls would look again only in seconds
+    came = time.monotonic()
+    (id,) = _deposit(server, {"pipeline": "idle", "parameters": {"x": 4}})
+    _wait(lambda: _get(server, id)["status"] == "success", seconds=15)
+    assert time.monotonic() - came < 2.0, "picked up as it came"
+    assert _get(server, id)["results"] == {"doubled": 8}
+    stopped = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    _finish(process, seconds=15)
+    assert time.monotonic() - stopped < 5, "its held withdraw does not hold up its stop"

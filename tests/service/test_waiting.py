@@ -4,8 +4,11 @@ soon as a work it can claim arrives, on either way of serving the runners' calls
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -272,6 +275,26 @@ def test_on_a_shared_store_a_deposit_through_another_server_wakes_a_held_withdra
         room.close()
         return time.time() - came, works
 
-    took, works = asyncio.run(scenario())
+    # On a thread of its own: the browser tests' session keeps an event loop on this one.
+    with ThreadPoolExecutor(max_workers=1) as own:
+        took, works = own.submit(asyncio.run, scenario()).result(timeout=30)
     assert len(works) == 1 and took < POLL + PROMPT
     store.close()
+
+
+def test_the_server_holds_no_longer_than_its_max_wait(make_server: Callable[..., Server]
+                                                      ) -> None:  # fmt: skip
+    server = make_server(env={"WORKFLOW_MAX_WAIT": "0.5"})
+    with Client(server.url) as client:
+        began = time.monotonic()
+        assert client.withdraw(Withdraw(pipelines=["short"], wait=20)) == []
+        assert 0.4 <= time.monotonic() - began < 0.5 + PROMPT
+
+
+def test_a_max_wait_out_of_range_is_refused_in_one_line(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "workflow", "serve", "--port", "1", "--store",
+                           f"sqlite:///{tmp_path / 's.db'}"], capture_output=True, text=True,
+                          env={**os.environ, "WORKFLOW_MAX_WAIT": "31"})  # fmt: skip
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        "error: WORKFLOW_MAX_WAIT must be between 0 and 30 seconds (max_wait)"]

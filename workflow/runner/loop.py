@@ -12,6 +12,7 @@ rest, uncounted.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import signal
 import socket
@@ -37,6 +38,9 @@ from workflow.wire import Outcome, Withdraw
 UNDELIVERED = 3
 #: Exit code of a runner that stopped because of a fault of its own (it says which).
 FAULT = 4
+#: Seconds an idle runner's withdraw waits at the server for work: the server answers
+#: as soon as work comes, so an idle runner sends one request per HOLD seconds.
+HOLD = 20.0
 
 
 class Runner:
@@ -80,6 +84,8 @@ class Runner:
         self._warming: threading.Thread | None = None
         self.leases = Leases(client, options, reporter, self._lock, self._running, self.stopping)
         self.outbox = Outbox(client, options.spool, self.leases.settled)
+        self._can_hold = True  # the server can hold a withdraw until work comes
+        self._holding = False  # the main loop's withdraw is held at the server now
 
     # -- the main loop -------------------------------------------------------------------
 
@@ -109,7 +115,11 @@ class Runner:
                 if in_flight > refill_at:
                     self._changed.wait(0.5)
                     continue
-            works = self._withdraw(backlog - in_flight, in_flight)
+            # With nothing in hand, the withdraw waits at the server for work to come
+            # (a server that cannot hold one: the idle back-off below).
+            hold = HOLD if self._can_hold and not in_flight and not self.options.burst else 0
+            asked = time.monotonic()
+            works = self._withdraw(backlog - in_flight, in_flight, hold)
             if works:
                 idle.reset()
                 self._queue(works)
@@ -124,7 +134,8 @@ class Runner:
                 if not works:
                     break
                 self._queue(works)
-            else:
+            elif not (hold and self._can_hold) or time.monotonic() - asked < hold / 2:
+                # Not held (the server cannot, or holds for less: WORKFLOW_MAX_WAIT): back off.
                 self.stopping.wait(idle.next())
         delivered = self._stop(workers)
         if self.failed:
@@ -209,25 +220,36 @@ class Runner:
         lives = self.options.lives
         return lives is not None and self.finished >= lives and in_flight == 0
 
-    def _withdraw(self, limit: int, in_flight: int) -> list[Doc]:
+    def _withdraw(self, limit: int, in_flight: int, hold: float = 0.0) -> list[Doc]:
+        """Claim up to ``limit`` works, the server holding the request up to ``hold``
+        seconds for works to come."""
         if self.options.lives is not None:
             limit = min(limit, self.options.lives - self.finished - in_flight)
         if limit <= 0:
             return []
-        want = self._want.model_copy(update={"limit": limit})
-        # Outcomes that finished just now go with the withdraw: one request for both.
-        riders = self.outbox.take_riders()
+        want = self._want.model_copy(update={"limit": limit, "wait": hold})
+        # Outcomes that finished just now go with the withdraw: one request for both; not
+        # with a held one, whose reply, which settles them, may come much later (they
+        # go on their own).
+        riders = [] if hold else self.outbox.take_riders()
         try:
+            self._holding = hold > 0
             if riders:
                 replies, works = self.client.exchange(riders, want)
             else:
                 works = self.client.withdraw(want)
         except BaseException as exc:
             self.outbox.riders_failed(riders)  # they go on their own
+            if hold and isinstance(exc, errors.InvalidWork) and "wait" in (exc.field or ""):
+                self._can_hold = False  # an older server: the idle back-off instead
+                self.report.problem("the server cannot hold a withdraw; polling instead")
+                return []
             if not isinstance(exc, errors.ServerUnreachable):
                 raise
             self.report.problem(f"cannot withdraw: {exc.message}")
             return []
+        finally:
+            self._holding = False
         if riders:
             self.outbox.riders_answered(riders, replies)
         self.leases.hold(works)
@@ -355,6 +377,9 @@ class Runner:
             self.stopping.set()
             self.report.problem(f"{signal.Signals(signum).name}: finishing running work, "
                                 f"then stopping (grace {self.options.grace:g} s)")  # fmt: skip
+            if self._holding:  # the main loop waits at the server for work: end that
+                threading.Thread(target=self._end_hold, name="workflow-end-hold",
+                                 daemon=True).start()  # fmt: skip
             if self._serial:
                 # The work runs right here, so _stop cannot time its grace: a thread
                 # does (never this handler, which may have interrupted a slot's lock).
@@ -364,6 +389,10 @@ class Runner:
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, stop)
+
+    def _end_hold(self) -> None:
+        with contextlib.suppress(errors.WorkflowError):  # its time runs out all the same
+            self.client.end_wait(self.options.runner)
 
     def _abort_running(self) -> None:
         """Stop every attempt still running (its work is handed back)."""

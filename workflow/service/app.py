@@ -60,7 +60,8 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
         app.state.buckets = buckets
         app.state.results = Results(store, results_limit=settings.results_limit)
         room = WaitingRoom(lambda want, by: buckets.withdraw(want, by=by),
-                           lambda works: _give_back(buckets, works), poll=store.shared)
+                           lambda works: _give_back(buckets, works), poll=store.shared,
+                           longest=settings.max_wait)  # fmt: skip
         room.start()
         app.state.waiting = room
         buckets.changed = room.changed

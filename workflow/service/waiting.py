@@ -24,7 +24,7 @@ from typing import Any
 
 from anyio import to_thread
 
-from workflow.wire import Doc, Withdraw
+from workflow.wire import LONGEST_WAIT, Doc, Withdraw
 
 log = logging.getLogger("workflow.serve")
 #: Seconds between looks for work while requests are held, where other servers may
@@ -54,10 +54,13 @@ class WaitingRoom:
             meantime (its time ran out, its client went away); in a worker thread.
         poll: Look for work every ``POLL`` seconds while requests are held (a store
             other servers write to).
+        longest: The longest a request is held, whatever it asks for.
     """
 
-    def __init__(self, claim: Claim, give_back: GiveBack, *, poll: bool = False):
+    def __init__(self, claim: Claim, give_back: GiveBack, *, poll: bool = False,
+                 longest: float = LONGEST_WAIT):  # fmt: skip
         self._claim = claim
+        self._longest = longest
         self._give_back = give_back
         self._poll = poll
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -87,12 +90,13 @@ class WaitingRoom:
         """Wait up to ``want.wait`` seconds for works to claim for ``want``; the works, or
         none when the time is up or the server stops."""
         assert self._loop is not None, "start() first"
-        if self._closed:
+        seconds = min(want.wait, self._longest)
+        if self._closed or seconds <= 0:
             return []
         held = Held(want, by, self._loop.create_future())
         self._held.append(held)
         try:
-            return await asyncio.wait_for(asyncio.shield(held.answer), want.wait)
+            return await asyncio.wait_for(asyncio.shield(held.answer), seconds)
         except TimeoutError:
             if held.answer.done() and not held.answer.cancelled():
                 return held.answer.result()  # answered as the time ran out
