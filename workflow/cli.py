@@ -281,9 +281,12 @@ def _deposit_all(client: Any, works: list[Any]) -> list[str]:
               "name none.")  # fmt: skip
 @click.option("--count", default=1, type=click.IntRange(min=1), help="Copies of each work.")
 @click.option("--json", "as_json", is_flag=True, help="Print the ids as a JSON list.")
+@click.option("--wait", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Then wait up to SECONDS for the works to finish and print each outcome "
+                   "(with --json, the works); exit 1 unless every one succeeded.")
 @click.pass_context
 def deposit(ctx: click.Context, file: str | None, count: int, as_json: bool,
-            **options: Any) -> None:  # fmt: skip
+            wait: float | None, **options: Any) -> None:  # fmt: skip
     """Deposit works; print their ids, one per line.
 
     FILE is JSON or YAML holding one work or a list of works (- reads standard input).
@@ -298,7 +301,25 @@ def deposit(ctx: click.Context, file: str | None, count: int, as_json: bool,
     works = [parse_work(fill_work(raw, override, fill), where.format(i))
              for i, raw in enumerate(raws) for _ in range(count)]  # fmt: skip
     ids = _deposit_all(ctx.obj, works)
-    click.echo(json.dumps(ids) if as_json else "\n".join(ids))
+    if wait is None:
+        click.echo(json.dumps(ids) if as_json else "\n".join(ids))
+        return
+    done = ctx.obj.wait(ids, timeout=wait)
+    click.echo(json.dumps(done) if as_json else "\n".join(map(_outcome_line, done)))
+    if any(doc["status"] != "success" for doc in done):
+        ctx.exit(1)
+
+
+def _outcome_line(doc: dict[str, Any]) -> str:
+    """One line for a work's outcome: id, status, then its results or its error."""
+    errors = [e.get("error") for e in doc.get("history") or [] if e.get("error")]
+    if doc["status"] == "success":
+        said = json.dumps(doc.get("results"))
+    elif errors:
+        said = f"{errors[-1].get('type')}: {errors[-1].get('message')}"
+    else:
+        said = "not finished yet" if doc["status"] in ("queued", "running") else ""
+    return f"{doc['id']}  {doc['status']}  {said}".rstrip()
 
 
 @cli.group(cls=Group)

@@ -23,6 +23,7 @@ from workflow.policy import Backoff
 from workflow.settings import ClientSettings
 from workflow.transport import Params, Transport, with_query
 from workflow.wire import (
+    LONGEST_WAIT,
     Bulk,
     BulkReply,
     Doc,
@@ -33,7 +34,7 @@ from workflow.wire import (
     Withdraw,
     deposit_payloads,
 )
-from workflow.work import Work, default_user
+from workflow.work import TERMINAL, Work, default_user
 
 #: ``call`` without ``json``: no body (``json=None`` sends ``null``).
 _NO_BODY: Any = object()
@@ -247,9 +248,28 @@ class Client:
         reply = self.call("POST", "/buckets/work/delete", safe=True, json={"ids": list(ids)})
         return int(reply["deleted"])
 
-    def get(self, id: str) -> Doc:
-        """A work by id, queued, running or finished."""
-        return self._doc("GET", f"/buckets/work/{id}", None)
+    def get(self, id: str, wait: float = 0.0) -> Doc:
+        """A work by id, queued, running or finished; with ``wait`` (seconds, up to 30),
+        the server answers once the work has finished, or as it is when the time is up."""
+        if not wait:
+            return self._doc("GET", f"/buckets/work/{id}", None)
+        return self.call("GET", f"/buckets/work/{id}", safe=True,  # type: ignore[no-any-return]
+                         params={"wait": min(wait, LONGEST_WAIT)}, held=wait)  # fmt: skip
+
+    def wait(self, ids: Sequence[str], timeout: float | None = None) -> list[Doc]:
+        """The works ``ids`` once each has finished, in order; after ``timeout`` seconds
+        (None: no limit) those not finished yet as they are then. The server answers
+        each as it finishes: no polling."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done = []
+        for id in ids:
+            while True:
+                left = LONGEST_WAIT if deadline is None else deadline - time.monotonic()
+                doc = self.get(id, wait=max(0.0, min(left, LONGEST_WAIT)))
+                if doc["status"] in TERMINAL or (deadline and time.monotonic() >= deadline):
+                    break
+            done.append(doc)
+        return done
 
     def works(self, pipelines: Sequence[str] | None = None,
               statuses: Sequence[str] | None = None, *, skip: int = 0, limit: int = 100

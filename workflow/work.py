@@ -332,6 +332,15 @@ class Work(BaseModel):
             http.update([self])
             return Work.model_validate(http.get(self.id))
 
+    def wait(self, timeout: float | None = None, client: Client | None = None) -> Work:
+        """This work once it has finished (or, after ``timeout`` seconds, as it is then):
+        the server answers as soon as it finishes."""
+        if self.id is None:
+            raise ValueError("this work has no id: it was never deposited")
+        with _using(client) as http:
+            (doc,) = http.wait([self.id], timeout)
+        return Work.model_validate(doc)
+
     def delete(self, client: Client | None = None) -> bool:
         """Delete this work from its bucket."""
         if self.id is None:

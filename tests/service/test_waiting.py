@@ -298,3 +298,56 @@ def test_a_max_wait_out_of_range_is_refused_in_one_line(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == [
         "error: WORKFLOW_MAX_WAIT must be between 0 and 30 seconds (max_wait)"]
+
+
+def test_a_read_that_waits_is_answered_as_its_work_finishes(
+        waiting_server: Server, pipeline: str, pool: ThreadPoolExecutor) -> None:  # fmt: skip
+    url = waiting_server.url
+    with Client(url) as client:
+        (id,) = client.deposit([Work(pipeline=pipeline)])
+        began = time.monotonic()
+        assert client.get(id, wait=0.5)["status"] == "queued", "as it is when time is up"
+        assert time.monotonic() - began >= 0.45
+        read = pool.submit(lambda: (Client(url).wait([id], timeout=20), time.time()))
+        (taken,) = client.withdraw(Withdraw(pipelines=[pipeline]))
+        time.sleep(0.3)
+        assert not read.done(), "answered before the work finished"
+        came = time.time()
+        client.complete(Outcome(id=id, attempt=taken["attempt"], status="success",
+                                results={"n": 1}))  # fmt: skip
+    (done,), answered = read.result(timeout=15)
+    assert answered - came < PROMPT
+    assert (done["status"], done["results"]) == ("success", {"n": 1})
+
+
+def test_work_wait_and_deposit_wait_give_the_outcome(waiting_server: Server, pipeline: str,
+                                                     pool: ThreadPoolExecutor) -> None:  # fmt: skip
+    url = waiting_server.url
+
+    def finish(status: str, **fields: Any) -> None:
+        with Client(url) as client:
+            deadline = time.monotonic() + 10
+            while not (taken := client.withdraw(Withdraw(pipelines=[pipeline]))):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            client.complete(Outcome(id=taken[0]["id"], attempt=1, status=status, **fields))
+
+    work = Work(pipeline=pipeline, retries=0)
+    with Client(url) as client:
+        work.deposit(client)
+        pool.submit(finish, "success", results={"answer": 42})
+        done = work.wait(timeout=20, client=client)
+    assert (done.status, done.results) == ("success", {"answer": 42})
+
+    env = {**os.environ, "WORKFLOW_URL": url}
+    command = [sys.executable, "-m", "workflow", "deposit", "-p", pipeline, "--retries", "0",
+               "--function", "builtins.dict", "--wait", "20"]  # fmt: skip
+    pool.submit(finish, "failure", error={"type": "ValueError", "message": "bad scan"})
+    failed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert failed.returncode == 1, failed.stderr
+    (line,) = failed.stdout.strip().splitlines()
+    assert line.endswith("  failure  ValueError: bad scan")
+    pool.submit(finish, "success", results={"n": 3})
+    succeeded = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert succeeded.returncode == 0, succeeded.stderr
+    assert succeeded.stdout.strip().endswith('  success  {"n": 3}')

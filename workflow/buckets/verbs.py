@@ -58,6 +58,8 @@ class Buckets(BatchVerbs, OperatorVerbs, ReadingVerbs):
         changed: Called whenever a work may have become claimable (a deposit, a work
             queued again, a pipeline resumed), with the time it becomes claimable if
             that is later (a backoff); the service wakes held withdraws with it.
+        finished: Called with a work's id once it has finished (moved to the results);
+            the service answers reads that wait for it.
     """
 
     def __init__(self, store: Store, *, results_limit: int = RESULTS_LIMIT,
@@ -66,6 +68,7 @@ class Buckets(BatchVerbs, OperatorVerbs, ReadingVerbs):
         self.results_limit = results_limit
         self.clock = clock
         self.changed: Callable[[float | None], None] = _unheard
+        self.finished: Callable[[str], None] = _unheard
 
     # -- deposit -------------------------------------------------------------------------
 
@@ -313,7 +316,9 @@ class Buckets(BatchVerbs, OperatorVerbs, ReadingVerbs):
                                      field="status", id=new["id"], status=before)  # fmt: skip
         expect = {"status": before, "attempt": old["attempt"]}
         if after in TERMINAL:
-            return self.store.finish(new["id"], expect, new)
+            done = self.store.finish(new["id"], expect, new)
+            self.finished(new["id"])
+            return done
         moved = self.store.work.swap(new["id"], expect, new)
         if after == "queued":
             self.changed(new.get("not_before"))
@@ -388,8 +393,8 @@ class Buckets(BatchVerbs, OperatorVerbs, ReadingVerbs):
         )  # fmt: skip
 
 
-def _unheard(at: float | None) -> None:
-    """``Buckets.changed`` when nobody listens."""
+def _unheard(what: Any) -> None:
+    """``Buckets.changed`` and ``Buckets.finished`` when nobody listens."""
 
 
 def _same_deposit(new: Doc, old: Doc) -> bool:

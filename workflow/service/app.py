@@ -33,7 +33,7 @@ from workflow.service import (
 )
 from workflow.service.edge import Edge
 from workflow.service.hot import HotPaths
-from workflow.service.waiting import WaitingRoom
+from workflow.service.waiting import Finishes, WaitingRoom
 from workflow.settings import ServerSettings
 from workflow.store import Store, open_store
 from workflow.wire import Doc
@@ -63,8 +63,10 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
                            lambda works: _give_back(buckets, works), poll=store.shared,
                            longest=settings.max_wait)  # fmt: skip
         room.start()
-        app.state.waiting = room
-        buckets.changed = room.changed
+        finishes = Finishes(poll=store.shared)
+        finishes.start()
+        app.state.waiting, app.state.finishes = room, finishes
+        buckets.changed, buckets.finished = room.changed, finishes.finished
         stop = threading.Event()
         reaper = threading.Thread(target=_reap, args=(app.state.buckets, settings, stop),
                                   name="workflow-reaper", daemon=True)  # fmt: skip
@@ -73,6 +75,7 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
             yield
         finally:
             room.close()
+            finishes.close()
             stop.set()
             reaper.join(timeout=10)
             store.close()
@@ -105,9 +108,10 @@ class Serving(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
-        room = getattr(getattr(self.config.app, "state", None), "waiting", None)
-        if room is not None:
-            room.close_soon()
+        state = getattr(self.config.app, "state", None)
+        for held in (getattr(state, "waiting", None), getattr(state, "finishes", None)):
+            if held is not None:
+                held.close_soon()
 
 
 def _web_ui(app: FastAPI) -> None:

@@ -14,6 +14,7 @@ from workflow.buckets import Buckets
 from workflow.service.access import Caller, current, holder, needs, who
 from workflow.service.dispatch import Fast, json_reply
 from workflow.wire import (
+    LONGEST_WAIT,
     Bulk,
     BulkReply,
     Change,
@@ -107,8 +108,13 @@ def works(
 
 
 @router.get("/work/{id}", **needs("viewer"), summary="One work, from the bucket or the results")
-def get_work(buckets: Verbs, id: str) -> Response:
-    return json_reply(buckets.get(id))
+async def get_work(buckets: Verbs, id: str, request: Request,
+                   wait: Annotated[float, Query(ge=0, le=LONGEST_WAIT)] = 0) -> Response:
+    """With ``wait`` (seconds, up to 30), a work that has not finished yet is answered
+    as soon as it finishes, or as it is when the time is up."""
+    state = request.app.state
+    seconds = min(wait, state.settings.max_wait)
+    return json_reply(await state.finishes.read(buckets.get, id, seconds))
 
 
 @router.post("/work/{id}/heartbeat", **needs("runner"),

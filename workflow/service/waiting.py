@@ -25,6 +25,7 @@ from typing import Any
 from anyio import to_thread
 
 from workflow.wire import LONGEST_WAIT, Doc, Withdraw
+from workflow.work import TERMINAL
 
 log = logging.getLogger("workflow.serve")
 #: Seconds between looks for work while requests are held, where other servers may
@@ -215,3 +216,74 @@ class WaitingRoom:
 def reply_works(reply: Any) -> list[Doc]:
     """The works in a withdraw's (a list) or an exchange's (``{"works"}``) reply."""
     return reply["works"] if isinstance(reply, dict) else reply  # type: ignore[no-any-return]
+
+
+class Finishes:
+    """Reads waiting for a work to finish (``GET /buckets/work/{id}?wait=``): each is a
+    future on the event loop, resolved when the bucket verbs finish that work
+    (``Buckets.finished``). Where other servers may finish it unseen (``poll``), a read
+    also looks again every ``POLL`` seconds."""
+
+    def __init__(self, *, poll: bool = False):
+        self._poll = poll
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watched: dict[str, list[asyncio.Future[None]]] = {}
+
+    def start(self) -> None:
+        """Bind to the running event loop (call from it, at start-up)."""
+        self._loop = asyncio.get_running_loop()
+
+    def finished(self, id: str) -> None:
+        """Work ``id`` has finished; from any thread."""
+        if self._loop is not None and id in self._watched:
+            with suppress(RuntimeError):  # the loop has closed: the server is gone
+                self._loop.call_soon_threadsafe(self._wake, id)
+
+    async def read(self, get: Callable[[str], Doc], id: str, seconds: float) -> Doc:
+        """Work ``id`` (``get`` reads it, in a worker thread) once it has finished, or as
+        it is after ``seconds``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        doc = await to_thread.run_sync(get, id)
+        woken = False
+        while doc["status"] not in TERMINAL and (left := deadline - loop.time()) > 0:
+            # Once woken, the finish may still be committing: look again shortly.
+            woken = await self._until(id, min(left, POLL) if woken else left) or woken
+            doc = await to_thread.run_sync(get, id)
+        return doc
+
+    async def _until(self, id: str, seconds: float) -> bool:
+        """Whether work ``id`` finished within ``seconds`` (``POLL`` at most, where others
+        may finish it unseen)."""
+        assert self._loop is not None, "start() first"
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._watched.setdefault(id, []).append(future)
+        try:
+            await asyncio.wait_for(future, min(seconds, POLL) if self._poll else seconds)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            waiting = self._watched.get(id, [])
+            if future in waiting:
+                waiting.remove(future)
+            if not waiting:
+                self._watched.pop(id, None)
+
+    def close_soon(self) -> None:
+        """``close``, from any thread (a signal handler)."""
+        if self._loop is not None:
+            with suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self.close)
+
+    def close(self) -> None:
+        """The server stops: every waiting read answers now."""
+        for futures in list(self._watched.values()):
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
+
+    def _wake(self, id: str) -> None:
+        for future in self._watched.get(id, []):
+            if not future.done():
+                future.set_result(None)
