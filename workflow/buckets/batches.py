@@ -7,8 +7,9 @@ transaction, each still recorded or refused on its own, and a runner's whole tur
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from workflow.errors import WorkflowError
@@ -21,15 +22,38 @@ class BatchVerbs:
 
     store: Store
 
-    # Defined by ``Buckets``: one outcome, one lease, one claim.
+    # Defined by ``Buckets``: the per-thread batch state, one outcome, one lease, one
+    # claim.
+    _local: threading.local
     complete: Callable[..., Doc]
     heartbeat: Callable[..., Doc]
     withdraw: Callable[..., list[Doc]]
 
-    def batch(self) -> AbstractContextManager[None]:
+    @contextmanager
+    def batch(self) -> Iterator[None]:
         """Several verbs in one transaction where the store can; each still succeeds or
-        fails on its own (``Store.batch``)."""
-        return self.store.batch()
+        fails on its own (``Store.batch``). What is announced inside (``announce``) is
+        told once it has ended, when others can see its changes."""
+        local = self._local
+        local.depth = getattr(local, "depth", 0) + 1
+        if local.depth == 1:
+            local.told = []
+        try:
+            with self.store.batch():
+                yield
+        finally:
+            local.depth -= 1
+            if not local.depth:
+                told, local.told = local.told, []
+                for tell, what in told:
+                    tell(what)
+
+    def announce(self, tell: Callable[[Any], None], what: Any) -> None:
+        """``tell(what)`` now, or, inside a batch, once the batch has ended."""
+        if getattr(self._local, "depth", 0):
+            self._local.told.append((tell, what))
+        else:
+            tell(what)
 
     def complete_many(self, outcomes: Sequence[Outcome], *, holder: str | None = None,
                       by: str | None = None) -> list[Doc]:  # fmt: skip

@@ -70,7 +70,7 @@ def _apply(buckets: Buckets, ids: Iterator[str], matched: int, confirm: int | No
                            "nothing was done", field="confirm", matched=matched,
                            confirmed=confirm)  # fmt: skip
     while chunk := list(islice(ids, CHUNK)):
-        with buckets.store.batch():
+        with buckets.batch():
             for id in chunk:
                 try:
                     one(id)

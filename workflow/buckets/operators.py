@@ -8,6 +8,7 @@ recorded in the work's or the pipeline's history under the name of whoever took 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from workflow.buckets import bulk
@@ -39,6 +40,8 @@ class OperatorVerbs:
     deposit: Callable[..., list[str]]
     move: Callable[[Doc, Doc], Doc]
     changed: Callable[[float | None], None]
+    batch: Callable[[], AbstractContextManager[None]]
+    announce: Callable[[Callable[[Any], None], Any], None]
     settings: Callable[[str], PipelineSettings]
     _entry: Callable[..., AttemptEntry]
 
@@ -84,7 +87,7 @@ class OperatorVerbs:
         if parameters is not None:
             raw["parameters"] = parameters
         now = self.clock()
-        with self.store.batch():  # one transaction: no runner sees the new work unlinked
+        with self.batch():  # one transaction: no runner sees the new work unlinked
             (new_id,) = self.deposit([raw])
             queued = self.get_active(new_id)
             new = self.move(queued, {**queued, "history": [action("retry-of", now, by,
@@ -122,7 +125,7 @@ class OperatorVerbs:
         settings = parse_settings({**current, **changes, "history": history}, where="")
         self.store.put_settings(pipeline, settings.model_dump())
         if not settings.paused:
-            self.changed(None)  # resumed, or new defaults: held withdraws look again
+            self.announce(self.changed, None)  # resumed: held withdraws look again
         return settings
 
 

@@ -8,6 +8,7 @@ history, in one atomic step. Every change is a compare-and-set on status and att
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -69,6 +70,7 @@ class Buckets(BatchVerbs, OperatorVerbs, ReadingVerbs):
         self.clock = clock
         self.changed: Callable[[float | None], None] = _unheard
         self.finished: Callable[[str], None] = _unheard
+        self._local = threading.local()  # the batch this thread is in (see ``batch``)
 
     # -- deposit -------------------------------------------------------------------------
 
@@ -113,7 +115,7 @@ class Buckets(BatchVerbs, OperatorVerbs, ReadingVerbs):
         for work in works:
             if isinstance(work, Work):
                 work.status = "queued"
-        self.changed(None)
+        self.announce(self.changed, None)
         return [doc["id"] for doc in docs]
 
     def _check_ids(self, docs: list[Doc]) -> None:
@@ -168,7 +170,7 @@ class Buckets(BatchVerbs, OperatorVerbs, ReadingVerbs):
         claim = Claim(now=self.clock(), lease=lease, runner=runner, host=host, by=by)
         # The claim and the check that each claimed work can be written into the reply
         # are one transaction: a claim is never kept for a work nobody can be told of.
-        with self.store.batch():
+        with self.batch():
             taken = self.store.claim(names, query, claim, limit)
             return [doc for doc in taken if not self._set_aside(doc)]
 
@@ -317,11 +319,11 @@ class Buckets(BatchVerbs, OperatorVerbs, ReadingVerbs):
         expect = {"status": before, "attempt": old["attempt"]}
         if after in TERMINAL:
             done = self.store.finish(new["id"], expect, new)
-            self.finished(new["id"])
+            self.announce(self.finished, new["id"])
             return done
         moved = self.store.work.swap(new["id"], expect, new)
         if after == "queued":
-            self.changed(new.get("not_before"))
+            self.announce(self.changed, new.get("not_before"))
         return moved
 
     def _entry(self, doc: Doc, outcome: str, *, error: ErrorInfo | Doc | None = None,

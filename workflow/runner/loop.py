@@ -86,6 +86,7 @@ class Runner:
         self.outbox = Outbox(client, options.spool, self.leases.settled)
         self._can_hold = True  # the server can hold a withdraw until work comes
         self._holding = False  # the main loop's withdraw is held at the server now
+        self._carried = False  # the last withdraw carried outcomes (so it did not wait)
 
     # -- the main loop -------------------------------------------------------------------
 
@@ -120,6 +121,8 @@ class Runner:
             hold = HOLD if self._can_hold and not in_flight and not self.options.burst else 0
             asked = time.monotonic()
             works = self._withdraw(backlog - in_flight, in_flight, hold)
+            if not works and hold and self._carried:
+                continue  # it carried outcomes, so it did not wait: now it may
             if works:
                 idle.reset()
                 self._queue(works)
@@ -227,13 +230,13 @@ class Runner:
             limit = min(limit, self.options.lives - self.finished - in_flight)
         if limit <= 0:
             return []
-        want = self._want.model_copy(update={"limit": limit, "wait": hold})
-        # Outcomes that finished just now go with the withdraw: one request for both; not
-        # with a held one, whose reply, which settles them, may come much later (they
-        # go on their own).
-        riders = [] if hold else self.outbox.take_riders()
+        # Outcomes that finished just now go with the withdraw: one request for both. The
+        # server answers such a request at once (its reply settles them): no waiting.
+        riders = self.outbox.take_riders()
+        self._carried = bool(riders)
+        want = self._want.model_copy(update={"limit": limit, "wait": 0 if riders else hold})
         try:
-            self._holding = hold > 0
+            self._holding = want.wait > 0
             if riders:
                 replies, works = self.client.exchange(riders, want)
             else:

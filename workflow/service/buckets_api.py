@@ -59,12 +59,13 @@ def withdraw(buckets: Buckets, body: Withdraw, caller: Caller) -> Any:
 
 @fast.post("/exchange", role="runner",
            summary="Report outcomes and claim more works in one request",
-           holds=lambda body: body.withdraw)  # fmt: skip
+           holds=lambda body: None if body.complete else body.withdraw)  # fmt: skip
 def exchange(buckets: Buckets, body: Exchange, caller: Caller) -> Any:
     """``complete`` is recorded first, each outcome on its own as in ``/complete``; then
     ``withdraw`` claims as ``/withdraw`` does, in the same transaction where the store
-    can, and may wait as it does. The reply: ``{"completed": [per outcome, as
-    /complete], "works": [...]}``."""
+    can. The reply: ``{"completed": [per outcome, as /complete], "works": [...]}``. An
+    exchange without outcomes may wait as a withdraw does; one with outcomes answers at
+    once, so that they are known to be recorded."""
     completed, works = buckets.exchange(body.complete, body.withdraw, holder=holder(caller),
                                         by=caller.name)  # fmt: skip
     return {"completed": completed, "works": works}

@@ -241,34 +241,31 @@ class Finishes:
 
     async def read(self, get: Callable[[str], Doc], id: str, seconds: float) -> Doc:
         """Work ``id`` (``get`` reads it, in a worker thread) once it has finished, or as
-        it is after ``seconds``."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        doc = await to_thread.run_sync(get, id)
-        woken = False
-        while doc["status"] not in TERMINAL and (left := deadline - loop.time()) > 0:
-            # Once woken, the finish may still be committing: look again shortly.
-            woken = await self._until(id, min(left, POLL) if woken else left) or woken
-            doc = await to_thread.run_sync(get, id)
-        return doc
+        it is after ``seconds``.
 
-    async def _until(self, id: str, seconds: float) -> bool:
-        """Whether work ``id`` finished within ``seconds`` (``POLL`` at most, where others
-        may finish it unseen)."""
+        Each look starts watching before it reads, so that a finish between the read and
+        the wait still wakes it."""
         assert self._loop is not None, "start() first"
-        future: asyncio.Future[None] = self._loop.create_future()
-        self._watched.setdefault(id, []).append(future)
-        try:
-            await asyncio.wait_for(future, min(seconds, POLL) if self._poll else seconds)
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            waiting = self._watched.get(id, [])
-            if future in waiting:
-                waiting.remove(future)
-            if not waiting:
-                self._watched.pop(id, None)
+        deadline = self._loop.time() + seconds
+        while True:
+            future: asyncio.Future[None] = self._loop.create_future()
+            self._watched.setdefault(id, []).append(future)
+            try:
+                doc = await to_thread.run_sync(get, id)
+                left = deadline - self._loop.time()
+                if doc["status"] in TERMINAL or left <= 0:
+                    return doc
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(future, min(left, POLL) if self._poll else left)
+            finally:
+                self._unwatch(id, future)
+
+    def _unwatch(self, id: str, future: asyncio.Future[None]) -> None:
+        waiting = self._watched.get(id, [])
+        if future in waiting:
+            waiting.remove(future)
+        if not waiting:
+            self._watched.pop(id, None)
 
     def close_soon(self) -> None:
         """``close``, from any thread (a signal handler)."""
