@@ -100,6 +100,28 @@ async function showFiles(main, doc, signal) {
   }
 }
 
+/** While the work is queued or running, ask the server to answer as soon as it ends
+ * (a read that waits: no polling), then show it anew. */
+async function followEnd(main, signal, status, doc) {
+  if (!["queued", "running"].includes(doc.status)) return;
+  const path = `/buckets/work/${encodeURIComponent(doc.id)}?wait=25`;
+  while (!signal.aborted) {
+    let now;
+    try {
+      now = await api(path, { signal });
+    } catch (error) {
+      if (signal.aborted) return;
+      if (error.status === 401) { status.lost(error); return; }
+      await new Promise((done) => setTimeout(done, 5000)); // the server is away: again soon
+      continue;
+    }
+    if (now.status !== doc.status || now.attempt !== doc.attempt) {
+      if (main.isConnected && !signal.aborted) await show(main, signal, status);
+      return;
+    }
+  }
+}
+
 /** Show the work whose id follows #/work/ in the URL. */
 export async function show(main, signal, status) {
   const id = decodeURIComponent(location.hash.replace(/^#\/work\//, "").split("?")[0]);
@@ -133,6 +155,7 @@ export async function show(main, signal, status) {
       ${files("Plots", doc.plots, "plot")}${files("Products", doc.products, "product")}
     </div>`;
   showFiles(main, doc, signal);
+  followEnd(main, signal, status, doc);
   wire(main, doc, async (message, nextId) => {
     if (nextId) { location.hash = `#/work/${encodeURIComponent(nextId)}`; return; }
     if (nextId === null && message.startsWith("Delete")) {

@@ -146,3 +146,23 @@ def test_archive_files_never_run_script_as_the_ui(make_server: Any, page: Any, s
     page.wait_for_timeout(200)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shoot(page, "phone")
+
+
+def test_the_page_of_a_running_work_shows_its_end_as_it_comes(server: Any, page: Any,
+                                                              shoot: Any) -> None:  # fmt: skip
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        (id,) = http.post("/buckets/work", params={"return_ids": "true"},
+                          json=[{"pipeline": "live-end", "retries": 0}]).json()  # fmt: skip
+        (taken,) = http.post("/buckets/withdraw", json={"pipelines": ["live-end"],
+                                                        "runner": "r1", "lease": 60}).json()
+        page.goto(f"{server.url}/#/work/{id}")
+        page.locator("h1 .status", has_text="running").wait_for()
+        navigations: list[str] = []
+        page.on("framenavigated", lambda frame: navigations.append(frame.url))
+        http.post("/buckets/complete", json={"works": [{
+            "id": id, "attempt": taken["attempt"], "status": "success",
+            "results": {"snr": 9.5}}]}).raise_for_status()  # fmt: skip
+    page.locator("h1 .status", has_text="success").wait_for(timeout=5000)
+    assert '"snr": 9.5' in page.locator("pre.json").nth(1).inner_text()
+    assert navigations == [], "updated in place, without a reload"
+    shoot(page, "ended")
