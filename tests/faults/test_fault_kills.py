@@ -147,3 +147,27 @@ def test_runner_killed_between_finishing_and_reporting(make_server: Callable[...
     assert [(e["attempt"], e["outcome"]) for e in done["history"]] == [(1, "success")]
     assert done["results"] == {"slept": 1.0, "i": 0}
     assert not any(p.read_text().strip() for p in spool.glob("*.journal")), "spool emptied"
+
+
+def test_server_killed_while_runners_wait_at_it(make_server: Callable[..., Server],
+                                                tmp_path: Path) -> None:  # fmt: skip
+    """Idle runners hold withdraws at the server when it is killed: they wait for it to
+    come back, then pick up what is deposited, each work once."""
+    server = make_server()
+    tasks = write_tasks(tmp_path / "tasks")
+    with runners(server.url, tasks, tmp_path, "held", "faulttasks.quick", count=2) as fleet:
+        time.sleep(2)  # both idle, their withdraws held
+        server.kill()
+        time.sleep(1)
+        server.start()
+        ids = httpx.post(f"{server.url}/buckets/work", params={"return_ids": "true"},
+                         timeout=10, json=[{"pipeline": "held", "retries": 0,
+                                            "parameters": {"i": i}} for i in range(6)]).json()
+        wait_for(lambda: httpx.get(f"{server.url}/buckets/counts", timeout=5).json()
+                 .get("held", {}).get("success", 0) == 6, seconds=30, what="all six done")
+        assert all(process.poll() is None for process in fleet), "the runners carried on"
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 10, "held withdraws hold up no runner's stop"
+    stored = assert_exactly_once(server.url, set(ids), finished=set(ids))
+    assert all([e["outcome"] for e in doc["history"]] == ["success"]
+               for doc in stored["results"])  # fmt: skip

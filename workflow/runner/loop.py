@@ -394,8 +394,13 @@ class Runner:
             signal.signal(signum, stop)
 
     def _end_hold(self) -> None:
-        with contextlib.suppress(errors.WorkflowError):  # its time runs out all the same
-            self.client.end_wait(self.options.runner)
+        # Again until the held withdraw has returned: it may reach the server only after
+        # the first end did (its time runs out all the same).
+        deadline = time.monotonic() + HOLD
+        while self._holding and time.monotonic() < deadline:
+            with contextlib.suppress(errors.WorkflowError):
+                self.client.end_wait(self.options.runner)
+            time.sleep(0.2)
 
     def _abort_running(self) -> None:
         """Stop every attempt still running (its work is handed back)."""
