@@ -47,14 +47,23 @@ CELERY_VENV = BENCHMARKS.parent / ".venv-celery"
 #: Least ratio ours / Celery: (now, later) per mode; None where no goal is set.
 GOALS = {"prefetch": (5.0, 10.0), "one per request": (None, 2.0)}
 
-TASKS = '''"""Celery side of benchmarks/compare_celery.py (written by it)."""
-from celery import Celery
+#: A Celery app on the throwaway Redis (``{port}``), queue ``{queue}``, acks late; the
+#: start of each generated Celery module (``celery_app``).
+APP = '''from celery import Celery
 
-app = Celery("bench_celery_tasks", broker="redis://127.0.0.1:{port}/0",
+app = Celery("{name}", broker="redis://127.0.0.1:{port}/0",
              backend="redis://127.0.0.1:{port}/1")
-app.conf.update(task_acks_late=True, task_default_queue="bench",
+app.conf.update(task_acks_late=True, task_default_queue="{queue}",
                 broker_connection_retry_on_startup=True)
+'''
 
+
+def celery_app(doc: str, name: str, queue: str, port: int, rest: str) -> str:
+    """A generated Celery module: its docstring, the app (``APP``), then ``rest``."""
+    return f'"""{doc}"""\n' + APP.format(name=name, port=port, queue=queue) + rest
+
+
+TASKS = '''
 
 @app.task(name="noop")
 def noop(**kwargs):
@@ -175,7 +184,9 @@ def run_celery(works: int, workers: int, folder: Path, python: Path, redis: str,
     with ExitStack() as stack:
         server, port = start_redis(redis, folder)
         stack.callback(stop, server)
-        (folder / "bench_celery_tasks.py").write_text(TASKS.format(port=port))
+        (folder / "bench_celery_tasks.py").write_text(celery_app(
+            "Celery side of benchmarks/compare_celery.py (written by it).",
+            "bench_celery_tasks", "bench", port, TASKS))
         (folder / "bench_celery_client.py").write_text(CLIENT.format(poll=0.02))
         env = clean_env(PYTHONPATH=str(folder))
         client = [str(python), str(folder / "bench_celery_client.py")]

@@ -37,7 +37,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from compare_celery import ensure_celery, ensure_redis, start_redis
+from compare_celery import celery_app, ensure_celery, ensure_redis, start_redis
 from processes import clean_env, machine, note, serve, stop, workdir
 from rich.console import Console
 from rich.table import Table
@@ -57,17 +57,9 @@ GRAPH = {"graph": {"id": "three-noops"},
 GOALS = {"idle pickup": (5.0, 25.0), "result seen": (15.0, None),
          "graph result seen": (100.0, None)}  # fmt: skip
 
-CELERY = '''"""Celery side of benchmarks/dispatch_latency.py (written by it)."""
-import json
+CELERY = '''import json
 import sys
 import time
-
-from celery import Celery
-
-app = Celery("bench_dispatch", broker="redis://127.0.0.1:{port}/0",
-             backend="redis://127.0.0.1:{port}/1")
-app.conf.update(task_acks_late=True, task_default_queue="dispatch",
-                broker_connection_retry_on_startup=True)
 
 
 @app.task(name="stamp")
@@ -142,7 +134,9 @@ def celery(samples: int, gap: float, idle: float, folder: Path) -> dict[str, Any
     with ExitStack() as stack:
         server, port = start_redis(ensure_redis(), folder)
         stack.callback(stop, server)
-        (folder / "bench_dispatch.py").write_text(CELERY.format(port=port))
+        (folder / "bench_dispatch.py").write_text(celery_app(
+            "Celery side of benchmarks/dispatch_latency.py (written by it).",
+            "bench_dispatch", "dispatch", port, CELERY))
         env = clean_env(PYTHONPATH=str(folder))
         log = stack.enter_context(open(folder / "celery-worker.log", "wb"))
         worker = subprocess.Popen(
