@@ -100,12 +100,16 @@ async function showFiles(main, doc, signal) {
   }
 }
 
+/** How many times a work was shown: a follow-up of an older showing stops. */
+let showings = 0;
+
 /** While the work is queued or running, ask the server to answer as soon as it ends
- * (a read that waits: no polling), then show it anew. */
-async function followEnd(main, signal, status, doc) {
+ * (a read that waits: no polling), then show it anew, unless it was shown anew since
+ * (after an operator's action, which says what it did). */
+async function followEnd(main, signal, status, doc, showing) {
   if (!["queued", "running"].includes(doc.status)) return;
   const path = `/buckets/work/${encodeURIComponent(doc.id)}?wait=25`;
-  while (!signal.aborted) {
+  while (!signal.aborted && showing === showings) {
     let now;
     try {
       now = await api(path, { signal });
@@ -116,7 +120,7 @@ async function followEnd(main, signal, status, doc) {
       continue;
     }
     if (now.status !== doc.status || now.attempt !== doc.attempt) {
-      if (main.isConnected && !signal.aborted) await show(main, signal, status);
+      if (main.isConnected && !signal.aborted && showing === showings) await show(main, signal, status);
       return;
     }
   }
@@ -124,6 +128,7 @@ async function followEnd(main, signal, status, doc) {
 
 /** Show the work whose id follows #/work/ in the URL. */
 export async function show(main, signal, status) {
+  const showing = ++showings; // from now on, older showings' follow-ups stop
   const id = decodeURIComponent(location.hash.replace(/^#\/work\//, "").split("?")[0]);
   main.innerHTML = `<h1>Work <span class="mono">${escape(id)}</span></h1><p class="caption">Loading…</p>`;
   let doc;
@@ -155,7 +160,7 @@ export async function show(main, signal, status) {
       ${files("Plots", doc.plots, "plot")}${files("Products", doc.products, "product")}
     </div>`;
   showFiles(main, doc, signal);
-  followEnd(main, signal, status, doc);
+  followEnd(main, signal, status, doc, showing);
   wire(main, doc, async (message, nextId) => {
     if (nextId) { location.hash = `#/work/${encodeURIComponent(nextId)}`; return; }
     if (nextId === null && message.startsWith("Delete")) {
