@@ -15,7 +15,6 @@ from http.client import responses
 from typing import Any
 
 import orjson
-from pydantic import BaseModel
 from urllib3.exceptions import ClosedPoolError, ConnectTimeoutError, HTTPError, ProxyError
 
 from workflow import __version__, errors
@@ -172,7 +171,7 @@ class Client:
     def withdraw(self, want: Withdraw) -> list[Doc]:
         """Claim up to ``want.limit`` works; with ``want.wait``, the server may hold the
         call that long for works to come."""
-        return self.call("POST", "/buckets/withdraw", json=_sent(want),  # type: ignore[no-any-return]
+        return self.call("POST", "/buckets/withdraw", json=want.wire(),  # type: ignore[no-any-return]
                          held=want.wait)  # fmt: skip
 
     def exchange(self, outcomes: Sequence[Outcome], want: Withdraw
@@ -184,7 +183,7 @@ class Client:
         Returns:
             The reply per outcome, in order, and the claimed works.
         """
-        body = {"complete": [o.wire() for o in outcomes], "withdraw": _sent(want)}
+        body = {"complete": [o.wire() for o in outcomes], "withdraw": want.wire()}
         reply = self.call("POST", "/buckets/exchange", json=body, held=want.wait)
         return reply["completed"], reply["works"]
 
@@ -302,7 +301,7 @@ class Client:
         """Cancel or change every bucket work ``request.filter`` matches. Without
         ``confirm`` nothing is done and the reply's ``matched`` says how many match;
         with it, nothing is done if more than ``confirm`` match."""
-        reply = self.call("POST", "/buckets/bulk", json=_sent(request))
+        reply = self.call("POST", "/buckets/bulk", json=request.wire())
         return BulkReply.model_validate(reply)
 
     def expire(self) -> int:
@@ -333,7 +332,3 @@ class Client:
             return self.call(method, path, safe=safe)  # type: ignore[no-any-return]
         return self.call(method, path, safe=safe, json=body)  # type: ignore[no-any-return]
 
-
-def _sent(model: BaseModel) -> Doc:
-    """A request model as its JSON body, without the fields left unset."""
-    return model.model_dump(mode="json", exclude_none=True)

@@ -30,6 +30,11 @@ class Strict(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
+    def wire(self) -> Doc:
+        """The request as JSON: what is sent (and, for an outcome, journaled), without
+        the fields left unset."""
+        return self.model_dump(mode="json", exclude_none=True)
+
 
 # -- the runners' verbs ---------------------------------------------------------------
 
@@ -119,10 +124,6 @@ class Outcome(Strict):
     retry_delay: float | None = Field(default=None, ge=0, le=86400)
     reason: str | None = Field(default=None, max_length=200)
     nodes: list[NodeEntry] | None = Field(default=None, max_length=10_000)
-
-    def wire(self) -> Doc:
-        """The outcome as JSON: what is sent and journaled, without the unset fields."""
-        return self.model_dump(mode="json", exclude_none=True)
 
 
 class HeldAttempt(Strict):

@@ -46,7 +46,31 @@ class Held:
     answer: asyncio.Future[list[Doc]] = field(repr=False)
 
 
-class WaitingRoom:
+class _OnLoop:
+    """Bound to the server's event loop at start-up; told things from any thread."""
+
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        """Bind to the running event loop (call from it, at start-up)."""
+        self._loop = asyncio.get_running_loop()
+
+    def _soon(self, call: Callable[..., None], *args: Any) -> None:
+        """``call(*args)`` on the event loop, from any thread."""
+        if self._loop is not None:
+            with suppress(RuntimeError):  # the loop has closed: the server is gone
+                self._loop.call_soon_threadsafe(call, *args)
+
+    def close_soon(self) -> None:
+        """``close``, from any thread (a signal handler)."""
+        self._soon(self.close)
+
+    def close(self) -> None:
+        """The server stops: answer everything waiting now."""
+        raise NotImplementedError
+
+
+class WaitingRoom(_OnLoop):
     """The held withdraws of one server.
 
     Args:
@@ -64,7 +88,6 @@ class WaitingRoom:
         self._longest = longest
         self._give_back = give_back
         self._poll = poll
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._held: list[Held] = []
         self._pass: asyncio.Task[None] | None = None
         self._again = False  # a wake came during a pass: run another
@@ -75,17 +98,15 @@ class WaitingRoom:
 
     def start(self) -> None:
         """Bind to the running event loop (call from it, at start-up)."""
-        self._loop = asyncio.get_running_loop()
+        super().start()
         if self._poll:
+            assert self._loop is not None
             self._poller = self._loop.create_task(self._polling())
 
     def changed(self, at: float | None = None) -> None:
         """A work may be claimable now, or at ``at`` (unix time); from any thread."""
-        loop = self._loop
-        if loop is None or self._closed:
-            return
-        with suppress(RuntimeError):  # the loop has closed: the server is gone
-            loop.call_soon_threadsafe(self._changed, at)
+        if not self._closed:
+            self._soon(self._changed, at)
 
     async def hold(self, want: Withdraw, by: str | None) -> list[Doc]:
         """Wait up to ``want.wait`` seconds for works to claim for ``want``; the works, or
@@ -115,12 +136,6 @@ class WaitingRoom:
             self._answer(held, [])
         return len(ended)
 
-    def close_soon(self) -> None:
-        """``close``, from any thread (a signal handler)."""
-        if self._loop is not None:
-            with suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self.close)
-
     def close(self) -> None:
         """The server stops: answer every held request now, with no works."""
         self._closed = True
@@ -131,11 +146,6 @@ class WaitingRoom:
                 task.cancel()
         if self._timer is not None:
             self._timer.cancel()
-
-    @property
-    def waiting(self) -> int:
-        """How many requests are held."""
-        return len(self._held)
 
     # -- on the event loop ---------------------------------------------------------------
 
@@ -209,16 +219,7 @@ class WaitingRoom:
             if self._held:
                 self._wake()
 
-    def __repr__(self) -> str:  # pragma: no cover - for debugging
-        return f"WaitingRoom(held={len(self._held)})"
-
-
-def reply_works(reply: Any) -> list[Doc]:
-    """The works in a withdraw's (a list) or an exchange's (``{"works"}``) reply."""
-    return reply["works"] if isinstance(reply, dict) else reply  # type: ignore[no-any-return]
-
-
-class Finishes:
+class Finishes(_OnLoop):
     """Reads waiting for a work to finish (``GET /buckets/work/{id}?wait=``): each is a
     future on the event loop, resolved when the bucket verbs finish that work
     (``Buckets.finished``). Where other servers may finish it unseen (``poll``), a read
@@ -226,18 +227,12 @@ class Finishes:
 
     def __init__(self, *, poll: bool = False):
         self._poll = poll
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._watched: dict[str, list[asyncio.Future[None]]] = {}
-
-    def start(self) -> None:
-        """Bind to the running event loop (call from it, at start-up)."""
-        self._loop = asyncio.get_running_loop()
 
     def finished(self, id: str) -> None:
         """Work ``id`` has finished; from any thread."""
-        if self._loop is not None and id in self._watched:
-            with suppress(RuntimeError):  # the loop has closed: the server is gone
-                self._loop.call_soon_threadsafe(self._wake, id)
+        if id in self._watched:
+            self._soon(self._wake, id)
 
     async def read(self, get: Callable[[str], Doc], id: str, seconds: float) -> Doc:
         """Work ``id`` (``get`` reads it, in a worker thread) once it has finished, or as
@@ -266,12 +261,6 @@ class Finishes:
             waiting.remove(future)
         if not waiting:
             self._watched.pop(id, None)
-
-    def close_soon(self) -> None:
-        """``close``, from any thread (a signal handler)."""
-        if self._loop is not None:
-            with suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self.close)
 
     def close(self) -> None:
         """The server stops: every waiting read answers now."""
