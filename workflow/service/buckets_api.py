@@ -110,7 +110,8 @@ def works(
 
 @router.get("/work/{id}", **needs("viewer"), summary="One work, from the bucket or the results")
 async def get_work(buckets: Verbs, id: str, request: Request,
-                   wait: Annotated[float, Query(ge=0, le=LONGEST_WAIT)] = 0) -> Response:
+                   wait: Annotated[float, Query(ge=0, le=LONGEST_WAIT, allow_inf_nan=False)] = 0,
+                   ) -> Response:
     """With ``wait`` (seconds, up to 30), a work that has not finished yet is answered
     as soon as it finishes, or as it is when the time is up."""
     state = request.app.state
