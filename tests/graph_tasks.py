@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from workflow.graph import Task
@@ -44,3 +45,14 @@ def link(source: str, target: str, *pairs: tuple[str, str], **attrs: object) -> 
     mapping = [{"source_output": s, "target_input": t} for s, t in pairs]
     return {"source": source, "target": target, **({"data_mapping": mapping} if pairs else {}),
             **attrs}
+
+
+class Sleep(Task, input_names=["pidfile", "seconds"], output_names=["slept"]):
+    """Writes the pid of the process it runs in to ``pidfile``, then sleeps."""
+
+    def run(self) -> None:
+        from pathlib import Path
+
+        Path(self.inputs.pidfile).write_text(str(os.getpid()))
+        time.sleep(self.inputs.seconds)
+        self.outputs.slept = self.inputs.seconds

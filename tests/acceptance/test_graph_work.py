@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,7 @@ def test_the_dask_engine_and_a_graph_deposited_from_the_command_line(server: Ser
     assert deposited.returncode == 0, deposited.stderr
     id = deposited.stdout.strip()
     assert httpx.get(f"{server.url}/buckets/work/{id}", timeout=10).json()["graph"] == graph
+    again = _deposit(server, graph=graph, parameters={"left:x": 1, "right:x": 1})
     done = _run(server, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     work = httpx.get(f"{server.url}/buckets/work/{id}", timeout=10).json()
@@ -95,10 +97,61 @@ def test_the_dask_engine_and_a_graph_deposited_from_the_command_line(server: Ser
     assert left["started"] < right["stopped"] and right["started"] < left["stopped"], \
         "Dask ran the branches at the same time"
     assert left["pid"] != right["pid"]
+    second = httpx.get(f"{server.url}/buckets/work/{again}", timeout=10).json()
+    assert second["results"] == {"sum": 4}
+    assert {n["pid"] for n in second["history"][0]["nodes"]} <= {left["pid"], right["pid"],
+                                                                nodes["join"]["pid"]}, \
+        "the runner's second graph ran on the cluster its first started"
     bad = subprocess.run([sys.executable, "-m", "workflow", "deposit", "-p", "graphs",
                           "--graph", str(tmp_path / "reduce.yaml"), "--command", "ls"],
                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert bad.returncode == 2 and "not command and graph" in bad.stderr
+
+
+def test_graph_attempts_run_in_the_runners_warm_child(server: Server, tmp_path: Path) -> None:
+    graph = {"nodes": [node("twice", "Double")]}
+    ids = [_deposit(server, graph=graph, parameters={"x": n}) for n in range(3)]
+    done = _run(server, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    works = [httpx.get(f"{server.url}/buckets/work/{id}", timeout=10).json() for id in ids]
+    assert [w["results"] for w in works] == [{"y": 0}, {"y": 2}, {"y": 4}]
+    pids = {w["history"][0]["nodes"][0]["pid"] for w in works}
+    assert len(pids) == 1, "one warm process ran every graph (the sequential engine)"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status  # a zombie has ended
+
+
+def test_a_graph_over_its_timeout_is_killed_with_its_processes(server: Server,
+                                                              tmp_path: Path) -> None:
+    pidfile = tmp_path / "sleeper.pid"
+    graph = {"graph": {"engine": "parallel", "workers": 1},
+             "nodes": [node("first", "Double", x=1),
+                       node("sleeper", "Sleep", pidfile=str(pidfile), seconds=60)],
+             "links": [link("first", "sleeper")]}
+    id = _deposit(server, graph=graph, timeout=3)
+    after = _deposit(server, graph={"nodes": [node("twice", "Double", x=5)]})
+    started = time.monotonic()
+    done = _run(server, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert time.monotonic() - started < 30
+    work = httpx.get(f"{server.url}/buckets/work/{id}", timeout=10).json()
+    (attempt,) = work["history"]
+    assert attempt["error"]["type"] == "Timeout"
+    assert [(n["node"], n["outcome"]) for n in attempt["nodes"]] == [("first", "success")], \
+        "the node run that ended before the kill is kept"
+    sleeper = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(sleeper) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(sleeper), "the engine's worker process died with the attempt"
+    assert httpx.get(f"{server.url}/buckets/work/{after}", timeout=10).json()["results"] == {
+        "y": 10}
 
 
 def test_a_broken_inline_graph_is_refused_at_deposit(server: Server) -> None:

@@ -135,36 +135,62 @@ class Parallel(Sequential):
 
 class Dask(Parallel):
     """Nodes run as tasks of a Dask cluster: the scheduler at ``address``, else a local
-    cluster of ``workers`` single-threaded processes started for this graph."""
+    cluster of ``workers`` single-threaded processes started for this graph.
 
-    def __init__(self, address: str | None = None, workers: int | None = None):
+    A process that runs many graphs on one cluster (a runner's warm child) keeps its
+    client to the cluster between them: ``keep`` leaves it open at ``close``.
+    """
+
+    _kept: dict[str, Any] = {}  # address -> the client this process keeps to it
+
+    def __init__(self, address: str | None = None, workers: int | None = None,
+                 keep: bool = False):  # fmt: skip
         try:
             import distributed
         except ImportError as exc:
             raise ConfigurationError("the dask engine needs the [dask] extra: "
                                      "pip install 'workflow[dask]'") from exc  # fmt: skip
         self._cluster = None
+        self._keep = keep and address is not None
         if address is None:
-            self._cluster = distributed.LocalCluster(
-                n_workers=workers or os.cpu_count() or 2, threads_per_worker=1, processes=True,
-                dashboard_address=None, silence_logs=40)  # fmt: skip
+            self._cluster = local_cluster(workers)
             address = self._cluster.scheduler_address
-        self.client = distributed.Client(address, set_as_default=False)
+        client = Dask._kept.get(address) if self._keep else None
+        if client is None or client.status != "running":
+            client = distributed.Client(address, set_as_default=False)
+            if self._keep:
+                Dask._kept[address] = client
+        self.client = client
         self.pool = self.client.get_executor(pure=False)  # concurrent.futures-shaped
 
     def close(self) -> None:
+        if self._keep:
+            self.pool.shutdown(wait=False)
+            return
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
 
 
-def engine(name: str, workers: int | None = None) -> Runs:
-    """The engine called ``name``."""
+def local_cluster(workers: int | None = None) -> Any:
+    """A Dask cluster on this host: ``workers`` single-threaded processes."""
+    import distributed
+
+    return distributed.LocalCluster(n_workers=workers or os.cpu_count() or 2, threads_per_worker=1,
+                                    processes=True, dashboard_address=None,
+                                    silence_logs=40)  # fmt: skip
+
+
+def engine(name: str, workers: int | None = None, scheduler: str | None = None) -> Runs:
+    """The engine called ``name``; for ``dask``, on the cluster at ``scheduler`` (kept
+    open for the next graph), else ``WORKFLOW_DASK_SCHEDULER``'s, else a new local one."""
     if name == "sequential":
         return Sequential()
     if name == "parallel":
         return Parallel(workers)
     if name == "dask":
+        if scheduler:
+            return Dask(scheduler, workers, keep=True)
         return Dask(os.environ.get("WORKFLOW_DASK_SCHEDULER") or None, workers)
     raise ConfigurationError(f"unknown engine {name!r}; use {', '.join(ENGINES)}",
                              field="engine")  # fmt: skip
@@ -220,10 +246,11 @@ def failure(graph: Graph, run: NodeRun) -> GraphFailed:
 
 
 def execute_graph(graph: Graph, *, engine_name: str = "sequential", workers: int | None = None,
-                  max_runs: int = MAX_RUNS,
-                  on_run: Callable[[NodeRun], None] | None = None) -> Execution:  # fmt: skip
-    """Run ``graph`` (its inputs already set as default inputs) with an engine."""
-    runs = engine(engine_name, workers)
+                  max_runs: int = MAX_RUNS, on_run: Callable[[NodeRun], None] | None = None,
+                  scheduler: str | None = None) -> Execution:  # fmt: skip
+    """Run ``graph`` (its inputs already set as default inputs) with an engine (for
+    ``dask``, on the cluster at ``scheduler`` if given)."""
+    runs = engine(engine_name, workers, scheduler)
     try:
         return Scheduler(graph, runs, max_runs, on_run).run()
     finally:

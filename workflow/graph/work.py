@@ -1,18 +1,16 @@
-"""A graph work's attempt, run as ``python -m workflow.graph.work`` by the runner.
+"""A graph work's attempt, as the runner's warm child runs it.
 
-It reads ``{"graph", "parameters", "engine"}`` as JSON on stdin, runs the graph with the
-parameters as graph inputs, and writes JSON lines on stdout: ``{"node": ...}`` as each
-node run ends (so they survive a timeout kill), then ``{"outcome": ...}``: success with
-the selected outputs as ``results``, or failure naming the node. The graph may say
+``attempt`` takes the work's ``graph`` and ``parameters``, runs the graph with the
+parameters as graph inputs, says each node run as it ends (so node runs reach the
+runner before a timeout kill or a crash), and returns the outcome: success with the
+selected outputs as ``results``, or failure naming the node. The graph may say
 ``"engine"`` (``sequential``, ``parallel``, ``dask``), ``"workers"`` and ``"outputs"``
 (``end``, the default, merged; or ``all``, per node) among its ``graph`` attributes.
-A process of its own lets the parallel and Dask engines start their workers.
 """
 
 from __future__ import annotations
 
-import sys
-import traceback
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -25,27 +23,26 @@ from workflow.graph.model import Graph
 _JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
-def _say(line: dict[str, Any]) -> None:
-    sys.stdout.buffer.write(orjson.dumps(line, default=repr) + b"\n")
-    sys.stdout.flush()
-
-
-def attempt(request: dict[str, Any]) -> dict[str, Any]:
-    """Run the graph of ``request``; the outcome (node runs are said as they end)."""
+def attempt(work: dict[str, Any], say: Callable[[bytes], None], engine: str | None = None,
+            scheduler: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run the graph of ``work``, calling ``say`` with each node run's history entry as
+    JSON; the outcome as a dict. ``engine`` applies when the graph names none;
+    ``scheduler`` is the Dask cluster to use for the ``dask`` engine."""
     try:
-        graph: Graph = load(request["graph"]).with_parameters(request.get("parameters"))
+        graph: Graph = load(work["graph"]).with_parameters(work.get("parameters"))
         graph.check_tasks()
         graph.check_inputs()
     except WorkflowError as exc:
         return {"status": "failure", "error": {"type": type(exc).__name__, "message": exc.message}}
-    engine = str(graph.attrs.get("engine") or request.get("engine") or "sequential")
+    name = str(graph.attrs.get("engine") or engine or "sequential")
     which = "all" if graph.attrs.get("outputs") == "all" else "end"
 
     def said(run: NodeRun) -> None:
-        _say({"node": run.entry(graph)})
+        entry = {k: v for k, v in run.entry(graph).items() if k != "kind"}
+        say(orjson.dumps(entry, default=repr))
 
-    execution = execute_graph(graph, engine_name=engine, workers=graph.attrs.get("workers"),
-                              on_run=said)  # fmt: skip
+    execution = execute_graph(graph, engine_name=name, workers=graph.attrs.get("workers"),
+                              on_run=said, scheduler=scheduler)  # fmt: skip
     try:
         outputs = execution.outputs(which, merge=which == "end")  # type: ignore[arg-type]
     except WorkflowError as exc:
@@ -57,17 +54,3 @@ def attempt(request: dict[str, Any]) -> dict[str, Any]:
         return {"status": "failure", "error": {"type": "TypeError", "message":
                 f"the graph's outputs cannot be stored as JSON: {exc}"}}  # fmt: skip
     return {"status": "success", "results": results}
-
-
-def main() -> None:
-    try:
-        outcome = attempt(orjson.loads(sys.stdin.buffer.read()))
-    except BaseException as exc:  # noqa: BLE001 - the runner needs an outcome line
-        outcome = {"status": "failure", "error": {
-            "type": type(exc).__name__, "message": str(exc),
-            "traceback": "".join(traceback.format_exception(exc))[-4000:]}}
-    _say({"outcome": outcome})
-
-
-if __name__ == "__main__":
-    main()

@@ -7,10 +7,17 @@ the child looks for control messages: ``skip`` one attempt of the batch (it was
 cancelled) or ``halt`` (the runner is stopping: start nothing more). A child that
 crashes or overruns a timeout is killed and replaced by the parent.
 
-Messages, parent to child: ``("run", [(key, target, parameters, work), ...])``,
-``("skip", key)``, ``("halt",)``, or ``None`` to exit. Child to parent, per attempt:
-``(key, the Outcome as JSON bytes)``, or ``(key, None)`` for an attempt not started
-(skipped, halted). JSON is one of an outcome's two shapes, the one the journal and the
+Graph works run here too, each on the engine it names: ``sequential`` in this process,
+``parallel`` in a pool of processes of its own, ``dask`` on the runner's cluster, whose
+client the child keeps between graphs. The child leads a process group of its own, so
+killing the group ends whatever an attempt started.
+
+Messages, parent to child: ``("run", [(key, target, parameters, work, graph), ...])``
+(``graph`` is None for a function, else ``{"engine", "scheduler"}``), ``("skip", key)``,
+``("halt",)``, or ``None`` to exit. Child to parent, per attempt: ``(key, the Outcome as
+JSON bytes)``, or ``(key, None)`` for an attempt not started (skipped, halted); before
+that, for a graph, ``(key, "node", the node run's history entry as JSON bytes)`` as
+each node run ends. JSON is one of an outcome's two shapes, the one the journal and the
 server take: making it here makes results plain JSON data (numpy values become numbers
 and lists, keys strings) where the function ran, and costs less than pickling a model.
 """
@@ -21,6 +28,8 @@ import functools
 import importlib
 import inspect
 import math
+import multiprocessing
+import os
 import select
 import time
 from collections.abc import Callable
@@ -32,8 +41,9 @@ import orjson
 from workflow.runner.outcome import failure, from_exception, from_return
 
 _JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-#: One attempt: (key, dotted function path, parameters, the work as a dict).
-Job = tuple[str, str, dict[str, Any] | None, dict[str, Any]]
+#: One attempt: (key, dotted function path, parameters, the work as a dict, and for a
+#: graph work how to run it).
+Job = tuple[str, str, dict[str, Any] | None, dict[str, Any], dict[str, Any] | None]
 
 
 def load(target: str, cache: dict[str, Callable[..., Any]]) -> Callable[..., Any]:
@@ -81,6 +91,25 @@ def call(target: str, parameters: dict[str, Any] | None, payload: dict[str, Any]
         outcome = from_return(function(**kwargs))
     except BaseException as exc:  # noqa: BLE001 - user code may raise SystemExit too
         outcome = from_exception(exc)
+    return _json(outcome, started)
+
+
+def call_graph(work: dict[str, Any], how: dict[str, Any], say: Callable[[bytes], None]) -> bytes:
+    """Run one graph attempt, saying its node runs as they end; never raises."""
+    from workflow.graph.work import attempt
+    from workflow.wire import Outcome
+
+    started = time.time()
+    try:
+        outcome = Outcome.model_validate(attempt(work, say, how.get("engine"),
+                                                 how.get("scheduler")))  # fmt: skip
+    except BaseException as exc:  # noqa: BLE001 - a task may raise anything
+        outcome = from_exception(exc)
+    return _json(outcome, started)
+
+
+def _json(outcome: Any, started: float) -> bytes:
+    """The outcome's JSON, timed from ``started`` to now."""
     outcome.started, outcome.stop = started, time.time()
     try:
         return orjson.dumps(outcome.model_dump(exclude_none=True), option=_JSON)
@@ -88,6 +117,10 @@ def call(target: str, parameters: dict[str, Any] | None, payload: dict[str, Any]
         unwritable = failure("TypeError", f"the results cannot be stored as JSON: {exc}")
         unwritable.started, unwritable.stop = outcome.started, outcome.stop
         return orjson.dumps(unwritable.model_dump(exclude_none=True))
+
+
+def _node(conn: Connection, key: str, entry: bytes) -> None:
+    conn.send((key, "node", entry))
 
 
 class Ready:
@@ -107,6 +140,10 @@ class Ready:
 
 def serve(conn: Connection) -> None:
     """The child's loop: run each batch, answering attempt by attempt, until told to stop."""
+    os.setsid()  # the parent kills the group: processes an attempt started die with it
+    # A graph's engine starts processes of its own (multiprocessing refuses that to a
+    # daemonic process); the parent still ends this one when it stops.
+    multiprocessing.current_process().daemon = False
     cache: dict[str, Callable[..., Any]] = {}
     while True:
         try:
@@ -124,7 +161,7 @@ def _run(conn: Connection, jobs: list[Job], cache: dict[str, Callable[..., Any]]
     skip: set[str] = set()
     halted = False
     ready = Ready(conn)
-    for key, target, parameters, payload in jobs:
+    for key, target, parameters, payload, graph in jobs:
         while ready():  # control messages come between attempts, never during one
             control = conn.recv()
             if control is None:
@@ -136,5 +173,9 @@ def _run(conn: Connection, jobs: list[Job], cache: dict[str, Callable[..., Any]]
         if halted or key in skip:
             conn.send((key, None))
             continue
-        conn.send((key, call(target, parameters, payload, cache)))
+        if graph is not None:
+            said = call_graph(payload, graph, functools.partial(_node, conn, key))
+        else:
+            said = call(target, parameters, payload, cache)
+        conn.send((key, said))
     return True

@@ -1,61 +1,76 @@
-"""Graph works: each attempt runs the graph in a process of its own
-(``python -m workflow.graph.work``), whose engine may start more processes or use Dask.
+"""Graph works in a runner: they run in its warm children like functions
+(``runner/child.py``); this module says how each is to run, and keeps the runner's one
+Dask cluster, started the first time a graph needs it.
 
-The work's timeout is enforced on the whole process group; node runs reported before a
-kill or a crash still go into the attempt's history.
+A graph names its engine among its attributes (``"engine"``), else the runner's
+``--graph-engine`` applies, else ``sequential``. Graphs on the ``dask`` engine share
+the cluster at ``WORKFLOW_DASK_SCHEDULER``, else one local cluster that the runner
+starts once and stops when it stops. A graph attempt killed for its timeout takes its
+own processes with it; tasks it had on the shared cluster are cancelled, and one
+already running there finishes on its worker, its result dropped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import signal
-import subprocess
-import sys
-import time
+import threading
 from typing import Any
 
-import orjson
-
-from workflow.runner.outcome import failure, tail
-from workflow.wire import Outcome
-from workflow.work import ErrorInfo, NodeEntry
+from workflow.errors import ConfigurationError, WorkflowError
 
 
-def run_graph(work: dict[str, Any], timeout: float, engine: str | None = None) -> Outcome:
-    """Run the graph of ``work`` with its parameters as inputs, for at most ``timeout`` s."""
-    started = time.time()
-    request = {"graph": work["graph"], "parameters": work.get("parameters"), "engine": engine}
-    process = subprocess.Popen([sys.executable, "-m", "workflow.graph.work"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
-    timed_out = False
+class Graphs:
+    """How the graph works of one runner run: the engine, and the Dask cluster."""
+
+    def __init__(self, engine: str | None = None):
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._cluster: Any = None
+        self._address = os.environ.get("WORKFLOW_DASK_SCHEDULER") or None
+
+    def how(self, work: dict[str, Any]) -> dict[str, Any]:
+        """What the child needs to run the graph of ``work``: ``{"engine", "scheduler"}``."""
+        how: dict[str, Any] = {"engine": self.engine, "scheduler": None}
+        if (named(work["graph"]) or self.engine) == "dask":
+            with contextlib.suppress(WorkflowError):  # no Dask here: the child says so
+                how["scheduler"] = self.scheduler()
+        return how
+
+    def scheduler(self) -> str:
+        """The address of the runner's Dask cluster, started on first use.
+
+        Raises:
+            ConfigurationError: Dask is not installed.
+        """
+        with self._lock:
+            if self._address is None:
+                from workflow.graph.engine import local_cluster
+
+                try:
+                    self._cluster = local_cluster()
+                except ImportError as exc:
+                    raise ConfigurationError("the dask engine needs the [dask] extra") from exc
+                self._address = self._cluster.scheduler_address
+            return self._address
+
+    def close(self) -> None:
+        """Stop the cluster this runner started, if it did."""
+        with self._lock:
+            cluster, self._cluster = self._cluster, None
+        if cluster is not None:
+            with contextlib.suppress(Exception):  # the runner is stopping: nothing to save
+                cluster.close(timeout=10)
+
+
+def named(graph: Any) -> str | None:
+    """The engine a graph (inline, or the file it names) says it runs on, if it says."""
+    from workflow.graph.loading import read
+
     try:
-        stdout, stderr = process.communicate(orjson.dumps(request), timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        os.killpg(process.pid, signal.SIGKILL)
-        stdout, stderr = process.communicate()
-    nodes, ended = [], None
-    for line in stdout.splitlines():
-        try:
-            said = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue  # a task printed something: not ours
-        if isinstance(said, dict) and "node" in said:
-            nodes.append({k: v for k, v in said["node"].items() if k != "kind"})
-        elif isinstance(said, dict) and "outcome" in said:
-            ended = said["outcome"]
-    if timed_out:
-        outcome = failure("Timeout", f"the graph exceeded its timeout of {timeout:g} s")
-        outcome.reason = "timeout"
-    elif ended is None:
-        outcome = failure("ProcessDied", f"the graph's process exited with code "
-                          f"{process.returncode} without an outcome",
-                          tail(stderr.decode(errors="replace")))  # fmt: skip
-    else:
-        outcome = Outcome.model_construct(status=ended["status"], results=ended.get("results"),
-                                          error=ErrorInfo.model_validate(ended["error"])
-                                          if ended.get("error") else None)  # fmt: skip
-    outcome.nodes = [NodeEntry.model_validate(node) for node in nodes]
-    outcome.started, outcome.stop = started, time.time()
-    return outcome
+        raw = graph if isinstance(graph, dict) else read(graph)[0]
+    except WorkflowError:
+        return None  # the child reports what is wrong with it
+    attrs = raw.get("graph")
+    engine = attrs.get("engine") if isinstance(attrs, dict) else None
+    return engine if isinstance(engine, str) else None

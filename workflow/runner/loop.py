@@ -25,7 +25,7 @@ from types import FrameType
 from workflow import errors
 from workflow.client import Client
 from workflow.policy import Backoff
-from workflow.runner.graphs import run_graph
+from workflow.runner.graphs import Graphs
 from workflow.runner.leases import Doc, Leases
 from workflow.runner.options import RunnerOptions
 from workflow.runner.outbox import Outbox
@@ -87,6 +87,7 @@ class Runner:
         self._can_hold = True  # the server can hold a withdraw until work comes
         self._holding = False  # the main loop's withdraw is held at the server now
         self._carried = False  # the last withdraw carried outcomes (so it did not wait)
+        self.graphs = Graphs(options.graph_engine)
 
     # -- the main loop -------------------------------------------------------------------
 
@@ -217,6 +218,7 @@ class Runner:
         self.outbox.close()
         self.stopping.set()
         self._close_slots()
+        self.graphs.close()
         return delivered
 
     def _lives_spent(self, in_flight: int) -> bool:
@@ -265,8 +267,8 @@ class Runner:
     # -- attempts ------------------------------------------------------------------------
 
     def _attempts(self, chunk: list[Doc], unsettled: dict[str, Doc]) -> None:
-        """Run a chunk in order: functions as batches in a slot, commands one by one.
-        Works leave ``unsettled`` as their outcomes are handed on."""
+        """Run a chunk in order: functions and graphs as batches in a slot, commands one
+        by one. Works leave ``unsettled`` as their outcomes are handed on."""
 
         def finished(done: list[tuple[Doc, Outcome]]) -> None:
             for work, _ in done:
@@ -275,9 +277,9 @@ class Runner:
 
         batch: list[Attempt] = []
         for work in chunk:
-            target = self.options.function or work.get("function")
-            if target and not self.stopping.is_set():
-                batch.append(self._attempt(work, target))
+            attempt = None if self.stopping.is_set() else self._attempt(work)
+            if attempt is not None:
+                batch.append(attempt)
                 continue
             if batch:
                 self._run_batch(batch, finished)
@@ -287,8 +289,6 @@ class Runner:
                 outcome = aborted(started, started)
             elif work.get("command"):
                 outcome = run_command(work["command"], self._time_left(work))
-            elif work.get("graph"):
-                outcome = run_graph(work, self._time_left(work), self.options.graph_engine)
             else:
                 outcome = failure("NothingToRun", "the work has no function, command or "
                                   "graph, and the runner was given no function")  # fmt: skip
@@ -297,9 +297,18 @@ class Runner:
         if batch:
             self._run_batch(batch, finished)
 
-    def _attempt(self, work: Doc, target: str) -> Attempt:
-        deadline = time.monotonic() + self._time_left(work)
-        return Attempt(work["id"], target, work.get("parameters"), work, deadline)
+    def _attempt(self, work: Doc) -> Attempt | None:
+        """How a slot runs ``work``; None for a work it does not run (a command)."""
+        target = self.options.function or work.get("function")
+        if target:
+            return Attempt(work["id"], target, work.get("parameters"), work, self._deadline(work))
+        if work.get("graph"):
+            how = self.graphs.how(work)  # may start the Dask cluster: before the deadline
+            return Attempt(work["id"], "", None, work, self._deadline(work), graph=how)
+        return None
+
+    def _deadline(self, work: Doc) -> float:
+        return time.monotonic() + self._time_left(work)
 
     def _time_left(self, work: Doc) -> float:
         # The timeout counts from the claim, measured on this host's own clock.

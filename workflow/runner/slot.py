@@ -1,8 +1,8 @@
-"""Where attempts run: a warm child process for functions (a batch of them per message),
-a process group for a command.
+"""Where attempts run: a warm child process for functions and graphs (a batch of them
+per message), a process group for a command.
 
-The parent enforces each work's timeout: a child that overruns is killed (and a fresh
-one runs the rest of the batch), and so is a command's whole process group. A child
+The parent enforces each work's timeout: a child that overruns is killed with its
+process group (and a fresh one runs the rest of the batch), and so is a command's. A child
 that dies (an exception that escapes, ``os._exit``, a segfault, the out-of-memory
 killer) ends only the attempt it was running, recorded with how it died.
 """
@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from workflow.runner import child
 from workflow.runner.outcome import failure, tail
 from workflow.wire import Outcome
+from workflow.work import NodeEntry
 
 # Children fork from a clean server process, never from the threaded runner itself.
 _CONTEXT = multiprocessing.get_context("forkserver")
@@ -50,6 +51,7 @@ class Attempt:
     parameters: dict[str, Any] | None
     work: dict[str, Any]  # the whole work, for a function that takes ``work``
     deadline: float  # time.monotonic() by which the attempt must have returned
+    graph: dict[str, Any] | None = None  # a graph work: {"engine", "scheduler"}
 
 
 #: Called with attempts and their outcomes, in order, as they end.
@@ -75,6 +77,7 @@ class Slot:
         self._halted = False
         # Set when this side kills the child: the attempt it was killed for, and why.
         self._victim: tuple[str, str] | None = None
+        self._nodes: dict[str, list[bytes]] = {}  # node runs said by a graph attempt
         self._start()
 
     def _start(self) -> None:
@@ -92,6 +95,9 @@ class Slot:
             # halt() and abort() of all stay in force: they come when the runner stops.
             self._pending = deque(attempts)
             self._aborts = set()
+            self._nodes = {}
+        if any(attempt.graph is not None for attempt in attempts):
+            deliver = self._with_nodes(deliver)
         try:
             while True:
                 with self._lock:
@@ -117,7 +123,7 @@ class Slot:
             self._process.join(timeout=5)
             self._conn.close()
             self._start()
-        jobs = [(a.key, a.target, a.parameters, a.work) for a in self._pending]
+        jobs = [(a.key, a.target, a.parameters, a.work, a.graph) for a in self._pending]
         with contextlib.suppress(OSError):  # a child that just died: _watch sees it
             self._conn.send(("run", jobs))
         return self._conn
@@ -143,10 +149,28 @@ class Slot:
                 if self._pending and self._pending[0].key in self._aborts:
                     self._kill(self._pending[0].key, "aborted", locked=True)
 
-    def _settle(self, got: list[tuple[str, bytes | None]]) -> list[tuple[Attempt, Outcome]]:
+    def _with_nodes(self, deliver: Deliver) -> Deliver:
+        """``deliver``, with the node runs each graph attempt said put into its outcome,
+        whatever ended it (a timeout or a crash included)."""
+
+        def delivering(done: list[tuple[Attempt, Outcome]]) -> None:
+            with self._lock:
+                said = [self._nodes.pop(attempt.key, []) for attempt, _ in done]
+            for (_, outcome), nodes in zip(done, said, strict=True):
+                if nodes:
+                    outcome.nodes = [NodeEntry.model_validate_json(node) for node in nodes]
+            deliver(done)
+
+        return delivering
+
+    def _settle(self, got: list[tuple[Any, ...]]) -> list[tuple[Attempt, Outcome]]:
         done = []
         with self._lock:
-            for key, said in got:
+            for message in got:
+                if len(message) == 3:  # (key, "node", entry): a graph's node run ended
+                    self._nodes.setdefault(message[0], []).append(message[2])
+                    continue
+                key, said = message
                 if not self._pending or self._pending[0].key != key:
                     continue  # cannot happen: the child answers in order
                 attempt = self._pending.popleft()
@@ -191,7 +215,7 @@ class Slot:
         if self._victim is None:
             self._victim = (key, why)
         if self._process.is_alive():
-            self._process.kill()
+            _kill_group(self._process)
 
     def abort(self, key: str | None = None) -> None:
         """Stop attempt ``key`` (or, without a key, every attempt of the batch): the one
@@ -226,12 +250,20 @@ class Slot:
                 self._conn.send(None)
             self._process.join(timeout=2)
             if self._process.is_alive():
-                self._process.kill()
+                _kill_group(self._process)
                 self._process.join(timeout=5)
             self._conn.close()
 
 
-def _drain(conn: Connection, ready: child.Ready) -> tuple[list[tuple[str, bytes | None]], bool]:
+def _kill_group(process: Any) -> None:
+    """Kill a child and its process group: whatever its attempt started goes with it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):  # not yet leading a group of its own
+        process.kill()
+
+
+def _drain(conn: Connection, ready: child.Ready) -> tuple[list[tuple[Any, ...]], bool]:
     """Every message waiting on ``conn``, and whether the child is gone."""
     got = []
     try:
