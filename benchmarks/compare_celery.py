@@ -11,7 +11,8 @@ Celery virtualenv); then the clock starts and ``celery -A ... worker --concurren
 (its key count polled every 20 ms), and every result must be ``SUCCESS``.
 
 Ours: ``lifecycle.run_lifecycle`` with the same N and W runner processes (concurrency
-1 each), once per ``--prefetch`` value (deposit first, then start the runners; the
+1 each), once per ``--prefetch`` value (``auto``: no ``--prefetch`` flag, the runner
+chooses; deposit first, then start the runners; the
 clock runs from starting them until the results hold N works). Both sides thus count
 their workers' start-up; ``steady`` counts from the first result instead.
 
@@ -19,8 +20,9 @@ What it installs when missing: ``redis-server`` with ``apt-get install -y redis-
 (``apt-get update`` first if that fails; needs root), and ``.venv-celery/`` at the
 project root with ``celery[redis]`` 5 (``python3 -m venv`` and pip).
 
-Goals (ours / Celery, ``works_per_s``): at least 5x with prefetch now; later at least
-10x with prefetch and 2x with one work per request.
+Goals (ours / Celery, ``works_per_s``): at least 5x with prefetch and with a runner
+started with no flags now; later at least 10x with prefetch and 2x with one work per
+request.
 
 Run: ``.venv/bin/python benchmarks/compare_celery.py`` (see ``--help``). Progress goes to
 stderr; stdout gets a table and, as its last line, one JSON object.
@@ -38,7 +40,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from lifecycle import numbers, run_lifecycle
+from lifecycle import label, numbers, prefetch_value, run_lifecycle
 from processes import BENCHMARKS, CpuMeter, clean_env, free_port, machine, note, stop, workdir
 from rich.console import Console
 from rich.table import Table
@@ -242,10 +244,12 @@ def run_celery(works: int, workers: int, folder: Path, python: Path, redis: str,
     return row
 
 
-def ours(works: int, workers: int, prefetch: int, folder: Path) -> dict[str, Any]:
-    """The lifecycle measurement as a row of this comparison."""
+def ours(works: int, workers: int, prefetch: int | None, folder: Path) -> dict[str, Any]:
+    """The lifecycle measurement as a row of this comparison (``prefetch`` None: the
+    runner started with no flags chooses)."""
     row = run_lifecycle(works, workers, prefetch, 1, folder)
-    mode = "one work per request" if prefetch == 1 else f"prefetch {prefetch}"
+    mode = ("no flags (runner chooses)" if prefetch is None else
+            "one work per request" if prefetch == 1 else f"prefetch {prefetch}")  # fmt: skip
     return {"system": "workflow", "mode": mode, "prefetch": prefetch, "works": works,
             "processes": workers, "wall_s": row["wall_s"], "works_per_s": row["works_per_s"],
             "steady_works_per_s": row["steady_works_per_s"], "startup_s": row["startup_s"],
@@ -253,9 +257,9 @@ def ours(works: int, workers: int, prefetch: int, folder: Path) -> dict[str, Any
             "broker_cpu_ms_per_work": row["server_cpu_ms_per_work"]}  # fmt: skip
 
 
-def goal(prefetch: int, ratio: float) -> str:
+def goal(prefetch: int | None, ratio: float) -> str:
     """The goal of this mode and whether ``ratio`` meets it."""
-    now, later = GOALS["prefetch" if prefetch > 1 else "one per request"]
+    now, later = GOALS["one per request" if prefetch == 1 else "prefetch"]
     parts = []
     if now is not None:
         parts.append(f">= {now:g}x {'met' if ratio >= now else 'MISSED'}")
@@ -291,7 +295,7 @@ def main() -> None:
     parser.add_argument("--works", type=int, default=20000, help="works (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2,
                         help="Celery worker processes and our runners (default: %(default)s)")
-    parser.add_argument("--prefetch", default="1,50,500",
+    parser.add_argument("--prefetch", default="auto,1,50,500",
                         help="our works per withdraw, one run each (default: %(default)s)")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="write the stores, modules and logs here and keep them")
@@ -309,19 +313,19 @@ def main() -> None:
         celery = run_celery(args.works, args.workers, folder, python, redis)
         celery["prefetch"] = None
         rows = [ours(args.works, args.workers, prefetch, folder)
-                for prefetch in numbers(args.prefetch)]  # fmt: skip
+                for prefetch in numbers(args.prefetch, prefetch_value)]  # fmt: skip
     runtime = time.perf_counter() - began
 
     Console(width=180).print(table([celery, *rows], celery))
     print(f"total runtime {runtime:.0f} s; Celery {version}, Redis {redis_version}")
-    ratios = {str(r["prefetch"]): round(r["works_per_s"] / celery["works_per_s"], 3)
+    ratios = {label(r["prefetch"]): round(r["works_per_s"] / celery["works_per_s"], 3)
               for r in rows}  # fmt: skip
     print(json.dumps({
         "benchmark": "compare_celery", "works": args.works, "workers": args.workers,
         "celery_works_per_s": celery["works_per_s"],
-        "ours_works_per_s": {str(r["prefetch"]): r["works_per_s"] for r in rows},
+        "ours_works_per_s": {label(r["prefetch"]): r["works_per_s"] for r in rows},
         "ratio": ratios,
-        "steady_ratio": {str(r["prefetch"]): round(r["steady_works_per_s"]
+        "steady_ratio": {label(r["prefetch"]): round(r["steady_works_per_s"]
                                                    / celery["steady_works_per_s"], 3)
                          for r in rows},
         "goals": {"prefetch_min_ratio": GOALS["prefetch"][0],

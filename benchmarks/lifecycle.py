@@ -99,7 +99,7 @@ def verify(store: SqliteStore, ids: list[str], pipeline: str) -> dict[str, Any]:
     return {"per_runner": sorted(runners.values(), reverse=True), "first_claim": first_claim}
 
 
-def run_lifecycle(works: int, runners: int, prefetch: int, concurrency: int, folder: Path,
+def run_lifecycle(works: int, runners: int, prefetch: int | None, concurrency: int, folder: Path,
                   profile: Path | None = None, log_format: str = "text",
                   timeout: float = 1800.0) -> dict[str, Any]:  # fmt: skip
     """One measurement on a fresh store and server; returns its row (see ``table``).
@@ -108,7 +108,7 @@ def run_lifecycle(works: int, runners: int, prefetch: int, concurrency: int, fol
         RuntimeError: a runner failed, the works were not all done in ``timeout``
             seconds, or the results are not what they should be.
     """
-    name = f"p{prefetch}-c{concurrency}-r{runners}"
+    name = f"p{label(prefetch)}-c{concurrency}-r{runners}"
     path = folder / f"lifecycle-{name}.db"
     url = f"sqlite:///{path.resolve()}"
     with serve(url, folder / f"serve-{name}.log") as (base, server), ExitStack() as stack:
@@ -122,8 +122,9 @@ def run_lifecycle(works: int, runners: int, prefetch: int, concurrency: int, fol
         meter.start()
         env = clean_env()
         command = [sys.executable, "-m", "workflow", "run", PIPELINE, FUNCTION, "--burst",
-                   "--prefetch", str(prefetch), "--concurrency", str(concurrency),
-                   "--url", base, "--log-format", log_format]  # fmt: skip
+                   *(["--prefetch", str(prefetch)] if prefetch else []),
+                   "--concurrency", str(concurrency), "--url", base,
+                   "--log-format", log_format]  # fmt: skip
         processes: list[subprocess.Popen] = []
         started = time.time()
         for i in range(runners):
@@ -215,7 +216,7 @@ def table(rows: list[dict[str, Any]], title: str = "lifecycle: deposit first, th
         out.add_column(column, justify="right")
     for row in rows:
         out.add_row(
-            f"{row['works']:,}", str(row["runners"]), str(row["prefetch"]),
+            f"{row['works']:,}", str(row["runners"]), label(row["prefetch"]),
             str(row["concurrency"]), f"{row['wall_s']:.2f}", f"{row['works_per_s']:,.1f}",
             f"{row['steady_works_per_s']:,.1f}", f"{row['startup_s']:.2f}",
             f"{row['server_cpu_ms_per_work']:.3f}", f"{row['runner_cpu_ms_per_work']:.3f}",
@@ -257,13 +258,23 @@ def numbers(text: str, kind: Callable[[str], Any] = int) -> list[Any]:
     return [kind(part) for part in text.split(",") if part.strip()]
 
 
+def prefetch_value(text: str) -> int | None:
+    """A ``--prefetch`` value: a number, or ``auto`` (None: the runner chooses)."""
+    return None if text.strip() == "auto" else int(text)
+
+
+def label(prefetch: int | None) -> str:
+    """How a prefetch value reads in names, tables and JSON keys."""
+    return "auto" if prefetch is None else str(prefetch)
+
+
 def main() -> None:
     """Parse the arguments, measure every prefetch value, print the table and JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--works", type=int, default=20000, help="works (default: %(default)s)")
     parser.add_argument("--runners", type=int, default=2,
                         help="runner processes (default: %(default)s)")
-    parser.add_argument("--prefetch", default="1,50,500",
+    parser.add_argument("--prefetch", default="auto,1,50,500",
                         help="comma-separated works per withdraw, one run each "
                              "(default: %(default)s)")  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=1,
@@ -286,7 +297,7 @@ def main() -> None:
         folder = workdir(stack, args.keep, "lifecycle-")
         rows = [run_lifecycle(args.works, args.runners, prefetch, args.concurrency, folder,
                               args.profile, args.log_format)
-                for prefetch in numbers(args.prefetch)]  # fmt: skip
+                for prefetch in numbers(args.prefetch, prefetch_value)]  # fmt: skip
     runtime = time.perf_counter() - began
 
     console = Console(width=170)
@@ -297,7 +308,7 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "lifecycle", "works": args.works, "runners": args.runners,
         "concurrency": args.concurrency,
-        "works_per_s": {str(row["prefetch"]): row["works_per_s"] for row in rows},
+        "works_per_s": {label(row["prefetch"]): row["works_per_s"] for row in rows},
         "results": rows, "runtime_s": round(runtime, 1), "machine": machine(),
     }))  # fmt: skip
 

@@ -68,8 +68,9 @@ def pipelines_and_function(args: tuple[str, ...], pipeline: tuple[str, ...],
               envvar="WORKFLOW_MAX_SLEEP", show_envvar=True)
 @click.option("-c", "--concurrency", type=click.IntRange(1, 256), default=1,
               envvar="WORKFLOW_CONCURRENCY", show_envvar=True, help="Attempts at once.")
-@click.option("--prefetch", type=click.IntRange(1, 1000), default=1, envvar="WORKFLOW_PREFETCH",
-              show_envvar=True, help="Works to claim per withdraw.")
+@click.option("--prefetch", type=click.IntRange(1, 1000), envvar="WORKFLOW_PREFETCH",
+              show_envvar=True, help="Works to keep claimed [default: the runner chooses: "
+              "up to 500, as many as it expects to start within 5% of their timeout].")
 @click.option("--lease", type=click.FloatRange(min=1), default=60.0, envvar="WORKFLOW_LEASE",
               show_envvar=True, help="Seconds a claim holds between heartbeats.")
 @click.option("--grace", type=click.FloatRange(min=0), default=30.0, envvar="WORKFLOW_GRACE",
@@ -89,7 +90,7 @@ def pipelines_and_function(args: tuple[str, ...], pipeline: tuple[str, ...],
 @click.option("--token", envvar="WORKFLOW_TOKEN", show_envvar=True)
 def run(args: tuple[str, ...], pipeline: tuple[str, ...], function: str | None,
         site: str | None, tags: tuple[str, ...], lives: int | None, burst: bool, sleep: float,
-        max_sleep: float, concurrency: int, prefetch: int, lease: float, grace: float,
+        max_sleep: float, concurrency: int, prefetch: int | None, lease: float, grace: float,
         archive: Path | None, graph_engine: str, spool: Path | None, log_format: str,
         url: str, token: str | None) -> None:  # fmt: skip
     """Take work from PIPELINE, run it, report the outcome; FUNCTION (optional) runs for

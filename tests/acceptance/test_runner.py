@@ -158,7 +158,9 @@ def test_priorities_are_respected_across_pipelines(server: Server, runner: Any) 
         for pipeline, priority in [("low", 1), ("high", 5), ("low", 4), ("high", 2), ("low", 3)]
     ])  # fmt: skip
     _finish(runner("-p", "low", "-p", "high", "--burst"))
-    starts = sorted((_get(server, id)["start"], _get(server, id)["priority"]) for id in ids)
+    # When each attempt began: works claimed together share their claim time ("start").
+    works = [_get(server, id) for id in ids]
+    starts = sorted((work["history"][0]["started"], work["priority"]) for work in works)
     assert [priority for _, priority in starts] == [5, 4, 3, 2, 1]
 
 
@@ -306,3 +308,27 @@ def test_an_idle_runner_waits_at_the_server_and_starts_new_work_at_once(
     process.send_signal(signal.SIGTERM)
     _finish(process, seconds=15)
     assert time.monotonic() - stopped < 5, "its held withdraw does not hold up its stop"
+
+
+def _claims(server: Server, ids: list[str]) -> list[int]:
+    """How many of the works each claim took, by the claim time their history shares."""
+    sizes: dict[float, int] = {}
+    for id in ids:
+        claimed = _get(server, id)["history"][0]["claimed"]
+        sizes[claimed] = sizes.get(claimed, 0) + 1
+    return sorted(sizes.values())
+
+
+def test_a_runner_left_to_choose_claims_short_works_many_at_once_and_slow_ones_alone(
+        server: Server, runner: Any) -> None:  # fmt: skip
+    quick = _deposit(server, *[{"pipeline": "quick", "function": "usertasks.double",
+                                "parameters": {"x": n}} for n in range(300)])  # fmt: skip
+    _finish(runner("quick", "--burst"))
+    claims = _claims(server, quick)
+    assert sum(claims) == 300 and len(claims) <= 30 and max(claims) >= 32, claims
+    # 0.3 s each, timeout 5 s: one in hand already waits up to 5% of the timeout.
+    slow = _deposit(server, *[{"pipeline": "slow", "function": "usertasks.slow",
+                               "parameters": {"seconds": 0.3}, "timeout": 5}
+                              for _ in range(6)])  # fmt: skip
+    _finish(runner("slow", "--burst"))
+    assert _claims(server, slow) == [1] * 6

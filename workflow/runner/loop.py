@@ -1,9 +1,10 @@
 """The runner: withdraw work, run it, report the outcome, until told to stop.
 
-Threads: the main loop withdraws (``prefetch`` at a time) and hands works to up to
+Threads: the main loop withdraws (``prefetch`` at a time, or as many as ``runner/pace.py``
+chooses) and hands works to up to
 ``concurrency`` attempt threads, each running chunks of works in its own slot; a heartbeat
 thread keeps every held lease alive; the outbox thread delivers outcomes. A runner that
-holds one work at a time (prefetch 1, concurrency 1) runs it in the main loop itself:
+pinned to one work at a time (prefetch 1, concurrency 1) runs it in the main loop itself:
 the loop would only wait for it, and two thread switches per work cost more than the
 bookkeeping. On SIGTERM or SIGINT the runner stops withdrawing, hands back what it has
 not started, lets running attempts finish within ``grace`` seconds, and hands back the
@@ -30,6 +31,7 @@ from workflow.runner.leases import Doc, Leases
 from workflow.runner.options import RunnerOptions
 from workflow.runner.outbox import Outbox
 from workflow.runner.outcome import failure
+from workflow.runner.pace import Pace
 from workflow.runner.report import Reporter
 from workflow.runner.slot import Attempt, Slot, aborted, run_command
 from workflow.wire import Outcome, Withdraw
@@ -71,14 +73,11 @@ class Runner:
         self._in_flight = 0  # claimed works queued or running here
         self._todo: deque[Doc] = deque()
         self._closing = False  # attempt threads take nothing more
-        self._backlog = backlog = max(options.prefetch, options.concurrency)
-        # The main loop claims more once no more than this many are in flight: with
-        # prefetch, while half the batch is still to run, so that no attempt thread
-        # waits for a withdraw; without, as soon as an attempt thread is free.
-        self._refill_at = backlog // 2 if options.prefetch > options.concurrency else (
-            options.concurrency - 1)  # fmt: skip
+        self.pace = Pace(options.concurrency, options.prefetch)
+        self._backlog = self.pace.backlog()  # works to keep in hand (runner/pace.py)
+        self._refill_at = self.pace.refill_at(self._backlog)  # withdraw at or below this
         # One work at a time: the main loop runs it (see the module's docstring).
-        self._serial = options.concurrency == 1 and options.prefetch <= 1
+        self._serial = options.concurrency == 1 and options.prefetch == 1
         self._slots: queue.Queue[Slot] = queue.Queue()
         self._all_slots: list[Slot] = []
         self._warming: threading.Thread | None = None
@@ -105,7 +104,6 @@ class Runner:
         for worker in workers:
             worker.start()
         idle = Backoff(first=self.options.sleep, factor=2.0, cap=self.options.max_sleep)
-        backlog, refill_at = self._backlog, self._refill_at
         while not self.stopping.is_set():
             if self._serial and (chunk := self._take(wait=False)) is not None:
                 self._run_chunk(chunk)
@@ -114,9 +112,11 @@ class Runner:
                 in_flight = self._in_flight
                 if self._lives_spent(in_flight):
                     break
-                if in_flight > refill_at:
+                if in_flight > self._refill_at:
                     self._changed.wait(0.5)
                     continue
+                backlog = self._backlog = self.pace.backlog()
+                self._refill_at = self.pace.refill_at(backlog)
             # With nothing in hand, the withdraw waits at the server for work to come
             # (a server that cannot hold one: the idle back-off below).
             hold = HOLD if self._can_hold and not in_flight and not self.options.burst else 0
@@ -355,8 +355,11 @@ class Runner:
         self.leases.hand_back(back, "runner-stopping")
         with self._changed:
             self.finished += len(records)
-            for work, _ in done:
+            for work, outcome in done:
                 self._running.pop(work["id"], None)
+                if self.pace.pinned is None and outcome.stop is not None:
+                    self.pace.ran(outcome.stop - (outcome.started or outcome.stop),
+                                  float(work["timeout"]))  # fmt: skip
             self._in_flight -= len(done)
             # Wake the main loop only when it has something to do: waking it after
             # every outcome costs more than the outcome's bookkeeping.

@@ -27,7 +27,7 @@ class RunnerOptions:
     sleep: float = 1.0
     max_sleep: float = 30.0
     concurrency: int = 1
-    prefetch: int = 1
+    prefetch: int | None = None  # None: the runner chooses (runner/pace.py)
     lease: float = 60.0
     grace: float = 30.0
     archive: Path | None = None
