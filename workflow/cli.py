@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,10 +10,17 @@ from typing import Any
 
 import click
 import yaml
-from click.core import ParameterSource
 
-from workflow import __version__, cli_buckets, cli_graph, cli_results, cli_run, cli_token
-from workflow.cli_values import key_values
+from workflow import (
+    __version__,
+    cli_buckets,
+    cli_graph,
+    cli_results,
+    cli_run,
+    cli_token,
+    cli_watch,
+)
+from workflow.cli_values import fill_work, what_to_run, work_fields
 from workflow.errors import InvalidWork, WorkflowError
 from workflow.settings import DEFAULT_URL
 
@@ -153,28 +159,6 @@ def connect(command: Callable[..., Any]) -> Callable[..., Any]:
     return with_client
 
 
-def _graph(ctx: click.Context, param: click.Parameter, value: str | None
-           ) -> dict[str, Any] | str | None:  # fmt: skip
-    """A graph file's content (checked), or a package resource name as it is."""
-    if value is None or not Path(value).exists():
-        return value
-    from workflow.graph.loading import load, read
-
-    try:
-        raw, _ = read(value)
-        load(value)
-    except WorkflowError as exc:
-        raise click.BadParameter(exc.message, ctx, param) from None
-    return raw
-
-
-def _argv(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
-    try:
-        return None if value is None else shlex.split(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx, param) from None
-
-
 def load_works(source: str) -> list[Any]:
     """The works in a JSON or YAML file (``-``: standard input): one object or a list.
 
@@ -211,36 +195,6 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{getattr(exc, 'problem', None) or exc}{where}"
 
 
-def fill_work(raw: dict[str, Any], override: dict[str, Any], fill: dict[str, Any]
-              ) -> dict[str, Any]:  # fmt: skip
-    """``raw`` with ``override`` on top and ``fill`` where ``raw`` has no value;
-    ``parameters`` are merged key by key."""
-    work = {**{k: v for k, v in fill.items() if raw.get(k) is None}, **raw, **override}
-    runs = [name for name in ("function", "command", "graph") if name in override]
-    if len(runs) > 1:
-        raise InvalidWork(f"give one of function, command or graph, not {' and '.join(runs)}",
-                          field=runs[1])  # fmt: skip
-    for other in {"function", "command", "graph"} - set(runs[:1]) if runs else ():
-        work.pop(other, None)
-    params = override.get("parameters")
-    if params and isinstance(raw.get("parameters"), dict):
-        work["parameters"] = {**raw["parameters"], **params}
-    return work
-
-
-def _fields(ctx: click.Context, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Work fields from the options: (typed on the command line, from the environment)."""
-    override: dict[str, Any] = {}
-    fill: dict[str, Any] = {}
-    for name, value in options.items():
-        if value is None or value == () or value == {}:
-            continue
-        source = ctx.get_parameter_source(name)
-        target = fill if source == ParameterSource.ENVIRONMENT else override
-        target[name] = list(value) if isinstance(value, tuple) else value
-    return override, fill
-
-
 def _deposit_all(client: Any, works: list[Any]) -> list[str]:
     if len(works) <= DEPOSIT_BATCH:
         return client.deposit(works)  # type: ignore[no-any-return]
@@ -260,17 +214,7 @@ def _deposit_all(client: Any, works: list[Any]) -> list[str]:
 @connect
 @click.argument("file", required=False)
 @click.option("-p", "--pipeline", help="Pipeline (bucket) of the works.")
-@click.option("--function", help="Dotted path of the function to run: package.module.name.")
-@click.option("--command", callback=_argv,
-              help='Command to run, one string split as a shell would: "fold --dm 300".')
-@click.option("--graph", callback=_graph, metavar="GRAPH",
-              help="A workflow graph to run: a JSON or YAML file (sent inline, so runners "
-              "anywhere can run it), or package.name for one inside a package the runners "
-              "have.")  # fmt: skip
-@click.option("--param", "parameters", multiple=True, metavar="KEY=VALUE", callback=key_values,
-              help="A parameter, repeatable; VALUE is read as JSON when it parses, else "
-              "as a string. Merged into each work's parameters (graph inputs for a graph: "
-              "NAME, or NODE:NAME).")  # fmt: skip
+@what_to_run
 @click.option("--priority", type=int, help="1 (lowest) to 5 (highest).")
 @click.option("--retries", type=int, help="Attempts allowed after the first, 0 to 5.")
 @click.option("--timeout", type=int, help="Seconds one attempt may run.")
@@ -295,7 +239,7 @@ def deposit(ctx: click.Context, file: str | None, count: int, as_json: bool,
     """
     from workflow.work import parse_work
 
-    override, fill = _fields(ctx, options)
+    override, fill = work_fields(ctx, options)
     raws = load_works(file) if file else [{}]
     where = "works[{}]" if file else "work"
     works = [parse_work(fill_work(raw, override, fill), where.format(i))
@@ -345,6 +289,7 @@ def token() -> None:
 
 
 cli.add_command(cli_run.run)
+cli.add_command(cli_watch.watch)
 for _command in cli_token.COMMANDS:
     token.add_command(_command)
 for _command in cli_graph.COMMANDS:

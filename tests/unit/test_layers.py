@@ -11,10 +11,11 @@ import pytest
 #: What a runner host must never load.
 SERVER = ("workflow.store", "workflow.buckets", "workflow.results", "workflow.service",
           "fastapi", "starlette", "uvicorn")  # fmt: skip
-#: Everything a runner host runs: the runner's modules, the client and the CLI.
+#: Everything a runner host runs: the runner's modules, the client, the CLI and the
+#: folder watcher (``workflow watch``), which runs on acquisition hosts beside the runner.
 RUNNER = ("workflow.runner", "workflow.runner.loop", "workflow.runner.child",
           "workflow.runner.graphs", "workflow.runner.slot", "workflow.runner.archive",
-          "workflow.graph.work", "workflow.client", "workflow.cli")  # fmt: skip
+          "workflow.graph.work", "workflow.client", "workflow.cli", "workflow.watch")  # fmt: skip
 
 
 def _loaded(*modules: str) -> set[str]:
