@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from collections.abc import Callable
@@ -83,8 +84,19 @@ def serve(host: str, port: int, store: str, archive: str, log_level: str) -> Non
         click.echo(f"workflow serve: no access tokens configured: anyone who can reach "
                    f"{host}:{port} may do everything (loopback only)", err=True)  # fmt: skip
     config = uvicorn.Config(create_app(settings, opened), host=host, port=port,
-                            log_level=log_level, access_log=log_level == "debug")  # fmt: skip
+                            log_level=log_level, access_log=log_level == "debug",
+                            log_config=_log_config(log_level))  # fmt: skip
     Serving(config).run()
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging, and the server's own lines (``workflow.*``) beside its own."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["workflow"] = {"handlers": ["default"], "level": level.upper(),
+                                     "propagate": False}  # fmt: skip
+    return config
 
 
 @cli.command()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
 from workflow.work import MAX_INT, ActionEntry, ErrorInfo, Int64, NodeEntry, Work, invalid, new_id
 
@@ -56,6 +56,22 @@ def deposit_payloads(works: Sequence[Work | Doc]) -> list[Doc]:
                 payload.pop(name)
         out.append(payload)
     return out
+
+
+class Deposit(RootModel[Any]):
+    """A deposit's body: one work or a list of them, as JSON (``Buckets.deposit`` checks
+    each work and says which is wrong)."""
+
+    @property
+    def works(self) -> Any:
+        """The works deposited (a single work as a list of one)."""
+        return [self.root] if isinstance(self.root, dict) else self.root
+
+
+class DepositOptions(Strict):
+    """A deposit's query: ``return_ids`` answers with the ids instead of ``true``."""
+
+    return_ids: bool = False
 
 
 #: Longest a withdraw may wait for work, in seconds.

@@ -1,14 +1,15 @@
 """The runner: withdraw work, run it, report the outcome, until told to stop.
 
-Threads: the main loop withdraws (``prefetch`` at a time, or as many as ``runner/pace.py``
-chooses) and hands works to up to
-``concurrency`` attempt threads, each running chunks of works in its own slot; a heartbeat
-thread keeps every held lease alive; the outbox thread delivers outcomes. A runner that
-pinned to one work at a time (prefetch 1, concurrency 1) runs it in the main loop itself:
-the loop would only wait for it, and two thread switches per work cost more than the
-bookkeeping. On SIGTERM or SIGINT the runner stops withdrawing, hands back what it has
-not started, lets running attempts finish within ``grace`` seconds, and hands back the
-rest, uncounted.
+Threads: the main loop withdraws (``prefetch`` at a time, or as many as
+``runner/pace.py`` chooses) and hands works to up to ``concurrency`` attempt threads,
+each running chunks of works in its own slot; a heartbeat thread keeps every held lease
+alive; the outbox thread delivers outcomes. A runner pinned to one work at a time
+(prefetch 1, concurrency 1) runs each in the main loop itself: the loop would only wait
+for it, and two thread switches per work cost more than the bookkeeping. So does a
+runner of one attempt at a time with a lone work that came while it was idle, the
+common case of online processing: its start is a thread switch sooner. On SIGTERM or
+SIGINT the runner stops withdrawing, hands back what it has not started, lets running
+attempts finish within ``grace`` seconds, and hands back the rest, uncounted.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class Runner:
         self._refill_at = self.pace.refill_at(self._backlog)  # withdraw at or below this
         # One work at a time: the main loop runs it (see the module's docstring).
         self._serial = options.concurrency == 1 and options.prefetch == 1
+        self._here = False  # the main loop is running works itself
         self._slots: queue.Queue[Slot] = queue.Queue()
         self._all_slots: list[Slot] = []
         self._warming: threading.Thread | None = None
@@ -105,9 +107,6 @@ class Runner:
             worker.start()
         idle = Backoff(first=self.options.sleep, factor=2.0, cap=self.options.max_sleep)
         while not self.stopping.is_set():
-            if self._serial and (chunk := self._take(wait=False)) is not None:
-                self._run_chunk(chunk)
-                continue  # a stop may have come meanwhile
             with self._changed:
                 in_flight = self._in_flight
                 if self._lives_spent(in_flight):
@@ -117,19 +116,23 @@ class Runner:
                     continue
                 backlog = self._backlog = self.pace.backlog()
                 self._refill_at = self.pace.refill_at(backlog)
-            # With nothing in hand, the withdraw waits at the server for work to come
-            # (a server that cannot hold one: the idle back-off below).
-            hold = HOLD if self._can_hold and not in_flight and not self.options.burst else 0
+            # The withdraw waits at the server for work to come, also while works run
+            # here (their outcomes then go out on their own); a server that cannot hold
+            # one: the back-off below.
+            hold = HOLD if self._can_hold and not self.options.burst else 0
             asked = time.monotonic()
             works = self._withdraw(backlog - in_flight, in_flight, hold)
             if not works and hold and self._carried:
                 continue  # it carried outcomes, so it did not wait: now it may
+            with self._lock:
+                in_flight = self._in_flight
             if works:
                 idle.reset()
-                self._queue(works)
-            elif in_flight:
-                with self._changed:
-                    self._changed.wait(0.5)
+                self._hand(works, in_flight)
+            elif hold and self._can_hold and time.monotonic() - asked >= hold / 2:
+                continue  # held for its time: ask again
+            elif in_flight:  # wait for room rather than ask again at once
+                self._fewer_than(in_flight, 0.5)
             elif self.options.burst:
                 # Our own undelivered outcomes may queue work again (a failure with
                 # retries left): settle them before deciding nothing is left.
@@ -137,14 +140,37 @@ class Runner:
                 works = self._withdraw(backlog, 0)
                 if not works:
                     break
-                self._queue(works)
-            elif not (hold and self._can_hold) or time.monotonic() - asked < hold / 2:
-                # Not held (the server cannot, or holds for less: WORKFLOW_MAX_WAIT): back off.
+                self._hand(works, 0)
+            else:  # not held (the server cannot, or holds less: WORKFLOW_MAX_WAIT): back off
                 self.stopping.wait(idle.next())
         delivered = self._stop(workers)
         if self.failed:
             return FAULT
         return 0 if delivered else UNDELIVERED
+
+    def _fewer_than(self, in_flight: int, seconds: float) -> None:
+        """Wait up to ``seconds`` for fewer than ``in_flight`` works in hand."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._in_flight < in_flight, seconds)
+
+    def _hand(self, works: list[Doc], in_flight: int) -> None:
+        """Run ``works`` here, or queue them for the attempt threads."""
+        if self._serial or (self.options.concurrency == 1 and len(works) == 1
+                            and not in_flight):  # fmt: skip
+            self._run_here(works)
+        else:
+            self._queue(works)
+
+    def _run_here(self, works: list[Doc]) -> None:
+        """Run ``works`` in the main loop: all of them when pinned to one at a time, or a
+        lone work that came to an idle runner (a thread switch saved on its start)."""
+        with self._lock:
+            self._in_flight += len(works)
+        self._here = True
+        try:
+            self._run_chunk(works)
+        finally:
+            self._here = False
 
     def _queue(self, works: list[Doc]) -> None:
         with self._lock:
@@ -152,13 +178,12 @@ class Runner:
             self._todo.extend(works)
             self._ready.notify_all()
 
-    def _take(self, wait: bool = True) -> list[Doc] | None:
-        """The next chunk for an attempt thread: a share of what is queued, so that
-        every thread gets some and none waits while another holds a long list. None
-        when closing, or without ``wait`` when nothing is queued."""
+    def _take(self) -> list[Doc] | None:
+        """The next chunk for an attempt thread, once there is one: a share of what is
+        queued, so that every thread gets some and none waits while another holds a long
+        list. None when closing."""
         with self._ready:
-            if wait:
-                self._ready.wait_for(lambda: self._todo or self._closing)
+            self._ready.wait_for(lambda: self._todo or self._closing)
             if not self._todo or self._closing:
                 return None
             size = -(-len(self._todo) // self.options.concurrency)
@@ -234,7 +259,7 @@ class Runner:
             return []
         # Outcomes that finished just now go with the withdraw: one request for both. The
         # server answers such a request at once (its reply settles them): no waiting.
-        riders = self.outbox.take_riders()
+        riders = self.outbox.take_riders(hold=hold > 0)
         self._carried = bool(riders)
         want = self._want.model_copy(update={"limit": limit, "wait": 0 if riders else hold})
         try:
@@ -255,6 +280,7 @@ class Runner:
             return []
         finally:
             self._holding = False
+            self.outbox.held_ended()
         if riders:
             self.outbox.riders_answered(riders, replies)
         self.leases.hold(works)
@@ -395,7 +421,7 @@ class Runner:
             if self._holding:  # the main loop waits at the server for work: end that
                 threading.Thread(target=self._end_hold, name="workflow-end-hold",
                                  daemon=True).start()  # fmt: skip
-            if self._serial:
+            if self._here:
                 # The work runs right here, so _stop cannot time its grace: a thread
                 # does (never this handler, which may have interrupted a slot's lock).
                 cutoff = threading.Timer(self.options.grace, self._abort_running)

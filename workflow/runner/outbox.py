@@ -138,6 +138,7 @@ class Outbox:
         self.on_done = on_done
         self._fresh: list[Record] = []  # handed in, not yet journaled
         self._riders: list[Record] = []  # handed in to ride a withdraw, not yet journaled
+        self._held = False  # a withdraw is held at the server: nothing rides meanwhile
         self._riders_since = 0.0  # monotonic time the oldest rider came
         self._again: list[Record] = []  # journaled riders whose request failed
         self._unsettled = 0  # journaled by us, not yet settled
@@ -170,7 +171,7 @@ class Outbox:
             return
         with self._changed:
             self._pending += len(records)
-            if not ride:
+            if not ride or self._held:  # the withdraw is held at the server: no waiting
                 self._fresh.extend(records)
                 self._changed.notify_all()
                 return
@@ -180,16 +181,24 @@ class Outbox:
                 self._riders_since = time.monotonic()
             self._riders.extend(records)
 
-    def take_riders(self) -> list[Record]:
+    def take_riders(self, hold: bool = False) -> list[Record]:
         """The outcomes waiting to ride a withdraw (up to ``BATCH``), journaled now: send
-        them, then call ``riders_answered`` or ``riders_failed``."""
+        them, then call ``riders_answered`` or ``riders_failed``. With ``hold`` and none
+        waiting, the withdraw is to be held at the server: until ``held_ended``,
+        outcomes go out at once rather than wait for it."""
         with self._changed:
+            self._held = hold and not self._riders
             records, self._riders = self._riders[:BATCH], self._riders[BATCH:]
             if records:
                 assert self._journal is not None
                 self._journal.append(records)
                 self._unsettled += len(records)
         return records
+
+    def held_ended(self) -> None:
+        """The withdraw held at the server has returned: outcomes may ride again."""
+        with self._changed:
+            self._held = False
 
     def riders_answered(self, records: list[Record], replies: list[dict[str, Any]]) -> None:
         """The server's replies to riders: settle them; the rest go out on their own."""

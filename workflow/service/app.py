@@ -12,13 +12,13 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from workflow import __version__
 from workflow.buckets import Buckets
-from workflow.errors import WorkflowError
+from workflow.errors import StoreUnavailable, WorkflowError
 from workflow.results import Results
 from workflow.service import (
     access,
@@ -35,7 +35,7 @@ from workflow.service.edge import Edge
 from workflow.service.hot import HotPaths
 from workflow.service.waiting import Finishes, WaitingRoom
 from workflow.settings import ServerSettings
-from workflow.store import Store, open_store
+from workflow.store import Following, Store, open_store
 from workflow.wire import Doc
 
 log = logging.getLogger("workflow.serve")
@@ -60,13 +60,14 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
         app.state.buckets = buckets
         app.state.results = Results(store, results_limit=settings.results_limit)
         room = WaitingRoom(lambda want, by: buckets.withdraw(want, by=by),
-                           lambda works: _give_back(buckets, works), poll=store.shared,
+                           lambda works: _give_back(buckets, works),
                            longest=settings.max_wait)  # fmt: skip
         room.start()
-        finishes = Finishes(poll=store.shared)
+        finishes = Finishes()
         finishes.start()
         app.state.waiting, app.state.finishes = room, finishes
         buckets.changed, buckets.finished = room.changed, finishes.finished
+        following = _follow(app, store, room, finishes)
         stop = threading.Event()
         reaper = threading.Thread(target=_reap, args=(app.state.buckets, settings, stop),
                                   name="workflow-reaper", daemon=True)  # fmt: skip
@@ -76,6 +77,8 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
         finally:
             room.close()
             finishes.close()
+            if following is not None:
+                following.stop()
             stop.set()
             reaper.join(timeout=10)
             store.close()
@@ -83,9 +86,11 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
     app = FastAPI(title="workflow", version=__version__, lifespan=lifespan,
                   description="Buckets of work, runners, and their results.")  # fmt: skip
     app.state.settings = settings
+    app.state.wake = "local"  # until a shared store opens (_follow)
     errors.install(app)
     if settings.fast_paths:
-        app.add_middleware(HotPaths, routes=buckets_api.fast.table("/buckets"))
+        app.add_middleware(HotPaths, routes={**buckets_api.fast.table("/buckets"),
+                                             **chime_buckets.fast.table("/buckets")})
     # Added last, so it runs first: no route reads a body the edge has not checked.
     app.add_middleware(Edge, max_body=settings.max_body, max_depth=settings.max_depth)
     for prefix, chime, ours in (("/buckets", chime_buckets, buckets_api),
@@ -114,6 +119,35 @@ class Serving(uvicorn.Server):
                 held.close_soon()
 
 
+def _follow(app: FastAPI, store: Store, room: WaitingRoom, finishes: Finishes
+            ) -> Following | None:  # fmt: skip
+    """How the held requests hear of changes other servers make to a shared store:
+    through the store (``Store.follow``: a MongoDB change stream), or else by looking
+    every 100 ms. Logs which, and keeps it in ``app.state.wake`` for ``/version``:
+    ``local`` (no other servers), ``change-stream`` or ``poll``."""
+    if not store.shared:
+        return None
+
+    def unheard(level: int, why: str) -> None:
+        app.state.wake = "poll"
+        log.log(level, "%s: held requests look every 100 ms", why)
+        room.start_polling()
+        finishes.start_polling()
+
+    try:
+        following = store.follow(room.changed, finishes.finished,
+                                 lambda: unheard(logging.WARNING, "MongoDB change stream lost"))
+    except StoreUnavailable as exc:  # unreachable at start-up
+        unheard(logging.WARNING, str(exc))
+        return None
+    if following is None:
+        unheard(logging.INFO, "MongoDB without change streams (not a replica set)")
+    else:
+        app.state.wake = "change-stream"
+        log.info("MongoDB change stream: held requests wake on other servers' changes")
+    return following
+
+
 def _web_ui(app: FastAPI) -> None:
     """The web UI at ``/``; its files hold no data, so they need no token (the API calls
     they make do)."""
@@ -131,8 +165,10 @@ def _version_router(prefix: str) -> APIRouter:
     name = f"version{prefix.replace('/', '_')}"
 
     @router.get("/version", operation_id=name, **access.public())
-    def version() -> dict[str, str]:
-        return {"version": __version__, "name": "workflow"}
+    def version(request: Request) -> dict[str, str]:
+        """The version, and how held requests hear of other servers' changes (``wake``:
+        ``local``, ``change-stream`` or ``poll``)."""
+        return {"version": __version__, "name": "workflow", "wake": request.app.state.wake}
 
     @router.head("/version", operation_id=f"{name}_head", **access.public())
     def version_head() -> Response:

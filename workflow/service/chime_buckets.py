@@ -18,23 +18,26 @@ from workflow.buckets.operators import action
 from workflow.buckets.verbs import Buckets
 from workflow.errors import Forbidden, InvalidWork, NotFound, TransitionConflict
 from workflow.filters import apply_projection, check_filter, check_projection
-from workflow.service.access import holder, needs
+from workflow.service.access import Caller, holder, needs
 from workflow.service.buckets_api import Calling, Verbs
-from workflow.service.dispatch import json_reply
+from workflow.service.dispatch import Fast, json_reply
 from workflow.tokens import allows
-from workflow.wire import Outcome, View
+from workflow.wire import Deposit, DepositOptions, Outcome, View
 from workflow.wire import Query as Filter
 from workflow.work import CHIME_FIELDS, TRANSITIONS, Work, check_results_size, parse_work
 
 router = APIRouter(tags=["buckets"])
+fast = Fast(router)  # the deposit is hot: an instrument may deposit many times a second
 #: A request body of one work or a list of them.
 Works = Annotated[Any, Body()]
 
 
-@router.post("/work", **needs("runner"), summary="Deposit works (CHIME)")
-def deposit(buckets: Verbs, works: Works, caller: Calling, return_ids: bool = False) -> Any:
-    ids = buckets.deposit([works] if isinstance(works, dict) else works, user=caller.name)
-    return ids if return_ids else True
+@fast.post("/work", role="runner", summary="Deposit works (CHIME)")
+def deposit(buckets: Buckets, body: Deposit, caller: Caller, options: DepositOptions) -> Any:
+    """One work or a list of them; the reply is ``true``, or with ``return_ids`` the ids
+    in the order given. Depositing a work again (same id, same content) is harmless."""
+    ids = buckets.deposit(body.works, user=caller.name)
+    return ids if options.return_ids else True
 
 
 @router.post("/work/withdraw", **needs("runner"),

@@ -16,9 +16,9 @@ import inspect
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, get_type_hints
+from typing import Annotated, Any, get_type_hints
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive
@@ -29,8 +29,9 @@ from workflow.service.waiting import WaitingRoom
 from workflow.tokens import Role
 from workflow.wire import Withdraw
 
-#: A hot route's answer: (bucket verbs, request body, caller) -> the reply's content.
-Answer = Callable[[Any, Any, Caller], Any]
+#: A hot route's answer: (bucket verbs, request body, caller[, query options]) -> the
+#: reply's content.
+Answer = Callable[..., Any]
 #: The withdraw a request may be held for: (request body) -> it, or None.
 Holds = Callable[[Any], Withdraw | None]
 
@@ -49,6 +50,13 @@ class Hot:
     model: type[BaseModel]
     answer: Answer
     holds: Holds | None = None
+    options: type[BaseModel] | None = None  # the model of its query, if it takes one
+
+    def call(self, buckets: Any, body: Any, caller: Caller, options: BaseModel | None) -> Any:
+        """The answer to ``body`` (and the query's ``options``, if the route takes some)."""
+        if self.options is None:
+            return self.answer(buckets, body, caller)
+        return self.answer(buckets, body, caller, options)
 
     async def then(self, reply: Any, body: Any, caller: Caller, room: WaitingRoom,
                    receive: Receive) -> Any:  # fmt: skip
@@ -72,23 +80,30 @@ class Fast:
     def post(self, path: str, *, role: Role, summary: str, holds: Holds | None = None
              ) -> Callable[[Answer], Answer]:  # fmt: skip
         """Declare ``POST path``: the decorated answer's ``body`` annotation is the model
-        of the request body; ``holds`` names the withdraw a request may wait for."""
+        of the request body, and its ``options`` annotation, if it has one, the model of
+        the query; ``holds`` names the withdraw a request may wait for."""
 
         def declare(answer: Answer) -> Answer:
-            model = get_type_hints(answer)["body"]
-            hot = Hot(model, answer, holds)
+            hints = get_type_hints(answer)
+            model, options = hints["body"], hints.get("options")
+            hot = Hot(model, answer, holds, options)
 
-            async def endpoint(request: Request, body: BaseModel) -> Response:
+            async def endpoint(request: Request, body: BaseModel,
+                               options: BaseModel | None = None) -> Response:  # fmt: skip
                 caller = getattr(request.state, "caller", OPEN)
                 state = request.app.state
-                reply = await run_in_threadpool(answer, state.buckets, body, caller)
+                reply = await run_in_threadpool(hot.call, state.buckets, body, caller, options)
                 reply = await hot.then(reply, body, caller, state.waiting, request.receive)
                 return json_reply(reply)
 
-            endpoint.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+            parameters = [
                 inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
-                inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, annotation=model),
-            ], return_annotation=Response)  # fmt: skip
+                inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, annotation=model)]
+            if options is not None:
+                parameters.append(inspect.Parameter("options", inspect.Parameter.KEYWORD_ONLY,
+                                                    annotation=Annotated[options, Query()]))
+            endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+                parameters, return_annotation=Response)
             endpoint.__name__ = endpoint.__qualname__ = answer.__name__
             endpoint.__doc__ = answer.__doc__
             self.router.post(path, **needs(role), summary=summary)(endpoint)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from contextlib import suppress
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from anyio import to_thread
@@ -51,7 +52,6 @@ class HotPaths:
         await send({"type": "http.response.body", "body": body})
 
     async def _answer(self, route: Hot, scope: Scope, receive: Receive) -> tuple[int, bytes]:
-        model, answer = route.model, route.answer
         state = scope["app"].state
         try:
             # The edge checked the token before the body was read (workflow.service.edge)
@@ -60,10 +60,10 @@ class HotPaths:
             if state.settings.keyring and caller is OPEN:
                 raise Unauthorized("no caller was established for this request", field="token")
             try:
-                request = model.model_validate_json(await _body(receive))
-            except ValidationError as exc:
-                errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
-                return 422, orjson.dumps(invalid_body(errors))
+                options = _options(route, scope)
+                request = _validated(route.model, await _body(receive))
+            except _Invalid as exc:
+                return 422, orjson.dumps(invalid_body(exc.errors))
             reply: Any = _NOT_YET
             if _size(request) <= PROMPT:
                 # Small enough to run here, on the event loop, when the store can start
@@ -71,9 +71,10 @@ class HotPaths:
                 # Should another writer hold the store, WouldWait: wait in a thread.
                 with state.buckets.store.promptly() as prompt, suppress(WouldWait):
                     if prompt:
-                        reply = answer(state.buckets, request, caller)
+                        reply = route.call(state.buckets, request, caller, options)
             if reply is _NOT_YET:
-                reply = await to_thread.run_sync(answer, state.buckets, request, caller)
+                reply = await to_thread.run_sync(route.call, state.buckets, request, caller,
+                                                 options)  # fmt: skip
             reply = await route.then(reply, request, caller, state.waiting, receive)
             return 200, jsonsafe.dumps(reply)
         except WorkflowError as exc:
@@ -82,12 +83,48 @@ class HotPaths:
             return 422, orjson.dumps(overflow(exc))
 
 
+class _Invalid(Exception):
+    """A request's query or body does not fit its model: FastAPI's error list."""
+
+    def __init__(self, errors: list[dict[str, Any]]):
+        self.errors = errors
+
+
+def _validated(model: type[BaseModel], body: bytes) -> BaseModel:
+    """The request body as ``model``.
+
+    Raises:
+        _Invalid: it does not fit.
+    """
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise _Invalid([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+
+
+def _options(route: Hot, scope: Scope) -> BaseModel | None:
+    """The query's options, for a route that takes some.
+
+    Raises:
+        _Invalid: they do not fit the route's model.
+    """
+    if route.options is None:
+        return None
+    query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"),
+                           keep_blank_values=True))  # fmt: skip
+    try:
+        return route.options.model_validate(query)
+    except ValidationError as exc:
+        raise _Invalid([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from None
+
+
 def _size(request: BaseModel) -> int:
     """How many works a request is for: the works it lists, the outcomes it reports and
     the works it claims."""
     listed = getattr(request, "works", None) or getattr(request, "complete", None) or []
     claim = getattr(request, "withdraw", request)
-    return len(listed) + int(getattr(claim, "limit", 0))
+    # A deposit's body may be anything JSON: the verb refuses what is not a list of works.
+    return (len(listed) if isinstance(listed, list) else 0) + int(getattr(claim, "limit", 0))
 
 
 async def _body(receive: Receive) -> bytes:

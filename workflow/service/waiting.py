@@ -7,8 +7,10 @@ again, a resume, a priority change); that schedules a pass here, which offers th
 claim to the held requests one by one in the order they came, so runners are served
 first come, first served. A work queued with a backoff wakes the room when its backoff
 runs out (a timer). Where several servers share a store (MongoDB), a deposit on one
-cannot call the others: each then also looks every ``POLL`` seconds while requests are
-held. A server that stops answers every held request at once, with no works.
+cannot call the others: the store's change stream tells each of them
+(``Store.follow``), or, where there is none or it was lost, each looks every ``POLL``
+seconds while requests are held (``start_polling``). A server that stops answers every
+held request at once, with no works.
 """
 
 from __future__ import annotations
@@ -100,8 +102,13 @@ class WaitingRoom(_OnLoop):
         """Bind to the running event loop (call from it, at start-up)."""
         super().start()
         if self._poll:
-            assert self._loop is not None
-            self._poller = self._loop.create_task(self._polling())
+            self._start_polling()
+
+    def start_polling(self) -> None:
+        """Look every ``POLL`` seconds from now on, while requests are held: other
+        servers' changes go unheard otherwise. From any thread."""
+        self._poll = True
+        self._soon(self._start_polling)
 
     def changed(self, at: float | None = None) -> None:
         """A work may be claimable now, or at ``at`` (unix time); from any thread."""
@@ -213,6 +220,12 @@ class WaitingRoom(_OnLoop):
         self._wake()
         self._arm()
 
+    def _start_polling(self) -> None:
+        if self._poller is None and not self._closed:
+            assert self._loop is not None
+            self._poller = self._loop.create_task(self._polling())
+            self._wake()  # whatever came unheard before
+
     async def _polling(self) -> None:
         while not self._closed:
             await asyncio.sleep(POLL)
@@ -222,12 +235,18 @@ class WaitingRoom(_OnLoop):
 class Finishes(_OnLoop):
     """Reads waiting for a work to finish (``GET /buckets/work/{id}?wait=``): each is a
     future on the event loop, resolved when the bucket verbs finish that work
-    (``Buckets.finished``). Where other servers may finish it unseen (``poll``), a read
+    (``Buckets.finished``). Where other servers may finish it unheard (``poll``), a read
     also looks again every ``POLL`` seconds."""
 
     def __init__(self, *, poll: bool = False):
         self._poll = poll
         self._watched: dict[str, list[asyncio.Future[None]]] = {}
+
+    def start_polling(self) -> None:
+        """Every read looks again every ``POLL`` seconds from now on: other servers'
+        finishes go unheard otherwise. From any thread."""
+        self._poll = True
+        self._soon(self._wake_all)  # the reads waiting now look again, at that pace
 
     def finished(self, id: str) -> None:
         """Work ``id`` has finished; from any thread."""
@@ -264,6 +283,9 @@ class Finishes(_OnLoop):
 
     def close(self) -> None:
         """The server stops: every waiting read answers now."""
+        self._wake_all()
+
+    def _wake_all(self) -> None:
         for futures in list(self._watched.values()):
             for future in futures:
                 if not future.done():

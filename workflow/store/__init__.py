@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from workflow.errors import ConfigurationError
-from workflow.store.base import Claim, Collection, Doc, Query, Sort, Store
+from workflow.store.base import Claim, Collection, Doc, Following, Query, Sort, Store
 
-__all__ = ["Claim", "Collection", "Doc", "Query", "Sort", "Store", "open_store"]
+__all__ = ["Claim", "Collection", "Doc", "Following", "Query", "Sort", "Store", "open_store"]
 
 DEFAULT_STORE = "sqlite:///"
 

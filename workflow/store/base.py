@@ -13,6 +13,7 @@ expect (status, and the attempt number as a fencing token) and raise
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -91,6 +92,14 @@ class Collection(Protocol):
         ...
 
 
+class Following(Protocol):
+    """A store passing on other servers' changes as they happen (``Store.follow``)."""
+
+    def stop(self) -> None:
+        """Stop following (the server stops)."""
+        ...
+
+
 class Store(Protocol):
     """A backend: the bucket, the results, pipeline settings, and two atomic moves."""
 
@@ -98,8 +107,9 @@ class Store(Protocol):
     #: Reads may run at once in several threads, each on its own snapshot, and gain by
     #: it (a search's page and its count run side by side).
     concurrent_reads: bool
-    #: Other servers may write to the store unseen (each one then looks for work for
-    #: its held withdraws every 100 ms: ``workflow.service.waiting``).
+    #: Other servers may write to the store: each hears of their changes through
+    #: ``follow``, or else looks for work for its held withdraws every 100 ms
+    #: (``workflow.service.waiting``).
     shared: bool
 
     @property
@@ -168,6 +178,25 @@ class Store(Protocol):
 
     def put_settings(self, pipeline: str, settings: dict[str, Any]) -> None:
         """Store the settings of one pipeline, replacing what was there."""
+        ...
+
+    def follow(self, on_claimable: Callable[[float | None], None],
+               on_finished: Callable[[str], None], on_lost: Callable[[], None]
+               ) -> Following | None:  # fmt: skip
+        """Pass on the changes other servers make, as they happen (from a thread).
+
+        Args:
+            on_claimable: Told that a work may be claimable, now (None) or at a unix time.
+            on_finished: Told the id of a work that has finished.
+            on_lost: Told, once, that changes go unheard from now on.
+
+        Returns:
+            What to stop when the server stops; None where the store cannot follow
+            (no other servers, or a database without change streams).
+
+        Raises:
+            StoreUnavailable: the database cannot be reached to start following.
+        """
         ...
 
     def close(self) -> None:

@@ -20,6 +20,9 @@ One store serves many threads at once, so it keeps no session: a transaction's s
 is passed explicitly down every call of the finish that opened it, and every other call
 runs outside any transaction. Only a finish opens one (``batch`` does not, see there).
 
+Other servers' changes are followed through a change stream where the deployment has
+them (``follow``, ``workflow.store.mongo_changes``).
+
 Free text is matched against ``_words``, each result's words in lower case, as prefixes,
 like SQLite's full-text index. Driver errors become ``StoreUnavailable`` (HTTP 503). The
 client reconnects by itself, so the service recovers when the database is back.
@@ -47,7 +50,9 @@ from workflow.store.text import text_of
 try:
     import pymongo
     from pymongo import ReturnDocument
-    from pymongo.errors import DuplicateKeyError, PyMongoError
+    from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+
+    from workflow.store import mongo_changes
 except ImportError as exc:  # pragma: no cover - exercised by the message only
     raise ConfigurationError("MongoDB stores need pymongo: pip install 'workflow[mongo]'",
                              field="store") from exc  # fmt: skip
@@ -392,6 +397,25 @@ class MongoStore:
     def put_settings(self, pipeline: str, settings: dict[str, Any]) -> None:
         self.db["pipelines"].replace_one({"_id": pipeline}, {"_id": pipeline, "settings": settings},
                                          upsert=True)  # fmt: skip
+
+    def follow(self, on_claimable: Callable[[float | None], None],
+               on_finished: Callable[[str], None], on_lost: Callable[[], None]
+               ) -> mongo_changes.StreamFollowing | None:  # fmt: skip
+        """Follow the database's change stream (see ``workflow.store.mongo_changes``);
+        None where the deployment has none (a standalone server, or mongomock).
+
+        Raises:
+            StoreUnavailable: the stream could not be opened (the server is unreachable).
+        """
+        if not isinstance(self.client, pymongo.MongoClient):
+            return None  # a stand-in (mongomock) has no change streams
+        try:
+            return mongo_changes.StreamFollowing(functools.partial(mongo_changes.watch, self.db),
+                                                 on_claimable, on_finished, on_lost)  # fmt: skip
+        except PyMongoError as exc:
+            if isinstance(exc, OperationFailure) and exc.code in mongo_changes.NO_CHANGE_STREAMS:
+                return None  # "The $changeStream stage is only supported on replica sets"
+            raise StoreUnavailable(f"MongoDB change stream not opened: {exc}") from exc
 
     def close(self) -> None:
         self.client.close()

@@ -9,12 +9,13 @@ documents, queries and compare-and-set updates are ``workflow.store.sqlite_colle
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from workflow.errors import DuplicateWork
-from workflow.store.base import Claim, Doc, Query, claim_order, claimed
+from workflow.store.base import Claim, Doc, Following, Query, claim_order, claimed
 from workflow.store.sqlite_collection import SqliteCollection, dumps
 from workflow.store.sqlite_connections import (
     BUSY_MS,
@@ -63,6 +64,12 @@ class SqliteStore(SqliteConnections):
             raise
         self.work = SqliteCollection(self, "work", WORK_COLUMNS)
         self.results = SqliteCollection(self, "results", RESULT_COLUMNS)
+
+    def follow(self, on_claimable: Callable[[float | None], None],
+               on_finished: Callable[[str], None], on_lost: Callable[[], None]
+               ) -> Following | None:  # fmt: skip
+        """None: one server per file, whose own verbs announce every change."""
+        return None
 
     def find_anywhere(self, db: sqlite3.Connection, id: str) -> Doc | None:
         """The work with that id in the bucket or the results, read inside ``db``."""
