@@ -8,7 +8,9 @@ entered), idle for ``--idle`` seconds before the first sample. Then ``--samples`
 (``Client.deposit``), then ``Client.wait`` for it. *Idle pickup* is from just before
 the deposit to the function's start (its ``entered``); *result seen* is from just before
 the deposit to ``wait`` returning. A 3-node graph of no-op tasks, deposited the same way
-to a second runner started with no flags at all, gives *graph result seen*.
+to a second runner started with no flags at all, gives *graph result seen*. Meanwhile a
+third runner with no flags sits idle at a server of its own that logs every request it
+answers: *idle requests* counts what that runner sent after its start-up.
 
 Celery: ``redis-server`` and a prefork worker (``--concurrency 1``, ``task_acks_late``),
 idle as long, then the same samples from a client in the Celery virtualenv:
@@ -19,7 +21,8 @@ It installs what ``compare_celery.py`` installs when missing (``redis-server``,
 ``.venv-celery/``).
 
 Goals: idle pickup p50 <= 5 ms and p99 <= 25 ms, and no slower than Celery's p50;
-result seen p50 <= 15 ms; graph result seen p50 <= 100 ms.
+result seen p50 <= 15 ms; graph result seen p50 <= 100 ms; an idle runner sends at most
+one request per 20 s.
 
 Run: ``.venv/bin/python benchmarks/dispatch_latency.py`` (see ``--help``). Progress goes
 to stderr; stdout gets a table and, as its last line, one JSON object.
@@ -33,7 +36,8 @@ import statistics
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +95,12 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def ours(samples: int, graphs: int, gap: float, idle: float, folder: Path) -> dict[str, Any]:
-    """Idle pickup, result seen, and graph result seen, on a runner with no flags."""
+    """Idle pickup, result seen, and graph result seen, on a runner with no flags; and
+    the requests an idle runner sends (``idle requests``)."""
     url = f"sqlite:///{folder / 'dispatch.db'}"
     with ExitStack() as stack:
         base, _ = stack.enter_context(serve(url, folder / "serve.log"))
+        idle_count = stack.enter_context(idle_requests(folder, idle))
         env = clean_env(WORKFLOW_URL=base, XDG_DATA_HOME=str(folder / "xdg"))
         for name, args in (("runner", [PIPELINE, FUNCTION]), ("graph-runner", [GRAPHS])):
             log = stack.enter_context(open(folder / f"{name}.log", "wb"))
@@ -124,8 +130,42 @@ def ours(samples: int, graphs: int, gap: float, idle: float, folder: Path) -> di
             graph_seen.append(time.time() - sent)
             if done["status"] != "success":
                 raise RuntimeError(f"a graph work ended {done['status']}: {done}")
+        idle_figures = idle_count()
     return {"idle pickup": percentiles(pickup), "result seen": percentiles(seen),
-            "graph result seen": percentiles(graph_seen)}  # fmt: skip
+            "graph result seen": percentiles(graph_seen),
+            "idle requests": idle_figures}  # fmt: skip
+
+
+@contextmanager
+def idle_requests(folder: Path, idle: float) -> Iterator[Callable[[], dict[str, Any]]]:
+    """A second server, logging every request it answers, and a runner with no flags
+    idle at it: yields a function that counts the requests the runner sent in the
+    ``idle`` seconds after its start-up (its first withdraw)."""
+    log_path = folder / "idle-serve.log"
+    url = f"sqlite:///{folder / 'idle.db'}"
+    with serve(url, log_path, extra=("--log-level", "debug")) as (base, _), \
+            open(folder / "idle-runner.log", "wb") as log:  # fmt: skip
+        runner = subprocess.Popen([sys.executable, "-m", "workflow", "run", PIPELINE, FUNCTION],
+                                  env=clean_env(WORKFLOW_URL=base,
+                                                XDG_DATA_HOME=str(folder / "idle-xdg")),
+                                  stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        try:
+            time.sleep(2)  # start-up: its version check and first withdraw
+            start, began = log_path.stat().st_size, time.monotonic()
+
+            def count() -> dict[str, Any]:
+                time.sleep(max(0.0, idle - (time.monotonic() - began)))
+                window = time.monotonic() - began
+                with open(log_path, "rb") as text:
+                    text.seek(start)
+                    lines = [line for line in text.read().decode(errors="replace").splitlines()
+                             if '"GET /' in line or '"POST /' in line]  # fmt: skip
+                return {"requests": len(lines), "window_s": round(window, 1),
+                        "per_20_s": round(20 * len(lines) / window, 2)}  # fmt: skip
+
+            yield count
+        finally:
+            stop(runner, 30)
 
 
 def celery(samples: int, gap: float, idle: float, folder: Path) -> dict[str, Any]:
@@ -172,7 +212,7 @@ def verdict(name: str, figures: dict[str, float], celery_p50: float | None) -> s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--samples", type=int, default=200, help="works (default: %(default)s)")
-    parser.add_argument("--graphs", type=int, default=30,
+    parser.add_argument("--graphs", type=int, default=200,
                         help="graph works (default: %(default)s)")
     parser.add_argument("--gap", type=float, default=0.1,
                         help="seconds between samples (default: %(default)s)")
@@ -213,13 +253,18 @@ def main() -> None:
             table.add_row(name, "celery", str(celery_figures["n"]),
                           f"{celery_figures['p50_ms']:.2f}", f"{celery_figures['p99_ms']:.2f}",
                           f"{celery_figures['max_ms']:.2f}", "1.00x", "")  # fmt: skip
+    quiet = mine["idle requests"]
+    quiet_goal = f"<= 1 per 20 s {'met' if quiet['per_20_s'] <= 1 else 'MISSED'}"
     console = Console(width=160)
     console.print(table)
+    console.print(f"idle runner: {quiet['requests']} requests in {quiet['window_s']:g} s "
+                  f"({quiet['per_20_s']:g} per 20 s; {quiet_goal})")  # fmt: skip
     console.print(f"total runtime {time.time() - began:.0f} s"
                   + (f"; Celery {theirs['version']}" if theirs else ""))  # fmt: skip
     print(json.dumps({"benchmark": "dispatch_latency", "samples": args.samples,
                       "graphs": args.graphs, "gap_s": args.gap, "idle_s": args.idle,
-                      "results": rows, "runtime_s": round(time.time() - began, 1),
+                      "results": rows, "idle_requests": {**quiet, "goal": quiet_goal},
+                      "runtime_s": round(time.time() - began, 1),
                       "machine": machine()}))  # fmt: skip
 
 

@@ -83,8 +83,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def serve(url: str, log: Path, timeout: float = 30.0) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Run ``workflow serve`` on store ``url`` for the ``with`` block, on a free port.
+def serve(url: str, log: Path, timeout: float = 30.0, extra: tuple[str, ...] = ()
+          ) -> Iterator[tuple[str, subprocess.Popen]]:  # fmt: skip
+    """Run ``workflow serve`` on store ``url`` (with ``extra`` options) for the ``with``
+    block, on a free port.
 
     Yields:
         The base URL and the server process (for its pid).
@@ -92,7 +94,8 @@ def serve(url: str, log: Path, timeout: float = 30.0) -> Iterator[tuple[str, sub
     port = free_port()
     with open(log, "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "workflow", "serve", "--port", str(port), "--store", url],
+            [sys.executable, "-m", "workflow", "serve", "--port", str(port), "--store", url,
+             *extra],
             env=clean_env(), stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:

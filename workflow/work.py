@@ -13,6 +13,7 @@ attempt fewer; see the README.)
 
 from __future__ import annotations
 
+import functools
 import getpass
 import itertools
 import json
@@ -76,8 +77,14 @@ CHIME_FIELDS: tuple[str, ...] = (
 
 def default_user() -> str:
     """``WORKFLOW_USER``, else the login name, else ``unknown``."""
+    return os.environ.get("WORKFLOW_USER") or _login()
+
+
+@functools.cache
+def _login() -> str:
+    """The login name (looked up once: it may mean reading the password database)."""
     try:
-        return os.environ.get("WORKFLOW_USER") or getpass.getuser()
+        return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry inside some containers
         return "unknown"
 

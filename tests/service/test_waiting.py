@@ -270,12 +270,14 @@ def test_on_a_shared_store_a_deposit_through_another_server_wakes_a_held_withdra
                            poll=store.shared)  # fmt: skip
         room.start()
         here.changed = room.changed  # only this server's own changes reach the room
-        held = asyncio.ensure_future(room.hold(Withdraw(pipelines=["shared"], wait=10), None))
+        held = room.enter(Withdraw(pipelines=["shared"], wait=10), None)
+        assert held is not None
         await asyncio.sleep(0.3)
-        assert not held.done()
+        assert not held.answer.done()
         came = time.time()
         await asyncio.to_thread(elsewhere.deposit, [Work(pipeline="shared")])
-        works = await held
+        works = await held.answer
+        room.leave(held)
         room.close()
         return time.time() - came, works
 

@@ -61,7 +61,7 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
         app.state.results = Results(store, results_limit=settings.results_limit)
         room = WaitingRoom(lambda want, by: buckets.withdraw(want, by=by),
                            lambda works: _give_back(buckets, works),
-                           longest=settings.max_wait)  # fmt: skip
+                           longest=settings.max_wait, promptly=store.promptly)  # fmt: skip
         room.start()
         finishes = Finishes()
         finishes.start()

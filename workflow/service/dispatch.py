@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Annotated, Any, get_type_hints
 
@@ -124,19 +123,18 @@ def _works(reply: Any) -> bool:
 
 async def _held(room: WaitingRoom, want: Withdraw, by: str | None, receive: Receive
                 ) -> list[Any]:  # fmt: skip
-    """``room.hold``, ended early (with no works) when the client disconnects."""
-    hold = asyncio.ensure_future(room.hold(want, by))
+    """The works a held withdraw gets (``WaitingRoom.enter``): none when its time is up,
+    the server stops, or the client goes away meanwhile."""
+    held = room.enter(want, by)
+    if held is None:
+        return []
     gone = asyncio.ensure_future(_disconnect(receive))
     try:
-        await asyncio.wait({hold, gone}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({held.answer, gone}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         gone.cancel()
-    if not hold.done():
-        hold.cancel()
-        with suppress(asyncio.CancelledError):
-            await hold
-        return []
-    return hold.result()
+        room.leave(held)
+    return [] if held.answer.cancelled() else held.answer.result()
 
 
 async def _disconnect(receive: Receive) -> None:

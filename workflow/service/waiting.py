@@ -20,12 +20,13 @@ import heapq
 import logging
 import time
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 from anyio import to_thread
 
+from workflow.errors import WouldWait
 from workflow.wire import LONGEST_WAIT, Doc, Withdraw
 from workflow.work import TERMINAL
 
@@ -33,6 +34,9 @@ log = logging.getLogger("workflow.serve")
 #: Seconds between looks for work while requests are held, where other servers may
 #: change the store unseen (MongoDB).
 POLL = 0.1
+#: Seconds a pass may spend claiming on the event loop itself; the rest of the pass runs
+#: in worker threads, so that many held requests do not stall other requests.
+PROMPT_TIME = 0.002
 #: The claim of one held request: (the withdraw, who) -> the claimed works.
 Claim = Callable[[Withdraw, str | None], list[Doc]]
 #: Hands claimed works back to the queue, uncounted.
@@ -46,6 +50,15 @@ class Held:
     want: Withdraw
     by: str | None
     answer: asyncio.Future[list[Doc]] = field(repr=False)
+    timer: asyncio.TimerHandle | None = field(default=None, repr=False)  # its time is up
+
+
+def _running() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, if one is."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class _OnLoop:
@@ -62,6 +75,14 @@ class _OnLoop:
         if self._loop is not None:
             with suppress(RuntimeError):  # the loop has closed: the server is gone
                 self._loop.call_soon_threadsafe(call, *args)
+
+    def _now_or_soon(self, call: Callable[..., None], *args: Any) -> None:
+        """``call(*args)`` now when on the event loop (a request answered on the loop, a
+        deposit say: a trip round the loop is a good part of a pickup), else ``_soon``."""
+        if self._loop is not None and _running() is self._loop:
+            call(*args)
+        else:
+            self._soon(call, *args)
 
     def close_soon(self) -> None:
         """``close``, from any thread (a signal handler)."""
@@ -85,13 +106,16 @@ class WaitingRoom(_OnLoop):
     """
 
     def __init__(self, claim: Claim, give_back: GiveBack, *, poll: bool = False,
-                 longest: float = LONGEST_WAIT):  # fmt: skip
+                 longest: float = LONGEST_WAIT,
+                 promptly: Callable[[], AbstractContextManager[bool]] | None = None):  # fmt: skip
         self._claim = claim
+        self._promptly = promptly
         self._longest = longest
         self._give_back = give_back
         self._poll = poll
         self._held: list[Held] = []
         self._pass: asyncio.Task[None] | None = None
+        self._passing = False  # a pass runs right here (_offer_here)
         self._again = False  # a wake came during a pass: run another
         self._due: list[float] = []  # unix times at which backoffs run out (a heap)
         self._timer: asyncio.TimerHandle | None = None
@@ -113,27 +137,29 @@ class WaitingRoom(_OnLoop):
     def changed(self, at: float | None = None) -> None:
         """A work may be claimable now, or at ``at`` (unix time); from any thread."""
         if not self._closed:
-            self._soon(self._changed, at)
+            self._now_or_soon(self._changed, at)
 
-    async def hold(self, want: Withdraw, by: str | None) -> list[Doc]:
-        """Wait up to ``want.wait`` seconds for works to claim for ``want``; the works, or
-        none when the time is up or the server stops."""
+    def enter(self, want: Withdraw, by: str | None) -> Held | None:
+        """Hold ``want`` for up to ``want.wait`` seconds: its ``answer`` is resolved with
+        the works claimed for it, or with none when the time is up or the server stops.
+        None when it may not wait. The caller awaits the answer itself (each layer of
+        futures between would cost a trip round the loop) and then calls ``leave``."""
         assert self._loop is not None, "start() first"
         seconds = min(want.wait, self._longest)
         if self._closed or seconds <= 0:
-            return []
+            return None
         held = Held(want, by, self._loop.create_future())
+        held.timer = self._loop.call_later(seconds, self._answer, held, [])
         self._held.append(held)
-        try:
-            return await asyncio.wait_for(asyncio.shield(held.answer), seconds)
-        except TimeoutError:
-            if held.answer.done() and not held.answer.cancelled():
-                return held.answer.result()  # answered as the time ran out
-            return []
-        finally:
-            self._drop(held)
-            if not held.answer.done():
-                held.answer.cancel()  # a claim still under way hands its works back
+        return held
+
+    def leave(self, held: Held) -> None:
+        """``held`` waits no more (answered, or its client went away)."""
+        self._drop(held)
+        if held.timer is not None:
+            held.timer.cancel()
+        if not held.answer.done():
+            held.answer.cancel()  # a claim still under way hands its works back
 
     def end(self, runner: str, by: str | None) -> int:
         """Answer the held withdraws of ``runner`` (claimed under the token ``by``) now,
@@ -166,15 +192,53 @@ class WaitingRoom(_OnLoop):
     def _wake(self) -> None:
         if not self._held or self._closed:
             return
-        if self._pass is not None and not self._pass.done():
+        if self._passing or (self._pass is not None and not self._pass.done()):
             self._again = True
             return
+        self._again = False
+        self._passing = True
+        try:
+            offered = self._offer_here()
+        finally:
+            self._passing = False
+        if not offered or self._again:
+            assert self._loop is not None
+            self._pass = self._loop.create_task(self._offer())
+
+    def _offer_here(self) -> bool:
+        """Offer the claim to the held requests right here, oldest first, while the store
+        can start at once (``Store.promptly``) and ``PROMPT_TIME`` lasts: a trip round
+        the loop or a thread hand-off is a good part of a pickup. True when every held
+        request was offered it."""
         assert self._loop is not None
-        self._pass = self._loop.create_task(self._offer())
+        until = self._loop.time() + PROMPT_TIME
+        for held in list(self._held):
+            if held.answer.done():
+                continue
+            works = self._claim_here(held) if self._loop.time() < until else None
+            if works is None:
+                return False
+            if works:
+                self._answer(held, works)
+        return True
+
+    def _claim_here(self, held: Held) -> list[Doc] | None:
+        """The works claimed for ``held`` on the event loop; None when the store cannot
+        start at once."""
+        if self._promptly is None:
+            return None
+        try:
+            with self._promptly() as ready, suppress(WouldWait):
+                if ready:
+                    return self._claim(held.want, held.by)
+        except Exception:  # noqa: BLE001 - the request is answered all the same
+            log.exception("a held withdraw could not claim")
+            return []
+        return None
 
     async def _offer(self) -> None:
-        """Offer the claim to every held request, oldest first, until a pass finds no
-        wake came meanwhile."""
+        """Offer the claim to every held request, oldest first, each in a worker thread,
+        until a pass finds no wake came meanwhile."""
         while True:
             self._again = False
             for held in list(self._held):
@@ -193,6 +257,8 @@ class WaitingRoom(_OnLoop):
     def _answer(self, held: Held, works: list[Doc]) -> bool:
         """Resolve ``held`` with ``works``; False when it was answered already."""
         self._drop(held)
+        if held.timer is not None:
+            held.timer.cancel()
         if held.answer.done():
             return False
         held.answer.set_result(works)
@@ -251,7 +317,7 @@ class Finishes(_OnLoop):
     def finished(self, id: str) -> None:
         """Work ``id`` has finished; from any thread."""
         if id in self._watched:
-            self._soon(self._wake, id)
+            self._now_or_soon(self._wake, id)
 
     async def read(self, get: Callable[[str], Doc], id: str, seconds: float) -> Doc:
         """Work ``id`` (``get`` reads it, in a worker thread) once it has finished, or as

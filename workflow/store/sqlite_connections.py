@@ -121,11 +121,12 @@ class SqliteConnections:
         """Writes inside that would wait raise ``WouldWait`` instead (see ``Store``)."""
         # This thread's writes neither queue behind another thread's nor wait for
         # another process's lock: they raise WouldWait at BEGIN, before any change.
+        before = getattr(self._local, "prompt", False)  # it may nest
         self._local.prompt = True
         try:
             yield True
         finally:
-            self._local.prompt = False
+            self._local.prompt = before
 
     def writing(self) -> bool:
         """True in a thread that holds the write transaction."""
