@@ -109,6 +109,10 @@ def run_lifecycle(works: int, runners: int, prefetch: int | None, concurrency: i
             seconds, or the results are not what they should be.
     """
     name = f"p{label(prefetch)}-c{concurrency}-r{runners}"
+    taken = 1
+    while (folder / f"lifecycle-{name}.db").exists():  # a value measured again: a new store
+        taken += 1
+        name = f"p{label(prefetch)}-c{concurrency}-r{runners}-{taken}"
     path = folder / f"lifecycle-{name}.db"
     url = f"sqlite:///{path.resolve()}"
     with serve(url, folder / f"serve-{name}.log") as (base, server), ExitStack() as stack:
