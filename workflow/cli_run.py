@@ -9,6 +9,7 @@ from types import FrameType
 
 import click
 
+from workflow import collector
 from workflow.errors import InvalidWork
 from workflow.settings import DEFAULT_URL
 
@@ -115,6 +116,7 @@ def run(args: tuple[str, ...], pipeline: tuple[str, ...], function: str | None,
         signal.signal(signum, _stopped_before_starting)
     with Client(url, token or None) as client:
         client.call("GET", "/buckets/version", safe=True)  # fail early, in one line
+        collector.settle()
         sys.exit(Runner(client, options, Reporter(log_format)).run())
 
 

@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from workflow import __version__
+from workflow import __version__, collector
 from workflow.buckets import Buckets
 from workflow.errors import StoreUnavailable, WorkflowError
 from workflow.results import Results
@@ -55,6 +55,7 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal store
         heap.configure()  # before the worker threads start (see heap)
+        collector.settle()
         store = store or open_store(settings.store or None)
         buckets = Buckets(store, results_limit=settings.results_limit)
         app.state.buckets = buckets

@@ -130,7 +130,8 @@ async def _held(room: WaitingRoom, want: Withdraw, by: str | None, receive: Rece
         return []
     gone = asyncio.ensure_future(_disconnect(receive))
     try:
-        await asyncio.wait({held.answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+        either: set[asyncio.Future[Any]] = {held.answer, gone}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
     finally:
         gone.cancel()
         room.leave(held)
