@@ -40,6 +40,12 @@ export function reporter(line) {
   return (text, bad = false) => { line.textContent = text; line.classList.toggle("refused", bad); };
 }
 
+/** Pause (`paused` true) or resume a pipeline; its new settings. */
+export function setPaused(pipeline, paused) {
+  return api(`/buckets/pipelines/${encodeURIComponent(pipeline)}/${paused ? "pause" : "resume"}`,
+    { method: "POST", headers: userHeaders() });
+}
+
 /** A bulk action: `call(confirm)` first with null (the server only counts), then, once
  * the operator confirmed that number, with it; `say(text, bad)` reports. The server
  * refuses when more works match by then, so nothing beyond the confirmed count moves. */

@@ -1,7 +1,8 @@
 // Buckets: queued and running works, refreshed every few seconds; a running work shows
-// its runner, host, attempt, and time used against its timeout.
+// its runner, host, attempt, and time used against its timeout; a paused pipeline says
+// so above the table and beside each of its queued works, with Resume for operators.
 
-import { bulk, mayAct, me, reporter, userHeaders } from "./actions.js";
+import { bulk, mayAct, me, reporter, setPaused, userHeaders } from "./actions.js";
 import { api } from "./api.js";
 import { age, escape, pager, when } from "./format.js";
 
@@ -34,16 +35,49 @@ function progress(doc, now) {
     ${age(used)} of ${age(doc.timeout)}`;
 }
 
-function row(doc, now) {
+function row(doc, now, paused) {
   const lease = doc.lease || {};
-  const waiting = doc.status === "queued" && doc.not_before && doc.not_before > now
+  let waiting = doc.status === "queued" && doc.not_before && doc.not_before > now
     ? ` <span class="caption">(retry in ${age(doc.not_before - now)})</span>` : "";
+  if (doc.status === "queued" && paused.has(doc.pipeline)) waiting += ' <span class="badge" title="its pipeline is paused: no runner takes it">paused</span>';
   return `<tr data-id="${escape(doc.id)}">
-    <td class="mono"><a href="#/work/${encodeURIComponent(doc.id)}">${escape(doc.id)}</a></td><td>${escape(doc.pipeline)}</td>
+    <td class="mono id"><a href="#/work/${encodeURIComponent(doc.id)}" title="${escape(doc.id)}">${escape(doc.id)}</a></td><td>${escape(doc.pipeline)}</td>
     <td><span class="status ${doc.status}">${doc.status}</span>${waiting}</td>
     <td>${doc.priority}</td><td>${doc.attempt}</td>
     <td>${escape(lease.runner || "")}</td><td>${escape(lease.host || "")}</td>
     <td>${progress(doc, now)}</td><td>${when(doc.creation)}</td></tr>`;
+}
+
+/** Who may act, once known: the paused notices then offer Resume. */
+let operator = false;
+
+/** A notice per paused pipeline: why its queued works wait, who paused it, Resume. */
+function showPaused(box, paused, mayResume) {
+  const key = JSON.stringify([mayResume, paused.map((p) => [p.name, (p.counts || {}).queued || 0])]);
+  if (box.dataset.key === key) return;  // unchanged: keep a focused button where it is
+  box.dataset.key = key;
+  box.innerHTML = paused.map((p) => {
+    const change = [...(p.history || [])].reverse().find((c) => c.action === "pause");
+    const queued = (p.counts || {}).queued || 0;
+    return `<div class="paused" role="group" data-paused="${escape(p.name)}" aria-label="Pipeline ${escape(p.name)} is paused">
+      <span class="badge">paused</span> <span class="why"><strong>${escape(p.name)}</strong> is paused: runners take none
+      of its ${queued} queued work${queued === 1 ? "" : "s"}${change ? ` (paused by ${escape(change.by || "someone unknown")}, ${when(change.at)})` : ""}.</span>
+      ${mayResume ? `<button type="button" data-resume="${escape(p.name)}">Resume ${escape(p.name)}</button>` : ""}
+      <span class="caption" role="status"></span></div>`;
+  }).join("");
+  for (const button of box.querySelectorAll("[data-resume]")) {
+    button.addEventListener("click", async () => {
+      const say = reporter(button.nextElementSibling);
+      button.disabled = true;
+      try {
+        await setPaused(button.dataset.resume, false);
+        say("Resumed: runners take its works again.");
+      } catch (error) {
+        say(`Resume failed: ${error.message}`, true);
+        button.disabled = false;
+      }
+    });
+  }
 }
 
 async function load(main, state, signal) {
@@ -52,9 +86,13 @@ async function load(main, state, signal) {
   for (const s of state.status ? [state.status] : ["queued", "running"]) params.append("status", s);
   params.set("skip", String((state.page - 1) * PAGE));
   params.set("limit", String(PAGE));
-  const [docs, counts] = await Promise.all([
-    api(`/buckets/work?${params}`, { signal }), api("/buckets/counts", { signal })]);
+  const [docs, counts, pipelines] = await Promise.all([
+    api(`/buckets/work?${params}`, { signal }), api("/buckets/counts", { signal }),
+    api("/buckets/pipelines", { signal })]);
   const wanted = state.pipeline.split(",").map((s) => s.trim()).filter(Boolean);
+  const paused = pipelines.filter((p) => p.paused && (!wanted.length || wanted.includes(p.name)));
+  showPaused(main.querySelector("#paused"), paused, operator);
+  const pausedNames = new Set(paused.map((p) => p.name));
   let total = 0;
   for (const [pipeline, byStatus] of Object.entries(counts)) {
     if (wanted.length && !wanted.includes(pipeline)) continue;
@@ -70,7 +108,7 @@ async function load(main, state, signal) {
     <th scope="col">id</th><th scope="col">pipeline</th><th scope="col">status</th>
     <th scope="col">priority</th><th scope="col">attempt</th><th scope="col">runner</th>
     <th scope="col">host</th><th scope="col">elapsed of timeout</th><th scope="col">created</th>
-    </tr></thead><tbody>${docs.map((d) => row(d, now)).join("")}</tbody></table></div>
+    </tr></thead><tbody>${docs.map((d) => row(d, now, pausedNames)).join("")}</tbody></table></div>
     ${pager(state.page, PAGE, total, (to) => toHash({ ...state, page: to }), "Pages of works")}`;
 }
 
@@ -112,6 +150,7 @@ export async function show(main, signal, status) {
       <label>Status<select name="status">${option("", "queued and running")}${option("queued", "queued")}${option("running", "running")}</select></label>
       <div class="actions"><button type="submit">Show</button><a href="#/buckets">Clear</a></div>
     </form>
+    <div id="paused"></div>
     <div id="bulk"></div>
     <p class="caption">Newest first; refreshed every ${REFRESH_MS / 1000} s.</p>
     <div id="table"><p class="caption">Loading…</p></div>`;
@@ -121,10 +160,14 @@ export async function show(main, signal, status) {
     location.hash = toHash({ pipeline: String(data.get("pipeline") || "").trim(),
                              status: String(data.get("status") || ""), page: 1 });
   });
+  operator = false;
   me().then((who) => {
     if (!mayAct(who) || signal.aborted) return;
+    operator = true;
     main.querySelector("#bulk").innerHTML = bulkBar();
-    wireBulk(main, state, () => load(main, state, signal).catch(() => {}));
+    const refresh = () => load(main, state, signal).catch(() => {});
+    wireBulk(main, state, refresh);
+    refresh();  // the paused notices now offer Resume
   }, () => {});
   while (!signal.aborted) {
     try {

@@ -2,9 +2,11 @@
 // by pipeline and only their figures are rewritten, so an operator's open editor or
 // focused button survives every update.
 
-import { bulk, mayAct, me, reporter, userHeaders } from "./actions.js";
+import { bulk, mayAct, me, reporter, setPaused, userHeaders } from "./actions.js";
 import { api, events } from "./api.js";
+import { chart } from "./chart.js";
 import { age, escape, number, percent, when } from "./format.js";
+import { short } from "./outcome.js";
 
 const STATUSES = ["queued", "running", "success", "failure", "cancelled"];
 const DEFAULTS = [
@@ -12,40 +14,36 @@ const DEFAULTS = [
   ["timeout", "Timeout (s)", 1, 259200, "1"], ["backoff", "Backoff (s)", 0, 86400, "any"],
 ];
 
-function chart(perMinute) {
-  const { finished, failed } = perMinute;
-  const top = Math.max(1, ...finished);
-  const width = 240, height = 60, step = width / finished.length;
-  const bars = finished.map((n, i) => {
-    if (!n) return "";
-    const h = Math.max(1, (n / top) * height);
-    const bad = failed[i] ? Math.max(1, (failed[i] / top) * height) : 0;
-    const x = (i * step).toFixed(1), w = Math.max(1, step - 1).toFixed(1);
-    return `<rect class="done" x="${x}" y="${(height - h).toFixed(1)}" width="${w}" height="${h.toFixed(1)}"/>` +
-      (bad ? `<rect class="failed" x="${x}" y="${(height - bad).toFixed(1)}" width="${w}" height="${bad.toFixed(1)}"/>` : "");
-  }).join("");
-  const total = finished.reduce((a, b) => a + b, 0);
-  const bad = failed.reduce((a, b) => a + b, 0);
-  const label = `Works finished per minute over the last hour: ${total} in all, ${bad} failed; highest minute ${top === 1 && !total ? 0 : top}.`;
-  return `<svg class="chart" viewBox="0 0 ${width} ${height + 1}" preserveAspectRatio="none" role="img" aria-label="${escape(label)}">
-    <title>${escape(label)}</title>${bars}<line class="axis" x1="0" y1="${height + 0.5}" x2="${width}" y2="${height + 0.5}"/></svg>`;
+/** The results URL of `pipeline`'s works of `status` ("" any) created in the last hour. */
+function lastHour(pipeline, status) {
+  const d = new Date(Date.now() - 3600e3);
+  const pad = (n) => String(n).padStart(2, "0");
+  const since = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  return `#/results?${new URLSearchParams({ pipeline, ...(status ? { status } : {}), since })}`;
+}
+
+/** Where a count of `status` works of `pipeline` are listed. */
+function listOf(pipeline, status) {
+  const page = status === "queued" || status === "running" ? "buckets" : "results";
+  return `#/${page}?${new URLSearchParams({ pipeline, status })}`;
 }
 
 function figures(pipeline) {
-  const counts = STATUSES.map((status) =>
-    `<li class="${status}" data-status="${status}"><span class="n">${number(pipeline.counts[status])}</span> ${status}</li>`).join("");
+  const name = pipeline.name;
+  const counts = STATUSES.map((status) => `<li class="${status}" data-status="${status}"><a data-key="${status}"
+    href="${escape(listOf(name, status))}"><span class="n">${number(pipeline.counts[status])}</span> ${status}</a></li>`).join("");
+  const fact = (key, href, text) => `<a data-key="${key}" href="${escape(href)}">${text}</a>`;
   const change = pipeline.last_change;
   const changed = change
     ? `<dt>last change</dt><dd data-fact="changed">${escape(change.action)} by ${escape(change.by || "someone unknown")}, ${when(change.at)}</dd>` : "";
   return `<ul class="counts">${counts}</ul>
     <dl class="facts">
-      <dt>oldest queued</dt><dd data-fact="oldest">${age(pipeline.oldest_queued_s)}</dd>
-      <dt>finished, last hour</dt><dd data-fact="hour">${number(pipeline.finished_last_hour)}</dd>
-      <dt>failure rate, last hour</dt><dd data-fact="failure-rate">${percent(pipeline.failure_rate)}</dd>
+      <dt>oldest queued</dt><dd data-fact="oldest">${fact("oldest", listOf(name, "queued"), age(pipeline.oldest_queued_s))}</dd>
+      <dt>finished, last hour</dt><dd data-fact="hour">${fact("hour", lastHour(name, ""), number(pipeline.finished_last_hour))}</dd>
+      <dt>failure rate, last hour</dt><dd data-fact="failure-rate">${fact("rate", lastHour(name, "failure"), percent(pipeline.failure_rate))}</dd>
       ${changed}
     </dl>
-    ${chart(pipeline.per_minute)}
-    <div class="caption">finished per minute, last 60 minutes (failures in red)</div>`;
+    ${chart(pipeline.per_minute)}`;
 }
 
 function controls(name) {
@@ -61,6 +59,33 @@ function controls(name) {
         <p class="caption">Empty means no default. They apply to deposits that do not set them.</p>
         <button type="submit">Save defaults</button></form></details>
     <p class="caption" role="status" data-state></p></div>`;
+}
+
+const shown = new WeakMap();
+
+/** Put `html` in `box` if it changed, keeping the focus on the link it was on. */
+function replace(box, html) {
+  if (shown.get(box) === html) return;
+  const focused = box.contains(document.activeElement) ? document.activeElement.dataset.key : null;
+  box.innerHTML = html;
+  shown.set(box, html);
+  if (focused) box.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
+}
+
+/** The newest failed works: when, pipeline, error, and a link to each (and its retry). */
+function failures(list, now) {
+  const head = `<h2>Latest failures <a class="caption" data-key="all" href="#/results?status=failure">all failures →</a></h2>`;
+  if (!list.length) return `${head}<p class="caption">No failed work.</p>`;
+  const items = list.map((f, n) => {
+    const error = f.error || {};
+    const retried = f.retried_as ? ` <a class="mark" data-key="r${n}" href="#/work/${encodeURIComponent(f.retried_as)}"
+      title="retried as ${escape(f.retried_as)}">retried as …${escape(f.retried_as.slice(-6))}</a>` : "";
+    return `<li data-failure="${escape(f.id)}"><span data-cell="age">${age(f.stop ? now - f.stop : null)} ago</span>
+      <a data-cell="pipeline" data-key="p${n}" href="${escape(listOf(f.pipeline, "failure"))}">${escape(f.pipeline)}</a>
+      <span data-cell="error" title="${escape(`${error.type || "error"}: ${error.message || ""}`)}"><strong>${escape(error.type || "error")}</strong>: ${escape(short(error.message, 120))}</span>
+      <span data-cell="work"><a class="mono" data-key="w${n}" href="#/work/${encodeURIComponent(f.id)}" title="${escape(f.id)}">…${escape(f.id.slice(-8))}</a>${retried}</span></li>`;
+  }).join("");
+  return `${head}<ul class="failure-list">${items}</ul>`;
 }
 
 /** Keep one card per pipeline in `grid`, made once and then only refreshed. */
@@ -80,7 +105,7 @@ function render(grid, snapshot, operator, latest) {
       grid.append(card);
     }
     card.querySelector(".badge").hidden = !pipeline.paused;
-    card.querySelector(".figures").innerHTML = figures(pipeline);
+    replace(card.querySelector(".figures"), figures(pipeline));
     const pause = card.querySelector('[data-act="pause"]');
     if (pause) pause.textContent = pipeline.paused ? "Resume" : "Pause";
     const editor = card.querySelector("details");
@@ -101,7 +126,7 @@ function wireCard(card, name, latest) {
     const resume = latest.get(name).paused;
     event.target.disabled = true;
     try {
-      const settings = await api(`${path}/${resume ? "resume" : "pause"}`, { method: "POST", headers: userHeaders() });
+      const settings = await setPaused(name, !resume);
       latest.get(name).paused = settings.paused;
       card.querySelector(".badge").hidden = !settings.paused;
       event.target.textContent = settings.paused ? "Resume" : "Pause";
@@ -153,7 +178,8 @@ export async function show(main, signal, status) {
             as soon as it is deposited, for example with <code>workflow deposit PIPELINE --function
             module.func</code> or <code>Work(pipeline=..., parameters=...).deposit()</code>.</div>`;
         } else {
-          if (!box.querySelector(".grid")) box.innerHTML = `<div class="grid"></div>`;
+          if (!box.querySelector(".grid")) box.innerHTML = `<section class="latest-failures"></section><div class="grid"></div>`;
+          replace(box.querySelector(".latest-failures"), failures(data.failures || [], data.time));
           render(box.querySelector(".grid"), data, operator, latest);
         }
         status.live();

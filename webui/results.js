@@ -4,12 +4,13 @@
 import { bulk, mayAct, me, reporter, userHeaders } from "./actions.js";
 import { api, blob } from "./api.js";
 import { duration, escape, pager, when } from "./format.js";
+import { attempts, lastError, linked, short } from "./outcome.js";
 
 const PAGE = 50;
 const FIELDS = ["pipeline", "status", "tag", "event", "site", "user", "since", "until", "text"];
 const LISTS = new Set(["pipeline", "tag", "event"]);
 const COLUMNS = [
-  ["id", "id", false], ["pipeline", "pipeline", true], ["status", "status", true],
+  ["id", "id", false], ["pipeline", "pipeline", true], ["status", "status", true], ["error", null, false],
   ["user", "user", true], ["site", "site", true], ["tags", "tags", false],
   ["created", "creation", true], ["stopped", "stop", true], ["took", null, false],
   ["attempts", "attempt", true],
@@ -76,7 +77,7 @@ function form(state) {
 
 function header(state) {
   return COLUMNS.map(([label, field, sortable]) => {
-    if (!sortable) return `<th scope="col">${label}</th>`;
+    if (!sortable) return `<th scope="col" data-col="${label}">${label}</th>`;
     const active = state.sort === field;
     const order = active && state.order === "desc" ? "asc" : "desc";
     const sortState = active ? (state.order === "asc" ? "ascending" : "descending") : "none";
@@ -85,15 +86,26 @@ function header(state) {
   }).join("");
 }
 
+/** A link to another work, named by the end of its id (the whole id in its title). */
+function mark(label, id, kind) {
+  return `<a class="mark ${kind}" data-${kind}="${escape(id)}" href="#/work/${encodeURIComponent(id)}"
+    title="${label} ${escape(id)}">${label} …${escape(id.slice(-6))}</a>`;
+}
+
 function row(doc) {
-  const attempts = (doc.history || []).filter((e) => (e.kind || "attempt") === "attempt").length;
+  const error = doc.status === "success" ? null : lastError(doc);
+  const full = error ? `${error.type || "error"}: ${error.message || ""}` : "";
+  const as = linked(doc, "retried-as", "as"), of = linked(doc, "retry-of", "of");
   return `<tr data-id="${escape(doc.id)}">
-    <td class="mono"><a href="#/work/${encodeURIComponent(doc.id)}">${escape(doc.id)}</a></td><td>${escape(doc.pipeline)}</td>
-    <td><span class="status ${escape(doc.status)}">${escape(doc.status)}</span></td>
+    <td class="mono id"><a href="#/work/${encodeURIComponent(doc.id)}" title="${escape(doc.id)}">${escape(doc.id)}</a></td><td>${escape(doc.pipeline)}</td>
+    <td class="status-cell"><span class="status ${escape(doc.status)}">${escape(doc.status)}</span>${as ? ` ${mark("retried as", as, "retried-as")}` : ""}${
+      of ? ` ${mark("retry of", of, "retry-of")}` : ""}${error ? `<div class="error-line" title="${escape(full)}">
+      <strong>${escape(error.type || "error")}</strong>: ${escape(short(error.message, 60))}</div>` : ""}</td>
+    <td class="error" title="${escape(full)}">${error ? `<strong>${escape(error.type || "error")}</strong>: ${escape(short(error.message, 90))}` : ""}</td>
     <td>${escape(doc.user)}</td><td>${escape(doc.site)}</td>
     <td>${(doc.tags || []).map((t) => `<span class="tag">${escape(t)}</span>`).join(" ")}</td>
     <td>${when(doc.creation)}</td><td>${when(doc.stop)}</td>
-    <td>${duration(doc.start, doc.stop)}</td><td>${attempts}</td></tr>`;
+    <td>${duration(doc.start, doc.stop)}</td><td>${attempts(doc).length}</td></tr>`;
 }
 
 async function download(filters, format, button) {

@@ -1,11 +1,13 @@
-// One work: every field, parameters and results as JSON, the history as a timeline with
-// errors and tracebacks, plots shown inline and products to open or download, both only
-// from the server's archive folder (GET /files/link refuses anything else).
+// One work: its outcome first (status, error, where it ran, attempts), then every field,
+// parameters and results as JSON, the history as a timeline with errors and tracebacks,
+// plots shown inline and products to open or download, both only from the server's
+// archive folder (GET /files/link refuses anything else).
 
 import { me, panel, wire } from "./actions.js";
 import { api } from "./api.js";
 import { duration, escape, when } from "./format.js";
 import { graphSection } from "./graph.js";
+import { nested, outcomeSection } from "./outcome.js";
 
 const IMAGES = /\.(png|jpe?g|gif|svg|webp)$/i;
 const SHOWN_APART = new Set(["parameters", "results", "history", "products", "plots", "lease", "graph"]);
@@ -17,6 +19,9 @@ function json(value) {
 function fields(doc) {
   const rows = Object.entries(doc).filter(([name]) => !SHOWN_APART.has(name)).map(([name, value]) => {
     let shown = value;
+    if (name === "config" || name === "notify") {
+      return `<tr><th scope="row">${escape(name)}</th><td data-field="${escape(name)}">${nested(name, value)}</td></tr>`;
+    }
     if (["creation", "start", "stop", "not_before"].includes(name) && value) shown = `${when(value)} (${value})`;
     else if (value !== null && typeof value === "object") shown = JSON.stringify(value);
     return `<tr><th scope="row">${escape(name)}</th><td data-field="${escape(name)}">${escape(shown ?? "—")}</td></tr>`;
@@ -150,6 +155,7 @@ export async function show(main, signal, status) {
       <span class="status ${escape(doc.status)}">${escape(doc.status)}</span></h1>
     <p class="caption" id="notice" role="status"></p>
     <div class="detail">
+      ${outcomeSection(doc)}
       ${panel(doc, who)}
       <section><h2>Fields</h2>${fields(doc)}</section>
       <section><h2>Parameters</h2>${json(doc.parameters)}</section>

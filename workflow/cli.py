@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,10 @@ from workflow import (
     cli_token,
     cli_watch,
 )
+from workflow.cli_connect import connect
 from workflow.cli_values import fill_work, what_to_run, work_fields
 from workflow.errors import InvalidWork, WorkflowError
-from workflow.settings import DEFAULT_URL
 
-#: Seconds a command keeps retrying while the server does not answer; short, because a
-#: person is waiting (the library's default suits runners, which should ride out restarts).
-RETRY_FOR = 3.0
 #: Works per deposit request; bigger deposits are sent in batches with a progress bar.
 DEPOSIT_BATCH = 1000
 
@@ -101,40 +98,46 @@ def _log_config(level: str) -> dict[str, Any]:
 
 @cli.command()
 @click.option("--port", envvar="WORKFLOW_PORT", default=8004, type=int, show_envvar=True)
-@click.option("--store", envvar="WORKFLOW_STORE", default="", show_envvar=True,
-              help="Store URL [default: SQLite in the user data directory]")
+@click.option("--store", default="", help="Store URL [default: the demo's own SQLite file, "
+              "$XDG_DATA_HOME/workflow/demo.db, emptied at each start]")
 @click.option("--count", default=12, help="Demo works to deposit.")
 @click.option("--exit", "exit_", is_flag=True, help="Stop the server when the demo is done.")
 def demo(port: int, store: str, count: int, exit_: bool) -> None:
-    """Start a server, deposit demo work, run a runner on it and show the results."""
+    """Start a server, deposit demo work, run a runner on it and show the results.
+
+    The demo keeps to a store of its own, never the one 'workflow serve' uses by default.
+    Ctrl-C or SIGTERM stops it with every process it started.
+    """
     from rich.console import Console
 
     from workflow import demo as demo_module
     from workflow.client import Client
-    from workflow.store.sqlite import default_path
-    from workflow.views import results_table
+    from workflow.views import results_table, show
     from workflow.wire import Search
     from workflow.work import Work
 
-    console = Console()
-    store = store or f"sqlite:///{default_path()}"
-    log = default_path().parent / "demo-server.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    server = demo_module.start_server(port, store, log)
-    url = f"http://127.0.0.1:{port}"
+    console = Console(soft_wrap=True)  # piped too, a line stays one line
+    place = demo_module.prepare(fresh=not store)
+    whose = "given" if store else "the demo's own, emptied at each start"
+    store = store or f"sqlite:///{place / 'demo.db'}"
+    log, url = place / "demo-server.log", f"http://127.0.0.1:{port}"
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, cli_watch.interrupt)
+    server = None
     try:
+        server = demo_module.start_server(port, store, log)
         with Client(url) as client:
             demo_module.wait_for(client)
-            console.print(f"server  {url}  (store {store}, log {log})")
+            console.print(f"server  {url}  (store {store}, {whose}; log {log})")
             console.print(f"web UI  [bold]{url}/[/]  (the dashboard updates live)")
             ids = client.deposit(demo_module.demo_works(count))
             console.print(f"deposited {len(ids)} works to [bold]{demo_module.PIPELINE}[/]")
             console.print(f"starting [bold]workflow run {demo_module.PIPELINE}[/] to work it off")
-            code = demo_module.run_runner(url, log.parent / "demo-spool")
+            code = demo_module.run_runner(url, place / "demo-spool")
             console.print(f"the runner finished (exit code {code})")
             found, total = client.search(Search(pipeline=[demo_module.PIPELINE], limit=count))
-            title = f"latest {len(found)} of {total} results"
-            console.print(results_table(map(Work.model_validate, found), title))
+            show(results_table(map(Work.model_validate, found), f"latest {len(found)} of "
+                               f"{total} results"))  # fmt: skip
             console.print(f"API and its docs: {url}/docs   results: {url}/results/works")
         if exit_:
             return
@@ -143,32 +146,8 @@ def demo(port: int, store: str, count: int, exit_: bool) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-def connect(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--url`` and ``--token``; the command finds a ``Client`` for them in ``ctx.obj``."""
-
-    @click.pass_context
-    def with_client(ctx: click.Context, url: str, token: str | None, **kwargs: Any) -> Any:
-        from workflow.client import Client
-
-        ctx.obj = ctx.with_resource(Client(url, token or None, retry_for=RETRY_FOR))
-        return command(**kwargs)
-
-    with_client.__doc__ = command.__doc__
-    with_client.__name__ = command.__name__
-    with_client.__click_params__ = getattr(command, "__click_params__", [])  # type: ignore[attr-defined]
-    options = (
-        click.option("--url", envvar="WORKFLOW_URL", default=DEFAULT_URL, show_envvar=True,
-                     help="Server base URL."),
-        click.option("--token", envvar="WORKFLOW_TOKEN", show_envvar=True,
-                     help="Access token."),
-    )  # fmt: skip
-    for option in reversed(options):
-        with_client = option(with_client)
-    return with_client
+        if server is not None:
+            demo_module.stop(server)
 
 
 def load_works(source: str) -> list[Any]:

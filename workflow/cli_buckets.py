@@ -1,7 +1,7 @@
 """``workflow buckets ...``: look into and steer the buckets of queued and running work.
 
-Each command finds its ``Client`` in ``ctx.obj`` (the ``buckets`` group creates it from
-``--url`` and ``--token``).
+Each command finds its ``Client`` in ``ctx.obj`` (made from ``--url`` and ``--token``, given
+before or after the command's name).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
 from workflow import views
+from workflow.cli_connect import connect
 from workflow.wire import Bulk, BulkFilter, BulkReply
 from workflow.work import Work
 
@@ -25,6 +25,7 @@ as_json_option = click.option("--json", "as_json", is_flag=True,
 
 @click.command("ls")
 @as_json_option
+@connect
 @click.pass_obj
 def ls(client: Client, as_json: bool) -> None:
     """One row per pipeline: works per status, paused, defaults."""
@@ -32,7 +33,7 @@ def ls(client: Client, as_json: bool) -> None:
     if as_json:
         click.echo(views.json_text(pipelines))
     else:
-        Console().print(views.pipelines_table(pipelines))
+        views.show(views.pipelines_table(pipelines))
 
 
 status = click.Command("status", callback=ls.callback, params=ls.params,
@@ -45,6 +46,7 @@ status = click.Command("status", callback=ls.callback, params=ls.params,
               help="Only works of this status, repeatable.  [default: both]")
 @click.option("--limit", default=20, type=click.IntRange(1, 1000), help="Works to show.")
 @as_json_option
+@connect
 @click.pass_obj
 def view(client: Client, pipeline: str, statuses: tuple[str, ...], limit: int,
          as_json: bool) -> None:  # fmt: skip
@@ -57,12 +59,13 @@ def view(client: Client, pipeline: str, statuses: tuple[str, ...], limit: int,
     shown = statuses or ("queued", "running")
     total = sum(counts.get(s, 0) for s in shown)
     title = f"{pipeline}: {len(docs)} of {total} {' and '.join(shown)} works, newest first"
-    Console().print(views.bucket_table([Work.model_validate(d) for d in docs], title))
+    views.show(views.bucket_table([Work.model_validate(d) for d in docs], title))
 
 
 @click.command()
 @click.argument("ids", nargs=-1, required=True)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@connect
 @click.pass_obj
 def rm(client: Client, ids: tuple[str, ...], yes: bool) -> None:
     """Delete works from their bucket; they do not go to the results."""
@@ -95,6 +98,7 @@ def confirmed(act: Callable[[int | None], BulkReply], what: str, yes: bool) -> N
 @click.option("--status", "statuses", multiple=True, type=click.Choice(["queued", "running"]),
               help="With --pipeline: only works of this status.  [default: both]")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@connect
 @click.pass_obj
 def cancel(client: Client, ids: tuple[str, ...], pipelines: tuple[str, ...],
            statuses: tuple[str, ...], yes: bool) -> None:  # fmt: skip
@@ -116,6 +120,7 @@ def cancel(client: Client, ids: tuple[str, ...], pipelines: tuple[str, ...],
 @click.command()
 @click.argument("id")
 @click.argument("priority", type=int)
+@connect
 @click.pass_obj
 def priority(client: Client, id: str, priority: int) -> None:
     """Set the PRIORITY (1 lowest to 5 highest) of a queued work."""
@@ -126,6 +131,7 @@ def priority(client: Client, id: str, priority: int) -> None:
 @click.command()
 @click.argument("id")
 @click.argument("retries", type=int)
+@connect
 @click.pass_obj
 def retries(client: Client, id: str, retries: int) -> None:
     """Set the RETRIES (0 to 5) of a queued work."""
@@ -135,6 +141,7 @@ def retries(client: Client, id: str, retries: int) -> None:
 
 @click.command()
 @click.argument("pipeline")
+@connect
 @click.pass_obj
 def pause(client: Client, pipeline: str) -> None:
     """Hand out no work of PIPELINE until it is resumed.
@@ -147,6 +154,7 @@ def pause(client: Client, pipeline: str) -> None:
 
 @click.command()
 @click.argument("pipeline")
+@connect
 @click.pass_obj
 def resume(client: Client, pipeline: str) -> None:
     """Hand out work of PIPELINE again."""
@@ -161,6 +169,7 @@ def resume(client: Client, pipeline: str) -> None:
 @click.option("--timeout", type=int, help="Timeout of new works, in seconds.")
 @click.option("--backoff", type=float, help="Seconds before the first retry (doubling).")
 @as_json_option
+@connect
 @click.pass_obj
 def defaults(client: Client, pipeline: str, as_json: bool, **changes: float | None) -> None:
     """Show or set the defaults of PIPELINE for new deposits.
@@ -175,7 +184,7 @@ def defaults(client: Client, pipeline: str, as_json: bool, **changes: float | No
     if as_json:
         click.echo(views.json_text(settings.model_dump()))
     else:
-        Console().print(views.settings_table(pipeline, settings))
+        views.show(views.settings_table(pipeline, settings))
 
 
 COMMANDS = [ls, status, view, rm, cancel, priority, retries, pause, resume, defaults]

@@ -101,12 +101,24 @@ def convert(source: str, destination: Path) -> None:
     if str(destination) == "-":
         click.echo(json.dumps(raw, indent=2))
     elif destination.suffix in (".yaml", ".yml"):
-        destination.write_text(yaml.safe_dump(raw, sort_keys=False))
+        _write(destination, yaml.safe_dump(raw, sort_keys=False))
     elif destination.suffix == ".json":
-        destination.write_text(json.dumps(raw, indent=2) + "\n")
+        _write(destination, json.dumps(raw, indent=2) + "\n")
     else:
         click.echo(f"error: {destination} should end in .json, .yaml or .yml", err=True)
         sys.exit(2)
+
+
+def _write(destination: Path, text: str) -> None:
+    """Write ``text`` to ``destination``, making its folder if missing; one error line
+    when that cannot be done."""
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_text(text)
+    except OSError as exc:
+        click.echo(f"error: cannot write {destination}: {exc.filename or destination}: "
+                   f"{exc.strerror or exc}", err=True)  # fmt: skip
+        sys.exit(1)
 
 
 COMMANDS = [run, validate, convert]

@@ -1,7 +1,7 @@
 """``workflow results ...``: search finished work, show one work with its history.
 
-Each command finds its ``Client`` in ``ctx.obj`` (the ``results`` group creates it from
-``--url`` and ``--token``).
+Each command finds its ``Client`` in ``ctx.obj`` (made from ``--url`` and ``--token``, given
+before or after the command's name).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 from workflow import views, wire
 from workflow.cli_buckets import confirmed
+from workflow.cli_connect import connect
 from workflow.wire import MAX_PAGE, SORT_FIELDS
 from workflow.work import Work
 
@@ -90,6 +90,7 @@ def _plain(pipelines: tuple[str, ...], statuses: tuple[str, ...], tags: tuple[st
 @click.option("--skip", default=0, type=click.IntRange(min=0), help="Matches to skip.")
 @click.option("--limit", default=50, type=click.IntRange(0, MAX_PAGE), help="Works to show.")
 @as_json_option
+@connect
 @click.pass_obj
 def search(client: Client, pipelines: tuple[str, ...], statuses: tuple[str, ...],
            tags: tuple[str, ...], events: tuple[int, ...], as_json: bool,
@@ -104,12 +105,13 @@ def search(client: Client, pipelines: tuple[str, ...], statuses: tuple[str, ...]
         return
     start = f", from match {filters['skip'] + 1}" if filters["skip"] else ""
     title = f"{len(found)} of {total} results{start}"
-    Console().print(views.results_table(map(Work.model_validate, found), title))
+    views.show(views.results_table(map(Work.model_validate, found), title))
 
 
 @click.command()
 @click.argument("id")
 @as_json_option
+@connect
 @click.pass_obj
 def show(client: Client, id: str, as_json: bool) -> None:
     """One work with every field and its history.
@@ -120,11 +122,12 @@ def show(client: Client, id: str, as_json: bool) -> None:
     if as_json:
         click.echo(views.json_text(work))
     else:
-        Console().print(views.work_view(Work.model_validate(work)))
+        views.show(views.work_view(Work.model_validate(work)))
 
 
 @click.command()
 @as_json_option
+@connect
 @click.pass_obj
 def counts(client: Client, as_json: bool) -> None:
     """Works per pipeline and status, in the buckets and the results."""
@@ -132,12 +135,13 @@ def counts(client: Client, as_json: bool) -> None:
     if as_json:
         click.echo(views.json_text(tally))
     else:
-        Console().print(views.counts_table(tally))
+        views.show(views.counts_table(tally))
 
 
 @click.command()
 @search_filters
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@connect
 @click.pass_obj
 def retry(client: Client, pipelines: tuple[str, ...], statuses: tuple[str, ...],
           tags: tuple[str, ...], events: tuple[int, ...], yes: bool,

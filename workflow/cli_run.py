@@ -10,9 +10,23 @@ from types import FrameType
 import click
 
 from workflow import collector
+from workflow.cli_connect import make_client, server_options
 from workflow.errors import InvalidWork
-from workflow.settings import DEFAULT_URL
 
+#: Seconds the check of FUNCTION may take to import it; a slower import is not checked.
+IMPORT_CHECK_SECONDS = 120.0
+#: Imports FUNCTION as a work's child process does (same ``sys.path``), in a process of
+#: its own: the runner itself never loads user code. The last line says what went wrong.
+_IMPORT_CHECK = """import json, sys
+sys.path[:] = json.loads(sys.argv[2])
+from workflow.runner.child import load
+try:
+    load(sys.argv[1], {})
+except BaseException as exc:
+    said = f"{type(exc).__name__}: {exc}".replace("\\n", " ")
+    print(f"\\n{said}", flush=True)
+    sys.exit(1)
+"""
 _DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*([.:][A-Za-z_][\w]*)$")
 
 
@@ -24,16 +38,18 @@ def pipelines_and_function(args: tuple[str, ...], pipeline: tuple[str, ...],
                            function: str | None) -> tuple[list[str], str | None]:  # fmt: skip
     """Sort ``workflow run``'s arguments into pipelines and the function to run.
 
-    ``workflow run PIPELINE [FUNCTION]``, ``workflow run -p A -p B [FUNCTION]`` and CHIME's
-    ``workflow run PIPELINE -f FUNCTION`` all work; PIPELINE may be a comma list.
+    ``workflow run PIPELINE [FUNCTION]``, ``workflow run -p A -p B [FUNCTION]``,
+    ``workflow run A -p B [FUNCTION]`` and CHIME's ``workflow run PIPELINE -f FUNCTION``
+    all work; PIPELINE may be a comma list. With ``-p`` a lone argument is FUNCTION when
+    it has a dot or a colon (which no pipeline name has), else one more PIPELINE.
 
     Raises:
         InvalidWork: no pipeline, two functions, or a function that is not a dotted path.
     """
     positional = list(args)
     names = _split(pipeline)
-    if not names and positional:
-        names = _split((positional.pop(0),))
+    if positional and (not names or len(positional) > 1 or not _looks_dotted(positional[0])):
+        names = _split((positional.pop(0),)) + names
     if len(positional) > 1:
         raise InvalidWork(f"too many arguments: {' '.join(positional)}", field="FUNCTION")
     if positional:
@@ -48,8 +64,41 @@ def pipelines_and_function(args: tuple[str, ...], pipeline: tuple[str, ...],
     return names, function
 
 
+def check_function(function: str) -> None:
+    """Import ``function`` in a throwaway process, as a work's child would, and check that
+    it is callable; a runner whose FUNCTION cannot run must not claim work it would fail.
+
+    Raises:
+        InvalidWork: the module or the function cannot be imported, or is no function.
+    """
+    import json
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run([sys.executable, "-c", _IMPORT_CHECK, function, json.dumps(sys.path)],
+                              capture_output=True, text=True, errors="replace",
+                              timeout=IMPORT_CHECK_SECONDS, stdin=subprocess.DEVNULL)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        click.echo(f"notice  FUNCTION {function} takes over {IMPORT_CHECK_SECONDS:g} s to "
+                   "import: not checked before work is claimed", err=True)  # fmt: skip
+        return
+    if done.returncode == 0:
+        return
+    said = (done.stdout.strip().splitlines() or [""])[-1]
+    if done.returncode < 0:
+        said = f"the import was killed by {signal.Signals(-done.returncode).name}"
+    raise InvalidWork(f"FUNCTION {function} cannot run here: "
+                      f"{said or f'the import exited with code {done.returncode}'}",
+                      field="function")  # fmt: skip
+
+
+def _looks_dotted(arg: str) -> bool:
+    return "." in arg or ":" in arg
+
+
 @click.command("run")
-@click.argument("args", nargs=-1, metavar="PIPELINE [FUNCTION]")
+@click.argument("args", nargs=-1, metavar="[PIPELINE] [FUNCTION]")
 @click.option("-p", "--pipeline", multiple=True, envvar="WORKFLOW_PIPELINES", show_envvar=True,
               help="Pipeline to take work from; repeat or use a comma list.")
 @click.option("-f", "--function", envvar="WORKFLOW_FUNCTION", show_envvar=True,
@@ -87,22 +136,28 @@ def pipelines_and_function(args: tuple[str, ...], pipeline: tuple[str, ...],
               help="Outcomes not yet delivered [default: $XDG_DATA_HOME/workflow/spool].")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               envvar="WORKFLOW_LOG_FORMAT", show_envvar=True)
-@click.option("--url", envvar="WORKFLOW_URL", default=DEFAULT_URL, show_envvar=True)
-@click.option("--token", envvar="WORKFLOW_TOKEN", show_envvar=True)
+@server_options
 def run(args: tuple[str, ...], pipeline: tuple[str, ...], function: str | None,
         site: str | None, tags: tuple[str, ...], lives: int | None, burst: bool, sleep: float,
         max_sleep: float, concurrency: int, prefetch: int | None, lease: float, grace: float,
         archive: Path | None, graph_engine: str, spool: Path | None, log_format: str,
         url: str, token: str | None) -> None:  # fmt: skip
     """Take work from PIPELINE, run it, report the outcome; FUNCTION (optional) runs for
-    every work, else each work's own function, command or graph."""
+    every work, else each work's own function, command or graph.
+
+    PIPELINE may be a comma list, and -p adds more (with -p alone, one argument with a dot
+    or a colon is FUNCTION). Before anything is claimed, FUNCTION (or -f) is imported once
+    in a throwaway process: one that cannot be imported, or is no function, ends the runner
+    with exit code 2. Each work's own function is not checked: its failure is the work's.
+    """
     import sys
 
-    from workflow.client import Client
     from workflow.runner import Runner, RunnerOptions
     from workflow.runner.report import Reporter
 
     names, function = pipelines_and_function(args, pipeline, function)
+    if function:
+        check_function(function)
     options = RunnerOptions(pipelines=names, function=function, site=site, tags=_split(tags),
                             lives=lives, burst=burst, sleep=sleep, max_sleep=max_sleep,
                             concurrency=concurrency, prefetch=prefetch, lease=lease,
@@ -114,7 +169,7 @@ def run(args: tuple[str, ...], pipeline: tuple[str, ...], function: str | None,
     # server is still being reached (it may be restarting) ends the runner at once.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stopped_before_starting)
-    with Client(url, token or None) as client:
+    with make_client(url, token) as client:
         client.call("GET", "/buckets/version", safe=True)  # fail early, in one line
         collector.settle()
         sys.exit(Runner(client, options, Reporter(log_format)).run())

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
 
-from workflow.errors import ConfigurationError
-from workflow.tokens import ROLES, entry, long_enough, new_token, read_file
+from workflow.tokens import ROLES, add_to_file, entry, long_enough, new_token
 
 
 @click.command("new")
 @click.argument("name")
 @click.option("--role", type=click.Choice(ROLES), required=True, help="What the token may do.")
 @click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Add the entry to this tokens file (WORKFLOW_TOKENS_FILE), made "
-                   "readable by its owner only if new.")  # fmt: skip
+              help="Add the entry to this tokens file (WORKFLOW_TOKENS_FILE); a new file, "
+                   "and a missing folder, are made readable by their owner only.")  # fmt: skip
 def new(name: str, role: str, path: Path | None) -> None:
     """Make a token called NAME: the token goes to stdout, once; the server keeps only the
     digest, in the entry printed to stderr (or added to --file)."""
@@ -26,7 +24,7 @@ def new(name: str, role: str, path: Path | None) -> None:
     if path is None:
         click.echo(text, err=True)
     else:
-        _append(path, name, text)
+        add_to_file(path, name, text)
         click.echo(f"added {name} ({role}) to {path}", err=True)
     click.echo(token)
 
@@ -38,18 +36,6 @@ def digest(name: str, role: str) -> None:
     """Print the tokens file's entry for a token read from stdin (one line)."""
     token = long_enough(sys.stdin.readline().strip(), "the token on stdin")
     click.echo(entry(name, role, token), nl=False)  # type: ignore[arg-type]
-
-
-def _append(path: Path, name: str, text: str) -> None:
-    if path.exists():
-        if any(known.name == name for known in read_file(path)):
-            raise ConfigurationError(f"{path} has a token called {name} already", field="name")
-        with path.open("a") as out:
-            out.write(f"\n{text}")
-        return
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        out.write(text)
 
 
 COMMANDS = [new, digest]

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
+from workflow.cli_connect import make_client, server_options
 from workflow.cli_values import fill_work, what_to_run, work_fields
-from workflow.settings import DEFAULT_URL
 
 
 @click.command("watch")
@@ -32,9 +32,7 @@ from workflow.settings import DEFAULT_URL
               help="Look at DIR every second instead of waiting for the kernel's "
               "notifications: needed on network file systems (NFS, GPFS, Lustre), which send "
               "none for writes made on other hosts.")
-@click.option("--url", envvar="WORKFLOW_URL", default=DEFAULT_URL, show_envvar=True,
-              help="Server base URL.")
-@click.option("--token", envvar="WORKFLOW_TOKEN", show_envvar=True, help="Access token.")
+@server_options
 @click.pass_context
 def watch(ctx: click.Context, folder: str, patterns: tuple[str, ...], settle: float,
           recursive: bool, polling: bool, url: str, token: str | None,
@@ -48,18 +46,17 @@ def watch(ctx: click.Context, folder: str, patterns: tuple[str, ...], settle: fl
     restarted watcher deposits nothing twice). A file changed after its deposit is a new
     work.
     """
-    from workflow.client import Client
     from workflow.watch import Selection, Watcher
 
     override, fill = work_fields(ctx, options)
-    with Client(url, token or None) as client:
+    with make_client(url, token) as client:
         watcher = Watcher(client, folder, fill_work({}, override, fill),
                           selection=Selection(patterns), settle=settle, recursive=recursive,
                           polling=polling)  # fmt: skip
         counts = {True: 0, False: 0}
         try:
             for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, _stop)
+                signal.signal(signum, interrupt)
             client.call("GET", "/buckets/version", safe=True)  # fail early, in one line
             with watcher:
                 click.echo(f"watching {watcher.folder} ({'polling' if polling else 'events'}, "
@@ -75,8 +72,9 @@ def watch(ctx: click.Context, folder: str, patterns: tuple[str, ...], settle: fl
                err=True)  # fmt: skip
 
 
-def _stop(signum: int, frame: FrameType | None) -> None:
-    # One signal stops the watcher; a second must not cut its clean-up short.
+def interrupt(signum: int, frame: FrameType | None) -> None:
+    """A handler of SIGTERM and SIGINT that raises ``KeyboardInterrupt`` once: one signal
+    stops the command; a second must not cut its clean-up short."""
     for each in (signal.SIGTERM, signal.SIGINT):
         signal.signal(each, signal.SIG_IGN)
     raise KeyboardInterrupt

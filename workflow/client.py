@@ -10,7 +10,7 @@ raised (``workflow.errors``).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http.client import responses
 from typing import Any
 
@@ -82,10 +82,14 @@ class Client:
         token: Access token, sent as ``Authorization: Bearer``.
         timeout: Seconds per HTTP call.
         retry_for: Seconds to keep retrying a safe call while the server is away.
+        on_retry: Called before each repeat of a call with the error and the number of
+            the repeat (1 first); the command line says with it, on a terminal, that it
+            is waiting for the server. The library itself prints nothing.
     """
 
     def __init__(self, url: str | None = None, token: str | None = None,
-                 timeout: float | None = None, retry_for: float = 30.0):  # fmt: skip
+                 timeout: float | None = None, retry_for: float = 30.0,
+                 on_retry: Callable[[BaseException, int], None] | None = None):  # fmt: skip
         env = ClientSettings.from_env()
         self.url = (url or env.url).rstrip("/")
         token = token if token is not None else env.token
@@ -95,6 +99,7 @@ class Client:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.retry_for = retry_for
+        self.on_retry = on_retry
         seconds = timeout if timeout is not None else env.timeout
         self._http = Transport(self.url, headers, seconds)
 
@@ -140,6 +145,7 @@ class Client:
             body = orjson.dumps(json, option=orjson.OPT_NON_STR_KEYS)
         deadline = time.monotonic() + self.retry_for
         backoff: Backoff | None = None
+        repeats = 0
         while True:
             try:
                 return self._once(method, target, body, held)
@@ -148,6 +154,9 @@ class Client:
                     if isinstance(exc, HTTPError):
                         raise errors.ServerUnreachable(f"{self.url}: {exc}") from exc
                     raise
+                repeats += 1
+                if self.on_retry is not None:
+                    self.on_retry(exc, repeats)
             # Jittered, doubling from 0.1 s to at most 2 s: clients cut off together (a
             # server restart) come back spread out.
             backoff = backoff or Backoff(first=0.1, factor=2.0, cap=2.0, jitter=1.0)

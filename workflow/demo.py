@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -45,12 +46,43 @@ def demo_works(count: int = 12) -> list[Work]:
     return works
 
 
+def prepare(fresh: bool) -> Path:
+    """The demo's folder, ``$XDG_DATA_HOME/workflow`` (beside the default store, which the
+    demo never touches); with ``fresh``, its store (``demo.db``) and its runner's spool
+    are emptied, so each demo starts from nothing."""
+    from workflow.store.sqlite import default_path  # not in the runner's children
+
+    place = default_path().parent
+    place.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            (place / f"demo.db{suffix}").unlink(missing_ok=True)
+        shutil.rmtree(place / "demo-spool", ignore_errors=True)
+    return place
+
+
 def run_runner(url: str, spool: Path) -> int:
-    """Run ``workflow run`` on the demo pipeline until the bucket is empty; its exit code."""
-    return subprocess.call(
+    """Run ``workflow run`` on the demo pipeline until the bucket is empty; its exit code.
+    Interrupted (Ctrl-C, SIGTERM), it stops the runner before it returns."""
+    runner = subprocess.Popen(
         [sys.executable, "-m", "workflow", "run", PIPELINE, "--burst", "--concurrency", "2",
          "--prefetch", "4", "--url", url, "--spool", str(spool)],
     )  # fmt: skip
+    try:
+        return runner.wait()
+    finally:
+        stop(runner)
+
+
+def stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM ``process`` unless it has ended, SIGKILL after ``grace`` seconds; wait."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def wait_for(client: Client, seconds: float = 20.0) -> None:

@@ -187,3 +187,31 @@ def read_file(path: Path) -> list[Token]:
         hexed = value if isinstance(value, str) else ""
         tokens.append(Token(name, role, _parse_digest(f"sha256:{hexed}", where)))
     return tokens
+
+
+def add_to_file(path: Path, name: str, text: str) -> None:
+    """Add the entry ``text`` of the token ``name`` to the tokens file ``path``; a new file
+    is made readable by its owner only, and so is a missing folder (mode 0700).
+
+    Raises:
+        ConfigurationError: the file has a token called ``name``, or the file or its
+            folder cannot be read, made or written.
+    """
+    try:
+        if path.exists():
+            if any(known.name == name for known in read_file(path)):
+                raise ConfigurationError(f"{path} has a token called {name} already",
+                                         field="name")  # fmt: skip
+            with path.open("a") as out:
+                out.write(f"\n{text}")
+            return
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(text)
+    except OSError as exc:
+        where = exc.filename or path
+        raise ConfigurationError(f"cannot write the tokens file {path}: {where}: "
+                                 f"{exc.strerror or exc}; create the folder (mode 0700) as "
+                                 "the server's user, or choose another --file",
+                                 field="file") from None  # fmt: skip

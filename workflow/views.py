@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.json import JSON
 from rich.panel import Panel
 from rich.rule import Rule
@@ -26,6 +26,19 @@ OUTCOME_STYLE = {**STATUS_STYLE, "lost": "red", "released": "cyan", "retry": "cy
 COUNTED = ("queued", "running", "success", "failure", "cancelled")
 #: Lines of a failed attempt's traceback that ``work_view`` shows.
 TRACEBACK_LINES = 20
+#: Widest output measured for a pipe or a file: nothing real comes near it.
+UNLIMITED = 100_000
+
+
+def show(renderable: RenderableType) -> None:
+    """Print ``renderable`` to stdout: on a terminal as wide as it is, elsewhere (a pipe, a
+    file) as wide as the renderable needs, so no id or header is cut to 80 columns."""
+    console = Console()
+    if not console.is_terminal:
+        wide = console.options.update_width(UNLIMITED)
+        needed = console.measure(renderable, options=wide).maximum
+        console = Console(width=max(needed, console.width))
+    console.print(renderable)
 
 
 def when(stamp: float | None) -> str:

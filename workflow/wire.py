@@ -357,7 +357,7 @@ def search(**params: Any) -> Search:
     try:
         return Search.model_validate({k: v for k, v in params.items() if v is not None})
     except ValidationError as exc:
-        raise invalid(exc, "search") from exc
+        raise invalid(exc, "search", Search) from exc
 
 
 # -- pipelines ------------------------------------------------------------------------
@@ -396,7 +396,7 @@ def parse_settings(raw: Any, where: str = "settings") -> PipelineSettings:
     try:
         return PipelineSettings.model_validate(raw or {})
     except ValidationError as exc:
-        raise invalid(exc, where) from exc
+        raise invalid(exc, where, PipelineSettings) from exc
 
 
 def with_defaults(raw: Doc, defaults: Doc) -> Doc:

@@ -34,6 +34,8 @@ from pydantic import (
 )
 
 from workflow.errors import InvalidWork, ResultsTooLarge, WorkflowError
+from workflow.older import upgrade
+from workflow.problems import invalid
 
 if TYPE_CHECKING:
     from workflow.client import Client
@@ -61,6 +63,8 @@ Outcome = Literal["success", "failure", "lost", "released", "cancelled", "retry"
 
 PIPELINE_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,128}$")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: What a runner can import and call: ``package.module.function`` or ``package.module:function``.
+DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*[.:][A-Za-z_]\w*$")
 #: Default limit on the size of ``results`` as serialized JSON, in bytes.
 RESULTS_LIMIT = 4_000_000
 #: Largest integer the stores keep (SQLite and BSON: 64 bits, signed).
@@ -243,6 +247,13 @@ class Work(BaseModel):
     not_before: float | None = None
     lease: Lease | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
+    #: Fields of older CHIME clients with no counterpart here, kept as sent (older.py).
+    legacy: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_clients(cls, data: Any) -> Any:
+        return upgrade(data, cls.model_fields)
 
     @field_validator("pipeline")
     @classmethod
@@ -396,6 +407,19 @@ def new_id() -> str:
     return f"{int(time.time()):08x}{next(_counter) % 0xFFFFFF:06x}{os.urandom(5).hex()}"
 
 
+def check_function(work: Work, where: str = "work") -> None:
+    """A work to run names a function a runner can import and call (a finished work,
+    from elsewhere, may name anything).
+
+    Raises:
+        InvalidWork: it names something else.
+    """
+    if work.function is not None and not DOTTED.match(work.function):
+        raise InvalidWork(f"{where}.function: {work.function!r} is not a dotted path to a "
+                          "function, such as package.module.function or "
+                          "package.module:function", field=f"{where}.function")
+
+
 def parse_work(raw: Any, where: str = "work") -> Work:
     """Validate ``raw`` as a Work, turning pydantic's error into ``InvalidWork``.
 
@@ -404,23 +428,9 @@ def parse_work(raw: Any, where: str = "work") -> Work:
         where: Location prefix for the field name in the error, e.g. ``works[3]``.
 
     Raises:
-        InvalidWork: naming the first bad field and the reason; ``detail`` lists all.
+        InvalidWork: naming every bad field and why (``workflow.problems``).
     """
     try:
         return Work.model_validate(raw)
     except ValidationError as exc:
-        raise invalid(exc, where) from exc
-
-
-def invalid(exc: ValidationError, where: str) -> InvalidWork:
-    """An ``InvalidWork`` naming the first field ``exc`` complains about."""
-    errors = exc.errors(include_url=False, include_context=False, include_input=False)
-    first = errors[0]
-
-
-    def named(loc: tuple[Any, ...]) -> str:  # where may be "" (the request body itself)
-        return ".".join(str(part) for part in (where, *loc) if str(part))
-
-    field = named(first["loc"])
-    detail = [{"field": named(e["loc"]), "reason": e["msg"]} for e in errors]
-    return InvalidWork(f"{field}: {first['msg']}", field=field, detail=detail)
+        raise invalid(exc, where, Work) from exc

@@ -28,6 +28,7 @@ def test_demo_deposits_works_off_and_shows_results(tmp_path: Path) -> None:
     assert done.stdout.count("success") == 7 and "failure" in done.stdout
     assert f"http://127.0.0.1:{port}/docs" in done.stdout
     assert f"web UI  http://127.0.0.1:{port}/" in done.stdout
-    assert (tmp_path / "workflow" / "workflow.db").exists()
+    assert (tmp_path / "workflow" / "demo.db").exists()  # the demo's own store
+    assert not (tmp_path / "workflow" / "workflow.db").exists()
     with pytest.raises(httpx.TransportError):  # --exit stopped the server
         httpx.get(f"http://127.0.0.1:{port}/version", timeout=2)

@@ -51,3 +51,27 @@ def shoot(request: pytest.FixtureRequest) -> Any:
         return path
 
     return save
+
+
+WIDE = {"width": 1400, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def shoot_widths(shoot: Any) -> Any:
+    """``shoot_widths(page, name)``: screenshots at 1400 px and at 390 px wide (``name``
+    then ``-1400`` or ``-390``), checking that at each the page does not scroll sideways;
+    the viewport is left at 1400 px."""
+
+    def save(page: Any, name: str) -> list[Path]:
+        paths = []
+        for size in (WIDE, PHONE):
+            page.set_viewport_size(size)
+            page.wait_for_timeout(250)
+            wide = page.evaluate("document.documentElement.scrollWidth")
+            assert wide <= size["width"], f"{name}: the page is {wide} px wide at {size['width']}"
+            paths.append(shoot(page, f"{name}-{size['width']}"))
+        page.set_viewport_size(WIDE)
+        return paths
+
+    return save

@@ -52,3 +52,52 @@ def test_pipeline_filter_and_empty_bucket(server: Server, page: Any) -> None:
     page.goto(f"{server.url}/#/buckets?pipeline=b")
     page.get_by_text("1–2 of 2").wait_for()
     assert set(page.locator("table.results tbody td:nth-child(2)").all_inner_texts()) == {"b"}
+
+
+ROLES = {"WORKFLOW_OPERATOR_TOKENS": "alice=operator-token-0123",
+         "WORKFLOW_VIEWER_TOKENS": "viewer-token-01234"}
+OPERATOR = {"Authorization": "Bearer operator-token-0123"}
+
+
+def test_a_paused_pipeline_says_why_its_works_wait_and_resumes(
+    make_server: Any, browser: Any, page: Any, shoot_widths: Any
+) -> None:
+    server = make_server(env=ROLES)
+    with httpx.Client(base_url=server.url, timeout=10, headers=OPERATOR) as http:
+        http.post("/buckets/work", json=[{"pipeline": "held", "parameters": {"i": i}}
+                                         for i in range(2)] + [{"pipeline": "flowing"}])
+        http.post("/buckets/pipelines/held/pause").raise_for_status()
+
+    viewer = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        seen = viewer.new_page()
+        seen.add_init_script("localStorage.setItem('workflow.token', 'viewer-token-01234')")
+        seen.goto(f"{server.url}/#/buckets")
+        notice = seen.locator('[data-paused="held"]')
+        notice.wait_for()
+        assert seen.locator("[data-resume]").count() == 0, "a viewer may not resume"
+    finally:
+        viewer.close()
+
+    page.add_init_script("localStorage.setItem('workflow.token', 'operator-token-0123')")
+    page.goto(f"{server.url}/#/buckets")
+    notice = page.locator('[data-paused="held"]')
+    notice.wait_for()
+    text = notice.inner_text()
+    assert "held is paused: runners take none of its 2 queued works" in text
+    assert "paused by alice" in text
+    assert page.locator("[data-paused]").count() == 1, "flowing is not paused"
+    rows = page.locator("table.results tbody tr")
+    rows.nth(2).wait_for()
+    marked = {row.locator("td").nth(1).inner_text(): row.locator(".badge").count()
+              for row in rows.all()}  # fmt: skip
+    assert marked == {"held": 1, "flowing": 0}, "each held work says why it waits"
+    shoot_widths(page, "paused")
+
+    page.get_by_role("button", name="Resume held").click()
+    page.get_by_text("Resumed: runners take its works again.").wait_for()
+    settings = httpx.get(f"{server.url}/buckets/pipelines/held", headers=OPERATOR, timeout=10)
+    assert settings.json()["paused"] is False
+    assert settings.json()["history"][-1]["by"] == "alice"
+    notice.wait_for(state="detached", timeout=10_000)
+    assert page.locator("table.results .badge").count() == 0

@@ -148,3 +148,72 @@ def test_a_real_runner_finishing_work_shows_live_and_its_plot_loads(
     plot = httpx.get(f"{server.url}/buckets/work/{first}", timeout=10).json()["plots"][0]
     assert plot.startswith(str(archive)), "the runner archived the plot"
     shoot(page, "plot-from-runner")
+
+
+def test_counts_link_to_their_lists_and_the_latest_failures_show(
+    server: Server, page: Any, shoot_widths: Any
+) -> None:
+    ids = _deposit(server, "lofar", 9)
+    _deposit(server, "meerkat", 2)
+    _deposit(server, "askap", 1)
+    with Client(server.url) as client:
+        works = client.withdraw(Withdraw(pipelines=["lofar"], limit=7, lease=60,
+                                         runner="r1", host="node3"))  # fmt: skip
+        outcomes = [Outcome(id=w["id"], attempt=w["attempt"], status="success") for w in works[:4]]
+        outcomes += [Outcome(id=w["id"], attempt=w["attempt"], status="failure",
+                             error=ErrorInfo(type="CalibrationError", message=(
+                                 f"no phase solution for beam {n} " + "x" * 200)))
+                     for n, w in enumerate(works[4:6])]  # fmt: skip
+        client.complete_many(outcomes)
+    failed = works[5]["id"]
+    retry = httpx.post(f"{server.url}/buckets/work/{works[4]['id']}/retry", json={},
+                       timeout=10).json()["id"]  # fmt: skip
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(server.url)
+    card = page.locator('[data-pipeline="lofar"]')
+    _count(page, "lofar", "failure").filter(has_text="2").wait_for()
+    expected = {"queued": "#/buckets?pipeline=lofar&status=queued",
+                "running": "#/buckets?pipeline=lofar&status=running",
+                "success": "#/results?pipeline=lofar&status=success",
+                "failure": "#/results?pipeline=lofar&status=failure",
+                "cancelled": "#/results?pipeline=lofar&status=cancelled"}
+    for status, href in expected.items():
+        assert card.locator(f'[data-status="{status}"] a').get_attribute("href") == href
+    assert card.locator('[data-fact="oldest"] a').get_attribute("href") == expected["queued"]
+    hour = card.locator('[data-fact="hour"] a').get_attribute("href")
+    assert hour.startswith("#/results?pipeline=lofar&since=")
+    rate = card.locator('[data-fact="failure-rate"] a').get_attribute("href")
+    assert rate.startswith("#/results?pipeline=lofar&status=failure&since=")
+
+    failures = page.locator(".latest-failures [data-failure]")
+    assert failures.count() == 2
+    newest = page.locator(f'.latest-failures [data-failure="{failed}"]')
+    cells = newest.locator("[data-cell]").all_inner_texts()
+    assert cells[0].endswith("ago") and cells[1] == "lofar"
+    assert cells[2].startswith("CalibrationError: no phase solution for beam 1 xxx")
+    assert cells[2].endswith("…"), "a long message is shortened"
+    assert cells[3] == f"…{failed[-8:]}"
+    other = page.locator(f'.latest-failures [data-failure="{works[4]["id"]}"]')
+    assert other.locator("a.mark").get_attribute("href") == f"#/work/{retry}"
+
+    scale = card.locator(".y-scale").inner_text().split()
+    assert scale == ["10", "5", "0"], "6 works finished this minute: a scale up to 10"
+    assert card.locator(".x-scale").inner_text().split() == ["60", "min", "ago", "30", "now"]
+    main = page.locator("main").bounding_box()
+    assert main["width"] >= 1390, "the page uses the screen's width"
+    tops = {round(c.bounding_box()["y"]) for c in page.locator("article.card").all()}
+    assert len(tops) == 1, "three cards in one row"
+    shoot_widths(page, "dashboard")
+
+    card.locator('[data-status="failure"] a').click()
+    page.wait_for_url("**/#/results?pipeline=lofar&status=failure")
+    page.get_by_text("1–2 of 2").wait_for()
+    page.go_back()
+    newest.locator('[data-cell="work"] a').first.click()
+    page.wait_for_url(f"**/#/work/{failed}")
+    page.locator("section.outcome").wait_for()
+    page.go_back()
+    _count(page, "lofar", "queued").click()
+    page.wait_for_url("**/#/buckets?pipeline=lofar&status=queued")
+    page.get_by_text("1–3 of 3").wait_for()  # 2 never taken, and the retry
+    assert len(ids) == 9

@@ -93,3 +93,56 @@ def test_export_of_the_current_search(server: Server, page: Any) -> None:
         page.get_by_role("button", name="Export JSON").click()
     exported = json.loads(Path(caught.value.path()).read_text())
     assert sorted(d["id"] for d in exported) == sorted(ids[i] for i in (0, 3, 6, 9))
+
+
+LONG = "no phase solution for beam 17 " + "after 40 iterations " * 10
+
+
+def test_failures_show_their_error_and_whether_they_were_retried(
+    server: Server, page: Any, shoot_widths: Any
+) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        ids = http.post("/buckets/work", params={"return_ids": "true"}, json=[
+            {"pipeline": "triage", "retries": 0, "parameters": {"beam": b}} for b in (1, 2, 3)
+        ]).json()  # fmt: skip
+        claimed = http.post("/buckets/withdraw", json={"pipelines": ["triage"], "limit": 3,
+                                                       "runner": "r1", "host": "node3"}).json()
+        attempt = {w["id"]: w["attempt"] for w in claimed}
+        http.post("/buckets/complete", json={"works": [
+            {"id": ids[0], "attempt": attempt[ids[0]], "status": "failure",
+             "error": {"type": "CalibrationError", "message": LONG}},
+            {"id": ids[1], "attempt": attempt[ids[1]], "status": "failure",
+             "error": {"type": "KeyError", "message": "'dm'"}},
+            {"id": ids[2], "attempt": attempt[ids[2]], "status": "success"},
+        ]}).raise_for_status()  # fmt: skip
+        retry = http.post(f"/buckets/work/{ids[0]}/retry", json={}).json()["id"]
+
+    page.goto(f"{server.url}/#/results?pipeline=triage")
+    page.get_by_text("1–3 of 3").wait_for()
+    retried, plain, fine = (page.locator(f'tr[data-id="{id}"]') for id in ids)
+    error = retried.locator("td.error")
+    shown = error.inner_text()
+    assert shown.startswith("CalibrationError: no phase solution for beam 17")
+    assert shown.endswith("…") and len(shown) < len(LONG), "shortened"
+    assert error.get_attribute("title") == f"CalibrationError: {LONG}", "whole on hover"
+    assert plain.locator("td.error").inner_text() == "KeyError: 'dm'"
+    assert fine.locator("td.error").inner_text() == ""
+    mark = retried.locator(f'a[data-retried-as="{retry}"]')
+    assert mark.inner_text() == f"retried as …{retry[-6:]}"
+    assert plain.locator("a.mark").count() == 0 and fine.locator("a.mark").count() == 0
+    shoot_widths(page, "results")
+    page.set_viewport_size({"width": 390, "height": 844})
+    line = retried.locator(".error-line")
+    assert line.inner_text().startswith("CalibrationError: no phase solution")
+    box = line.bounding_box()
+    assert box["x"] + box["width"] <= 390, "on a phone, the error is in sight"
+    page.set_viewport_size({"width": 1400, "height": 900})
+    assert not line.is_visible(), "on a screen, it has its own column"
+
+    mark.click()
+    page.wait_for_url(f"**/#/work/{retry}")
+    of = page.locator('section.outcome [data-outcome="retry-of"]')
+    assert of.inner_text() == ids[0]
+    page.goto(f"{server.url}/#/work/{ids[0]}")
+    as_ = page.locator('section.outcome [data-outcome="retried-as"]')
+    assert as_.inner_text() == retry

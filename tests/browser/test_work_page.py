@@ -166,3 +166,70 @@ def test_the_page_of_a_running_work_shows_its_end_as_it_comes(server: Any, page:
     assert '"snr": 9.5' in page.locator("pre.json").nth(1).inner_text()
     assert navigations == [], "updated in place, without a reload"
     shoot(page, "ended")
+
+
+def _fail_twice(http: httpx.Client, pipeline: str, **work: Any) -> str:
+    """A work that failed both its attempts, on runner r1 of node3, with a long message."""
+    (id,) = http.post("/buckets/work", params={"return_ids": "true"}, json=[
+        {"pipeline": pipeline, "retries": 1, "backoff": 0, **work}]).json()  # fmt: skip
+    claim = {"pipelines": [pipeline], "runner": "r1", "host": "node3", "lease": 60}
+    for n in (1, 2):
+        (taken,) = http.post("/buckets/withdraw", json=claim).json()
+        http.post("/buckets/complete", json={"works": [{
+            "id": id, "attempt": taken["attempt"], "status": "failure",
+            "error": {"type": "CalibrationError", "message": f"attempt {n}: no phase solution "
+                      "for beam 17 " + "after 40 iterations " * 8,
+                      "traceback": "Traceback (most recent call last):\n  frame\n"},
+        }]}).raise_for_status()  # fmt: skip
+    return id  # type: ignore[no-any-return]
+
+
+def test_the_outcome_comes_first(server: Any, page: Any, shoot_widths: Any) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        id = _fail_twice(http, "triage", parameters={"beam": 17})
+    page.goto(f"{server.url}/#/work/{id}")
+    outcome = page.locator("section.outcome")
+    outcome.wait_for()
+    page.locator(".actions-panel").wait_for()
+    titles = page.locator(".detail > section > h2").all_inner_texts()
+    assert titles[:3] == ["Outcome", "Actions", "Fields"], titles
+    assert outcome.locator('[data-outcome="status"]').inner_text() == "failure"
+    error = outcome.locator('[data-outcome="error"]').inner_text()
+    assert error.startswith("CalibrationError: attempt 2: no phase solution for beam 17")
+    message = outcome.locator('[data-outcome="error"] .message').inner_text()
+    assert message.rstrip().endswith("after 40 iterations"), "the whole message, uncut"
+    assert "traceback" in error, "and its traceback, folded"
+    assert outcome.locator('[data-outcome="where"]').inner_text() == "r1 on node3"
+    assert outcome.locator('[data-outcome="attempts"]').inner_text() == "2 of at most 2"
+    box = outcome.bounding_box()
+    assert box["y"] + box["height"] < page.viewport_size["height"], "seen without scrolling"
+    shoot_widths(page, "work")
+
+
+def test_config_and_notify_are_fields_folded_when_empty(server: Any, page: Any,
+                                                        shoot_widths: Any) -> None:  # fmt: skip
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        plain = _fail_twice(http, "settings")
+        told = _fail_twice(http, "settings", notify={"slack": {"channel_id": "C0FRB"}},
+                           config={"teams": ["pulsar", "frb"]})  # fmt: skip
+    page.goto(f"{server.url}/#/work/{plain}")
+    notify = page.locator('details[data-nested="notify"]')
+    notify.wait_for()
+    assert notify.get_attribute("open") is None, "nothing set: folded"
+    assert notify.locator("summary").inner_text() == "nothing set"
+    assert not page.locator('[data-field="notify.slack.channel_id"]').is_visible()
+    config = page.locator('details[data-nested="config"]')
+    assert config.get_attribute("open") is not None
+    assert page.locator('[data-field="config.archive.products"]').inner_text() == "copy"
+    assert page.locator('[data-field="config.orgs"]').inner_text() == "chimefrb"
+    assert "{" not in page.locator('[data-field="config"]').inner_text(), "no raw JSON"
+
+    page.goto(f"{server.url}/#/work/{told}")
+    notify = page.locator('details[data-nested="notify"]')
+    notify.wait_for()
+    assert notify.get_attribute("open") is not None
+    assert notify.locator("summary").inner_text() == "1 set"
+    assert page.locator('[data-field="notify.slack.channel_id"]').inner_text() == "C0FRB"
+    assert page.locator('[data-field="config.teams"]').inner_text() == "pulsar, frb"
+    page.locator('[data-field="config"]').scroll_into_view_if_needed()
+    shoot_widths(page, "settings")

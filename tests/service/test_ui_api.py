@@ -242,3 +242,15 @@ def test_fifty_open_streams_leave_other_calls_quick(make_server: Callable[..., S
         stop.set()
         for thread in watchers:
             thread.join(timeout=10)
+
+
+def test_dashboard_lists_the_newest_failures_with_their_retry(server: Server) -> None:
+    ids = _finish_many(server, [{"pipeline": "fails"} for _ in range(3)],
+                       ["failure", "success", "failure"])  # fmt: skip
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        retry = http.post(f"/buckets/work/{ids[0]}/retry", json={}).json()["id"]
+        failures = http.get("/ui/dashboard").json()["failures"]
+    assert [f["id"] for f in failures] == [ids[2], ids[0]], "newest first, successes left out"
+    assert failures[1]["retried_as"] == retry and failures[0]["retried_as"] is None
+    assert failures[0]["error"] == {"type": "Bad", "message": f"bad {ids[2]}", "cut": False}
+    assert failures[0]["pipeline"] == "fails" and failures[0]["stop"] > 0

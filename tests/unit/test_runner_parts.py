@@ -66,6 +66,9 @@ def test_exceptions_keep_type_message_and_traceback_and_retry_is_not_a_failure()
         (("a,b", "pkg.mod.fn"), (), None, (["a", "b"], "pkg.mod.fn")),
         (("pkg.mod:fn",), ("a", "b,c"), None, (["a", "b", "c"], "pkg.mod:fn")),
         (("a",), (), "pkg.fn", (["a"], "pkg.fn")),
+        (("saxs-integrate",), ("saxs-graph",), None, (["saxs-integrate", "saxs-graph"], None)),
+        (("a", "m.f"), ("b",), None, (["a", "b"], "m.f")),
+        (("a,b",), ("c",), "m:f", (["a", "b", "c"], "m:f")),
     ],
 )
 def test_run_arguments(args: tuple[str, ...], pipeline: tuple[str, ...], function: str | None,
@@ -77,7 +80,8 @@ def test_run_arguments(args: tuple[str, ...], pipeline: tuple[str, ...], functio
     ("args", "pipeline", "function", "field"),
     [((), (), None, "PIPELINE"), (("a", "m.f", "x"), (), None, "FUNCTION"),
      (("a", "m.f"), (), "m.g", "function"), (("a", "not a path"), (), None, "function"),
-     (("a", "justname"), (), None, "function")],
+     (("a", "justname"), (), None, "function"), (("a", "b"), ("c",), None, "function"),
+     (("m.f",), ("a",), "m.g", "function")],
 )  # fmt: skip
 def test_bad_run_arguments(args: tuple[str, ...], pipeline: tuple[str, ...],
                            function: str | None, field: str) -> None:  # fmt: skip

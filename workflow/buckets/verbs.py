@@ -34,6 +34,7 @@ from workflow.work import (
     AttemptEntry,
     ErrorInfo,
     Work,
+    check_function,
     check_results_size,
     new_id,
     parse_work,
@@ -102,6 +103,7 @@ class Buckets(BatchVerbs, OperatorVerbs, ReadingVerbs):
                 raw = {**raw, "user": user or "unknown"}
             defaults = settings.get(str(raw.get("pipeline")), {}).get("defaults", {})
             work = parse_work(with_defaults(raw, defaults), where)
+            check_function(work, where)
             check_results_size(work.results, self.results_limit)
             doc = work.payload()
             doc.update(id=work.id or new_id(), status="queued", attempt=0, start=None,

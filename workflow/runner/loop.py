@@ -15,7 +15,6 @@ attempts finish within ``grace`` seconds, and hands back the rest, uncounted.
 from __future__ import annotations
 
 import contextlib
-import queue
 import signal
 import socket
 import threading
@@ -34,7 +33,7 @@ from workflow.runner.outbox import Outbox
 from workflow.runner.outcome import failure
 from workflow.runner.pace import Pace
 from workflow.runner.report import Reporter
-from workflow.runner.slot import Attempt, Slot, aborted, run_command
+from workflow.runner.slot import Attempt, Slot, Slots, aborted, run_command
 from workflow.wire import Outcome, Withdraw
 
 #: Exit code of a runner that stopped with outcomes left undelivered in its spool.
@@ -80,9 +79,7 @@ class Runner:
         # One work at a time: the main loop runs it (see the module's docstring).
         self._serial = options.concurrency == 1 and options.prefetch == 1
         self._here = False  # the main loop is running works itself
-        self._slots: queue.Queue[Slot] = queue.Queue()
-        self._all_slots: list[Slot] = []
-        self._warming: threading.Thread | None = None
+        self._slots = Slots()  # the first child warms while the first withdraw goes out
         self.leases = Leases(client, options, reporter, self._lock, self._running, self.stopping)
         self.outbox = Outbox(client, options.spool, self.leases.settled)
         self._can_hold = True  # the server can hold a withdraw until work comes
@@ -95,10 +92,6 @@ class Runner:
     def run(self) -> int:
         """Work until done (lives, burst) or stopped by a signal; return the exit code."""
         self._install_signals()
-        # The first work process starts while the first withdraw is on its way.
-        self._warming = threading.Thread(target=lambda: self._slots.put(self._new_slot()),
-                                         name="workflow-warm", daemon=True)  # fmt: skip
-        self._warming.start()
         self.outbox.start()
         self.leases.start()
         workers = [threading.Thread(target=self._worker, name=f"workflow-attempt-{n}")
@@ -225,7 +218,7 @@ class Runner:
             self._closing = True
             self._in_flight -= len(unstarted)
             self._ready.notify_all()
-            slots = list(self._all_slots)
+            slots = self._slots.every()
         self.leases.hand_back(unstarted, "runner-stopping")
         for slot in slots:
             slot.halt()  # what a slot has not started yet comes back, handed back too
@@ -242,7 +235,7 @@ class Runner:
                                 f"{self.options.spool} for the next runner")  # fmt: skip
         self.outbox.close()
         self.stopping.set()
-        self._close_slots()
+        self._slots.close_idle()
         self.graphs.close()
         return delivered
 
@@ -344,7 +337,7 @@ class Runner:
 
     def _run_batch(self, batch: list[Attempt],
                    finished: Callable[[list[tuple[Doc, Outcome]]], None]) -> None:  # fmt: skip
-        slot = self._slot()
+        slot = self._slots.take()
         with self._lock:
             taken = [a for a in batch if a.key in self.leases.taken]
             batch = [a for a in batch if a.key not in self.leases.taken]
@@ -357,7 +350,7 @@ class Runner:
             slot.run_many(batch, lambda done: finished(
                 [(attempt.work, outcome) for attempt, outcome in done]))  # fmt: skip
         finally:
-            self._slots.put(slot)
+            self._slots.give_back(slot)
 
     def _finished(self, done: list[tuple[Doc, Outcome]]) -> None:
         """Outcomes of attempts: report them and hand them to the outbox."""
@@ -391,20 +384,6 @@ class Runner:
             # every outcome costs more than the outcome's bookkeeping.
             if self._in_flight <= self._refill_at:
                 self._changed.notify_all()
-
-    def _slot(self) -> Slot:
-        if self._warming is not None:
-            self._warming.join()
-        try:
-            return self._slots.get_nowait()
-        except queue.Empty:
-            return self._new_slot()
-
-    def _new_slot(self) -> Slot:
-        slot = Slot()
-        with self._lock:
-            self._all_slots.append(slot)
-        return slot
 
     # -- stopping ------------------------------------------------------------------------
 
@@ -446,11 +425,3 @@ class Runner:
             slots = set(self._running.values())
         for slot in slots:
             slot.abort()
-
-    def _close_slots(self) -> None:
-        while True:
-            try:
-                self._slots.get_nowait().close()
-            except queue.Empty:
-                return
-

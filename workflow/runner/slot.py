@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import queue
 import signal
 import subprocess
 import threading
@@ -337,3 +338,47 @@ def run_command(argv: list[str], timeout: float) -> Outcome:
     outcome.results = results
     outcome.started, outcome.stop = started, time.time()
     return outcome
+
+
+class Slots:
+    """A runner's warm children: the first starts at once, in the background (while the
+    first withdraw is on its way); more start as attempt threads need them."""
+
+    def __init__(self) -> None:
+        self._idle: queue.Queue[Slot] = queue.Queue()
+        self._lock = threading.Lock()
+        self._every: list[Slot] = []
+        self._warming = threading.Thread(target=lambda: self._idle.put(self._new()),
+                                         name="workflow-warm", daemon=True)  # fmt: skip
+        self._warming.start()
+
+    def take(self) -> Slot:
+        """An idle slot, or a new one."""
+        self._warming.join()
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            return self._new()
+
+    def give_back(self, slot: Slot) -> None:
+        """``slot`` is idle again."""
+        self._idle.put(slot)
+
+    def every(self) -> list[Slot]:
+        """Every slot started so far."""
+        with self._lock:
+            return list(self._every)
+
+    def close_idle(self) -> None:
+        """Stop the children of the idle slots."""
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+    def _new(self) -> Slot:
+        slot = Slot()
+        with self._lock:
+            self._every.append(slot)
+        return slot

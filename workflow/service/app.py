@@ -25,6 +25,7 @@ from workflow.service import (
     buckets_api,
     chime_buckets,
     chime_results,
+    docs,
     errors,
     files_api,
     heap,
@@ -85,7 +86,8 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
             store.close()
 
     app = FastAPI(title="workflow", version=__version__, lifespan=lifespan,
-                  description="Buckets of work, runners, and their results.")  # fmt: skip
+                  description="Buckets of work, runners, and their results.",
+                  docs_url=None, redoc_url=None)  # served without a CDN: service/docs.py
     app.state.settings = settings
     app.state.wake = "local"  # until a shared store opens (_follow)
     errors.install(app)
@@ -103,6 +105,7 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
     app.include_router(ui_api.router, prefix="/ui")
     app.include_router(files_api.router)
     _web_ui(app)
+    docs.install(app)
     app.state.roles = access.roles(app)  # every route has declared its role, or this fails
     return app
 

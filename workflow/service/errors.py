@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from workflow import wire
 from workflow.errors import WorkflowError
+from workflow.problems import described
+from workflow.work import Work
 
 
 def install(app: FastAPI) -> None:
@@ -25,29 +30,27 @@ async def _workflow_error(request: Request, exc: WorkflowError) -> JSONResponse:
     return JSONResponse(exc.to_dict(), status_code=exc.status_code)
 
 
-def _location(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc]
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:] or parts
-    return ".".join(parts)
-
-
 async def _request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse(invalid_body(exc.errors()), status_code=422)
 
 
-def invalid_body(errors: Sequence[Any]) -> dict[str, Any]:
-    """The 422 body for pydantic's ``errors()`` of a request (locations from ``body``)."""
-    first: dict[str, Any] = dict(errors[0]) if errors else {"loc": ("body",), "msg": "invalid"}
-    field = _location(tuple(first.get("loc", ())))
-    reason = first.get("msg", "invalid")
-    if first.get("type") == "json_invalid":
-        field, reason = "body", f"malformed JSON: {first.get('ctx', {}).get('error', reason)}"
+def invalid_body(errors: Sequence[Any], model: type[BaseModel] | None = None) -> dict[str, Any]:
+    """The 422 body for pydantic's ``errors()`` of a request (locations from ``body``),
+    naming every field; an unknown one gets the closest field of ``model`` (else of
+    any request or work)."""
+    errors = list(errors)
+    if errors and errors[0].get("type") == "json_invalid":
+        reason = f"malformed JSON: {errors[0].get('ctx', {}).get('error', errors[0].get('msg'))}"
         errors = [{"loc": ("body",), "msg": reason}]
-    detail = [{"field": _location(tuple(e.get("loc", ()))), "reason": e.get("msg")}
-              for e in errors]  # fmt: skip
-    return {"error": "InvalidWork", "message": f"{field}: {reason}", "field": field,
-            "detail": detail}  # fmt: skip
+    return described(errors, "", model, _vocabulary()).to_dict()
+
+
+@functools.cache
+def _vocabulary() -> list[str]:
+    """Every field name of a work and of a request."""
+    models: list[type[BaseModel]] = [Work]
+    models += [m for m in vars(wire).values() if isinstance(m, type) and issubclass(m, BaseModel)]
+    return sorted({name for model in models for name in model.model_fields})
 
 
 async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:

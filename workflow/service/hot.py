@@ -63,7 +63,7 @@ class HotPaths:
                 options = _options(route, scope)
                 request = _validated(route.model, await _body(receive))
             except _Invalid as exc:
-                return 422, orjson.dumps(invalid_body(exc.errors))
+                return 422, orjson.dumps(invalid_body(exc.errors, exc.model))
             reply: Any = _NOT_YET
             if _size(request) <= PROMPT:
                 # Small enough to run here, on the event loop, when the store can start
@@ -86,8 +86,9 @@ class HotPaths:
 class _Invalid(Exception):
     """A request's query or body does not fit its model: FastAPI's error list."""
 
-    def __init__(self, errors: list[dict[str, Any]]):
+    def __init__(self, errors: list[dict[str, Any]], model: type[BaseModel] | None = None):
         self.errors = errors
+        self.model = model  # whose fields an unknown name is compared with
 
 
 def _validated(model: type[BaseModel], body: bytes) -> BaseModel:
@@ -99,7 +100,7 @@ def _validated(model: type[BaseModel], body: bytes) -> BaseModel:
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
-        raise _Invalid([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+        raise _Invalid([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()], model) from None
 
 
 def _options(route: Hot, scope: Scope) -> BaseModel | None:
@@ -115,7 +116,8 @@ def _options(route: Hot, scope: Scope) -> BaseModel | None:
     try:
         return route.options.model_validate(query)
     except ValidationError as exc:
-        raise _Invalid([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from None
+        raise _Invalid([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()],
+                       route.options) from None
 
 
 def _size(request: BaseModel) -> int:

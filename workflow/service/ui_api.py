@@ -16,6 +16,7 @@ from fastapi.responses import StreamingResponse
 from starlette.datastructures import State
 
 from workflow.buckets import Buckets
+from workflow.results import Results
 from workflow.service.access import Caller, needs
 from workflow.service.buckets_api import json_reply
 from workflow.service.live import LimitedStream, SharedSnapshot, StreamLimit
@@ -25,13 +26,17 @@ from workflow.tokens import ROLES, allows
 router = APIRouter(tags=["ui"])
 #: The dashboard's chart covers this many minutes, the last one still running.
 MINUTES = 60
+#: The dashboard lists this many of the newest failed works, their messages cut to
+#: ``MESSAGE`` characters (the work's page has the whole error).
+FAILURES = 8
+MESSAGE = 300
 Seconds = Annotated[float, Query(ge=0.2, le=60)]
 
 
-def dashboard(buckets: Buckets, now: float) -> dict[str, Any]:
+def dashboard(buckets: Buckets, results: Results, now: float) -> dict[str, Any]:
     """Per pipeline: counts by status, paused, defaults and the last change to them, the
     age of the oldest queued work, works finished (and failed) per minute over the last
-    hour, and the hour's failure rate."""
+    hour, and the hour's failure rate; and the newest failed works (``failures``)."""
     known = {pipeline["name"]: pipeline for pipeline in buckets.pipelines()}
     first = int(now // 60 * 60) - (MINUTES - 1) * 60
     minutes = buckets.finished_per_minute(first)
@@ -62,7 +67,28 @@ def dashboard(buckets: Buckets, now: float) -> dict[str, Any]:
             "finished_last_hour": done,
             "failure_rate": sum(failed) / done if done else None,
         })  # fmt: skip
-    return {"time": now, "pipelines": pipelines}
+    return {"time": now, "pipelines": pipelines, "failures": latest_failures(results)}
+
+
+def latest_failures(results: Results) -> list[dict[str, Any]]:
+    """The ``FAILURES`` newest failed works (newest created first: the results' status
+    index walks them in that order, so this costs no sort however many failed), each
+    with its last error, shortened, and the work it was retried as, if it was."""
+    failures = []
+    for doc in results.view({"status": "failure"}, limit=FAILURES):
+        history = doc.get("history") or []
+        errors = [e["error"] for e in history if e.get("error")]
+        error = errors[-1] if errors else {}
+        retried = [e["changes"]["as"] for e in history
+                   if e.get("action") == "retried-as" and (e.get("changes") or {}).get("as")]
+        message = str(error.get("message") or "")
+        failures.append({
+            "id": doc["id"], "pipeline": doc["pipeline"], "stop": doc.get("stop"),
+            "error": {"type": error.get("type"), "message": message[:MESSAGE],
+                      "cut": len(message) > MESSAGE},
+            "retried_as": retried[-1] if retried else None,
+        })  # fmt: skip
+    return failures
 
 
 @router.get("/whoami", **needs("viewer"),
@@ -79,7 +105,8 @@ def whoami(request: Request) -> dict[str, Any]:
 @router.get("/dashboard", **needs("viewer"),
             summary="The dashboard: every pipeline's counts and last hour")
 def get_dashboard(request: Request) -> Any:
-    return json_reply(dashboard(request.app.state.buckets, time.time()))
+    state = request.app.state
+    return json_reply(dashboard(state.buckets, state.results, time.time()))
 
 
 @router.get("/events", **needs("viewer"),
@@ -122,5 +149,5 @@ def _live(request: Request) -> tuple[SharedSnapshot, StreamLimit]:
 
 def _event(state: State) -> bytes:
     """The dashboard now, as one server-sent event."""
-    snapshot = dashboard(state.buckets, time.time())
+    snapshot = dashboard(state.buckets, state.results, time.time())
     return b"event: dashboard\ndata: " + orjson.dumps(snapshot) + b"\n\n"
