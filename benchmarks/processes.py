@@ -22,6 +22,8 @@ from typing import Any
 
 import httpx
 
+from workflow.demo import stop
+
 BENCHMARKS = Path(__file__).resolve().parent
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -116,17 +118,6 @@ def serve(url: str, log: Path, timeout: float = 30.0, extra: tuple[str, ...] = (
             yield base, process
         finally:
             stop(process)
-
-
-def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
-    """SIGTERM ``process``, and SIGKILL it if it is still there after ``timeout``."""
-    if process.poll() is None:
-        process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _stat(pid: int) -> tuple[int, float] | None:

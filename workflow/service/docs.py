@@ -34,20 +34,22 @@ def install(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def swagger(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "") + ASSETS
-        return get_swagger_ui_html(openapi_url=_openapi(app, request), title=title,
-                                   swagger_js_url=f"{root}/swagger-ui-bundle.js",
-                                   swagger_css_url=f"{root}/swagger-ui.css",
-                                   swagger_favicon_url=f"{root}/favicon.png")  # fmt: skip
+        files, openapi = _where(app, request)
+        return get_swagger_ui_html(openapi_url=openapi, title=title,
+                                   swagger_js_url=f"{files}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{files}/swagger-ui.css",
+                                   swagger_favicon_url=f"{files}/favicon.png")  # fmt: skip
 
     @app.get("/redoc", include_in_schema=False)
     def redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "") + ASSETS
-        return get_redoc_html(openapi_url=_openapi(app, request), title=title,
-                              redoc_js_url=f"{root}/redoc.standalone.js",
-                              redoc_favicon_url=f"{root}/favicon.png",
+        files, openapi = _where(app, request)
+        return get_redoc_html(openapi_url=openapi, title=title,
+                              redoc_js_url=f"{files}/redoc.standalone.js",
+                              redoc_favicon_url=f"{files}/favicon.png",
                               with_google_fonts=False)  # fmt: skip
 
 
-def _openapi(app: FastAPI, request: Request) -> str:
-    return request.scope.get("root_path", "") + (app.openapi_url or "/openapi.json")
+def _where(app: FastAPI, request: Request) -> tuple[str, str]:
+    """Where the pages' files and the OpenAPI document are, behind any root path."""
+    root = request.scope.get("root_path", "")
+    return root + ASSETS, root + (app.openapi_url or "/openapi.json")
