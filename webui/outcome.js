@@ -1,7 +1,8 @@
 // What a work came to, for an operator triaging a failure: its last error, where it ran,
-// its attempts and the links between a work and its retry; and nested settings
+// its attempts and the links between a work and its retry, why a queued one waits; and nested settings
 // (config, notify) as fields rather than raw JSON.
 
+import { api } from "./api.js";
 import { age, duration, escape, when } from "./format.js";
 
 /** The work's attempts, oldest first. */
@@ -50,6 +51,7 @@ export function outcomeSection(doc) {
     ? `, next try in ${age(doc.not_before - Date.now() / 1000)}` : "";
   row("attempts", `${tries.length} of at most ${(doc.retries ?? 0) + 1}${waiting}`, "attempts");
   const as = linked(doc, "retried-as", "as"), of = linked(doc, "retry-of", "of");
+  if (doc.status === "queued") row("why it waits", '<span class="caption">asking…</span>', "why");
   if (as) row("retried as", workLink(as), "retried-as");
   if (of) row("retry of", workLink(of), "retry-of");
   return `<section class="outcome ${escape(doc.status)}"><h2>Outcome</h2><dl class="facts">${rows.join("")}</dl></section>`;
@@ -74,4 +76,22 @@ export function nested(name, value) {
     `<tr><th scope="row">${escape(path)}</th><td data-field="${escape(`${name}.${path}`)}">${escape(isSet(v) ? shown(v) : "—")}</td></tr>`).join("");
   return `<details class="nested" data-nested="${escape(name)}"${set ? " open" : ""}>
     <summary>${set ? `${set} set` : "nothing set"}</summary><table class="fields">${rows}</table></details>`;
+}
+
+/** For a queued work, fill the outcome's "why it waits" with the server's reasons
+ * (``GET /buckets/work/{id}/why``), most decisive first. */
+export async function explain(main, doc, signal) {
+  const cell = main.querySelector('[data-outcome="why"]');
+  if (!cell) return;
+  let answer;
+  try {
+    answer = await api(`/buckets/work/${encodeURIComponent(doc.id)}/why`, { signal });
+  } catch (error) {
+    if (!signal.aborted) cell.textContent = `cannot tell: ${error.message}`;
+    return;
+  }
+  cell.innerHTML = answer.reasons.length
+    ? `<ul class="reasons">${answer.reasons.map((r) =>
+        `<li data-code="${escape(r.code)}"><strong>${escape(r.code)}</strong>: ${escape(r.message)}</li>`).join("")}</ul>`
+    : "next in line: a runner of its pipeline takes it";
 }

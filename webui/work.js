@@ -7,7 +7,7 @@ import { me, panel, wire } from "./actions.js";
 import { api } from "./api.js";
 import { duration, escape, when } from "./format.js";
 import { graphSection } from "./graph.js";
-import { nested, outcomeSection } from "./outcome.js";
+import { explain, nested, outcomeSection } from "./outcome.js";
 
 const IMAGES = /\.(png|jpe?g|gif|svg|webp)$/i;
 const SHOWN_APART = new Set(["parameters", "results", "history", "products", "plots", "lease", "graph"]);
@@ -166,6 +166,7 @@ export async function show(main, signal, status) {
       ${files("Plots", doc.plots, "plot")}${files("Products", doc.products, "product")}
     </div>`;
   showFiles(main, doc, signal);
+  explain(main, doc, signal);
   followEnd(main, signal, status, doc, showing);
   wire(main, doc, async (message, nextId) => {
     if (nextId) { location.hash = `#/work/${encodeURIComponent(nextId)}`; return; }

@@ -41,6 +41,25 @@ status = click.Command("status", callback=ls.callback, params=ls.params,
 
 
 @click.command()
+@click.argument("id")
+@as_json_option
+@connect
+@click.pass_obj
+def why(client: Client, id: str, as_json: bool) -> None:
+    """Why a queued work is not running, most decisive reason first."""
+    answer = client.why(id)
+    if as_json:
+        click.echo(views.json_text(answer))
+    elif answer["status"] != "queued":
+        click.echo(f"{id} is {answer['status']}, not queued")
+    elif not answer["reasons"]:
+        click.echo(f"{id} is queued and next in line: a runner of its pipeline takes it")
+    else:
+        for reason in answer["reasons"]:
+            click.echo(f"{reason['code']}: {reason['message']}")
+
+
+@click.command()
 @click.argument("pipeline")
 @click.option("--status", "statuses", multiple=True, type=click.Choice(["queued", "running"]),
               help="Only works of this status, repeatable.  [default: both]")
@@ -187,4 +206,4 @@ def defaults(client: Client, pipeline: str, as_json: bool, **changes: float | No
         views.show(views.settings_table(pipeline, settings))
 
 
-COMMANDS = [ls, status, view, rm, cancel, priority, retries, pause, resume, defaults]
+COMMANDS = [ls, status, view, why, rm, cancel, priority, retries, pause, resume, defaults]

@@ -264,6 +264,10 @@ class Client:
         return self.call("GET", f"/buckets/work/{id}", safe=True,  # type: ignore[no-any-return]
                          params={"wait": min(wait, LONGEST_WAIT)}, held=wait)  # fmt: skip
 
+    def why(self, id: str) -> Doc:
+        """A work's status and, if queued, why it is not running (``reasons``)."""
+        return self._doc("GET", f"/buckets/work/{id}/why", None)
+
     def wait(self, ids: Sequence[str], timeout: float | None = None) -> list[Doc]:
         """The works ``ids`` once each has finished, in order; after ``timeout`` seconds
         (None: no limit) those not finished yet as they are then. The server answers

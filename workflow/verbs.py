@@ -86,6 +86,10 @@ class BucketVerbs(Protocol):
         """A work by id, queued, running or finished."""
         ...
 
+    def why(self, id: str) -> Doc:
+        """A work's status and, if queued, why it is not running (``reasons``)."""
+        ...
+
     def works(self, pipelines: Sequence[str] | None = None,
               statuses: Sequence[str] | None = None, *, skip: int = 0, limit: int = 100
               ) -> list[Doc]:  # fmt: skip

@@ -233,3 +233,26 @@ def test_config_and_notify_are_fields_folded_when_empty(server: Any, page: Any,
     assert page.locator('[data-field="config.teams"]').inner_text() == "pulsar, frb"
     page.locator('[data-field="config"]').scroll_into_view_if_needed()
     shoot_widths(page, "settings")
+
+
+def test_a_queued_work_says_why_it_waits(server: Any, page: Any, shoot_widths: Any) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        ahead, waiting = http.post("/buckets/work", params={"return_ids": "true"}, json=[
+            {"pipeline": "held-back", "priority": 5},
+            {"pipeline": "held-back", "priority": 2}]).json()  # fmt: skip
+        http.post("/buckets/pipelines/held-back/pause").raise_for_status()
+    page.goto(f"{server.url}/#/work/{waiting}")
+    why = page.locator('[data-outcome="why"]')
+    why.locator("li").first.wait_for()
+    codes = why.locator("li").evaluate_all("items => items.map(i => i.dataset.code)")
+    assert codes == ["paused", "behind"]
+    assert "its pipeline held-back is paused" in why.inner_text()
+    assert "1 queued work of held-back comes before it" in why.inner_text()
+    shoot_widths(page, "why")
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        http.post("/buckets/pipelines/held-back/resume").raise_for_status()
+    page.goto(f"{server.url}/#/work/{ahead}")
+    next_in_line = page.locator('[data-outcome="why"]')
+    next_in_line.wait_for()
+    page.wait_for_function(
+        "document.querySelector('[data-outcome=\"why\"]').innerText.includes('next in line')")

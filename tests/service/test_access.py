@@ -34,6 +34,7 @@ POLICY = {
         "GET /buckets/work", "POST /buckets/view", "GET /buckets/status",
         "GET /buckets/status/details/{pipeline}", "GET /buckets/status/pipelines",
         "GET /buckets/audit/stale/{days}", "GET /buckets/work/{id}", "GET /buckets/counts",
+        "GET /buckets/work/{id}/why",
         "GET /buckets/pipelines", "GET /buckets/pipelines/{pipeline}", "POST /results/view",
         "POST /results/view/count", "GET /results/status", "GET /results/works",
         "GET /results/export", "GET /results/works/{id}", "GET /ui/whoami", "GET /ui/dashboard",

@@ -17,6 +17,7 @@ from workflow import jsonsafe, policy
 from workflow.buckets.batches import BatchVerbs
 from workflow.buckets.operators import OperatorVerbs
 from workflow.buckets.reading import ReadingVerbs
+from workflow.buckets.why import WhyVerbs
 from workflow.errors import (
     DuplicateWork,
     Forbidden,
@@ -48,7 +49,7 @@ _OUTPUTS = frozenset({"results", "products", "plots"})
 MAX_BATCH = 10_000
 
 
-class Buckets(BatchVerbs, OperatorVerbs, ReadingVerbs):
+class Buckets(BatchVerbs, OperatorVerbs, WhyVerbs, ReadingVerbs):
     """Queued and running work over a ``Store``.
 
     Args:

@@ -119,6 +119,15 @@ async def get_work(buckets: Verbs, id: str, request: Request,
     return json_reply(await state.finishes.read(buckets.get, id, seconds))
 
 
+@router.get("/work/{id}/why", **needs("viewer"),
+            summary="Why a queued work is not running, most decisive reason first")
+def why(buckets: Verbs, id: str) -> Any:
+    """``{"id", "status", "reasons": [{"code", "message", ...}]}``; the codes are
+    ``paused``, ``backoff`` and ``behind``; no reasons for a work that is not queued,
+    or that a runner may take next."""
+    return json_reply(buckets.why(id))
+
+
 @router.post("/work/{id}/heartbeat", **needs("runner"),
              summary="Extend the lease of a running attempt")
 def heartbeat(buckets: Verbs, id: str, body: Heartbeat, caller: Calling) -> Response:
