@@ -6,7 +6,7 @@ import { bulk, mayAct, me, reporter, setPaused, userHeaders } from "./actions.js
 import { api, events } from "./api.js";
 import { chart } from "./chart.js";
 import { age, escape, number, percent, when } from "./format.js";
-import { short } from "./outcome.js";
+import { errorLine } from "./outcome.js";
 
 const STATUSES = ["queued", "running", "success", "failure", "cancelled"];
 const DEFAULTS = [
@@ -82,7 +82,7 @@ function failures(list, now) {
       title="retried as ${escape(f.retried_as)}">retried as …${escape(f.retried_as.slice(-6))}</a>` : "";
     return `<li data-failure="${escape(f.id)}"><span data-cell="age">${age(f.stop ? now - f.stop : null)} ago</span>
       <a data-cell="pipeline" data-key="p${n}" href="${escape(listOf(f.pipeline, "failure"))}">${escape(f.pipeline)}</a>
-      <span data-cell="error" title="${escape(`${error.type || "error"}: ${error.message || ""}`)}"><strong>${escape(error.type || "error")}</strong>: ${escape(short(error.message, 120))}</span>
+      <span data-cell="error" title="${escape(`${error.type || "error"}: ${error.message || ""}`)}">${errorLine(error, 120)}</span>
       <span data-cell="work"><a class="mono" data-key="w${n}" href="#/work/${encodeURIComponent(f.id)}" title="${escape(f.id)}">…${escape(f.id.slice(-8))}</a>${retried}</span></li>`;
   }).join("");
   return `${head}<ul class="failure-list">${items}</ul>`;

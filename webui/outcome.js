@@ -23,9 +23,14 @@ export function linked(doc, action, key) {
 }
 
 /** `text` cut to `n` characters, with an ellipsis when cut. */
-export function short(text, n) {
+function short(text, n) {
   const s = String(text ?? "");
   return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+}
+
+/** An error as the lists show it: its type in bold, its message cut to `n` characters. */
+export function errorLine(error, n) {
+  return `<strong>${escape(error.type || "error")}</strong>: ${escape(short(error.message, n))}`;
 }
 
 const workLink = (id) => `<a class="mono" href="#/work/${encodeURIComponent(id)}">${escape(id)}</a>`;

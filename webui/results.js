@@ -4,7 +4,7 @@
 import { bulk, mayAct, me, reporter, userHeaders } from "./actions.js";
 import { api, blob } from "./api.js";
 import { duration, escape, pager, when } from "./format.js";
-import { attempts, lastError, linked, short } from "./outcome.js";
+import { attempts, errorLine, lastError, linked } from "./outcome.js";
 
 const PAGE = 50;
 const FIELDS = ["pipeline", "status", "tag", "event", "site", "user", "since", "until", "text"];
@@ -100,8 +100,8 @@ function row(doc) {
     <td class="mono id"><a href="#/work/${encodeURIComponent(doc.id)}" title="${escape(doc.id)}">${escape(doc.id)}</a></td><td>${escape(doc.pipeline)}</td>
     <td class="status-cell"><span class="status ${escape(doc.status)}">${escape(doc.status)}</span>${as ? ` ${mark("retried as", as, "retried-as")}` : ""}${
       of ? ` ${mark("retry of", of, "retry-of")}` : ""}${error ? `<div class="error-line" title="${escape(full)}">
-      <strong>${escape(error.type || "error")}</strong>: ${escape(short(error.message, 60))}</div>` : ""}</td>
-    <td class="error" title="${escape(full)}">${error ? `<strong>${escape(error.type || "error")}</strong>: ${escape(short(error.message, 90))}` : ""}</td>
+      ${errorLine(error, 60)}</div>` : ""}</td>
+    <td class="error" title="${escape(full)}">${error ? errorLine(error, 90) : ""}</td>
     <td>${escape(doc.user)}</td><td>${escape(doc.site)}</td>
     <td>${(doc.tags || []).map((t) => `<span class="tag">${escape(t)}</span>`).join(" ")}</td>
     <td>${when(doc.creation)}</td><td>${when(doc.stop)}</td>

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import signal
 from pathlib import Path
 from types import FrameType
@@ -12,6 +11,7 @@ import click
 from workflow import collector
 from workflow.cli_connect import make_client, server_options
 from workflow.errors import InvalidWork
+from workflow.work import DOTTED
 
 #: Seconds the check of FUNCTION may take to import it; a slower import is not checked.
 IMPORT_CHECK_SECONDS = 120.0
@@ -27,7 +27,6 @@ except BaseException as exc:
     print(f"\\n{said}", flush=True)
     sys.exit(1)
 """
-_DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*([.:][A-Za-z_][\w]*)$")
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -58,7 +57,7 @@ def pipelines_and_function(args: tuple[str, ...], pipeline: tuple[str, ...],
         function = positional[0]
     if not names:
         raise InvalidWork("name at least one pipeline to take work from", field="PIPELINE")
-    if function and not _DOTTED.match(function):
+    if function and not DOTTED.match(function):
         raise InvalidWork(f"{function!r} is not a dotted path like package.module.function",
                           field="function")  # fmt: skip
     return names, function

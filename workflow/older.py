@@ -12,24 +12,32 @@ documentation): accepted, with their fields mapped onto ours.
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 #: Fields of older clients kept as sent under ``legacy``.
 KEPT = ("path", "group", "precursors")
+#: Fields of older clients that ``upgrade`` maps or keeps.
+OLDER = (*KEPT, "archive")
 #: ``archive: false``: nothing of the work is archived.
 NOTHING_ARCHIVED = {"results": False, "products": "bypass", "plots": "bypass"}
 
 
-def upgrade(data: Any, fields: dict[str, FieldInfo]) -> Any:
-    """``data`` (a work as received) with older clients' fields mapped onto ``fields``."""
+def upgrade(data: Any, model: type[BaseModel]) -> Any:
+    """``data`` (a work as received) with older clients' fields mapped onto ``model``'s.
+    Runs on every validation of a work, so a current work passes through untouched."""
     if not isinstance(data, dict):
         return data
-    data = {k: v for k, v in data.items()
-            if not (v is None and k in fields and not _nullable(fields[k]))}  # fmt: skip
+    refuses = _refusing_null(model)
+    nulls = [name for name, value in data.items() if value is None and name in refuses]
+    if not nulls and not any(name in data for name in OLDER):
+        return data
+    data = {name: value for name, value in data.items() if name not in nulls}
     kept = {name: data.pop(name) for name in KEPT if name in data}
     if "archive" in data:
         archive = data.pop("archive")
@@ -42,6 +50,12 @@ def upgrade(data: Any, fields: dict[str, FieldInfo]) -> Any:
     if kept:
         data["legacy"] = {**(data.get("legacy") or {}), **kept}
     return data
+
+
+@functools.cache
+def _refusing_null(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of ``model`` that take no ``null`` (worked out once per model)."""
+    return frozenset(name for name, field in model.model_fields.items() if not _nullable(field))
 
 
 def _nullable(field: FieldInfo) -> bool:

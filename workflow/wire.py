@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
-from workflow.work import MAX_INT, ActionEntry, ErrorInfo, Int64, NodeEntry, Work, invalid, new_id
+from workflow.problems import invalid
+from workflow.work import MAX_INT, ActionEntry, ErrorInfo, Int64, NodeEntry, Work, new_id
 
 Doc = dict[str, Any]
 #: A store query: a Mongo-style filter, checked (``workflow.filters``).

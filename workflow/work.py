@@ -253,7 +253,7 @@ class Work(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _older_clients(cls, data: Any) -> Any:
-        return upgrade(data, cls.model_fields)
+        return upgrade(data, cls)
 
     @field_validator("pipeline")
     @classmethod

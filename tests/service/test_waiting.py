@@ -3,31 +3,24 @@ soon as a work it can claim arrives, on either way of serving the runners' calls
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from harness import Server
+from holding import PROMPT, held
 
 from workflow.client import Client
 from workflow.wire import Bulk, BulkFilter, Outcome, Withdraw
 from workflow.work import Work
-
-#: Longest a held request takes to answer after its work arrived, in this test (the
-#: benchmark measures the real figure; a loaded 2-core machine needs slack).
-PROMPT = 2.0
 
 
 @pytest.fixture(scope="module", params=["fast", "plain"])
@@ -42,31 +35,6 @@ def waiting_server(request: pytest.FixtureRequest,
     server.stop()
 
 
-@pytest.fixture
-def pipeline() -> str:
-    return f"w-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def pool() -> Iterator[ThreadPoolExecutor]:
-    with ThreadPoolExecutor(max_workers=8) as executor:
-        yield executor
-
-
-def _held(pool: ThreadPoolExecutor, url: str, want: Withdraw) -> Future[tuple[float, Any]]:
-    """Send ``want`` from another thread; its future gives (when answered, reply)."""
-
-    def ask() -> tuple[float, Any]:
-        with Client(url) as client:
-            works = client.withdraw(want)
-        return time.time(), works
-
-    future = pool.submit(ask)
-    time.sleep(0.3)  # the request is held by now
-    assert not future.done(), "answered at once, not held"
-    return future
-
-
 def _answered_soon(future: Future[tuple[float, Any]], after: float) -> list[dict[str, Any]]:
     answered, works = future.result(timeout=15)
     assert answered - after < PROMPT, f"answered {answered - after:.2f} s after its work came"
@@ -75,7 +43,7 @@ def _answered_soon(future: Future[tuple[float, Any]], after: float) -> list[dict
 
 def test_a_deposit_wakes_a_held_withdraw(waiting_server: Server, pipeline: str,
                                          pool: ThreadPoolExecutor) -> None:  # fmt: skip
-    future = _held(pool, waiting_server.url, Withdraw(pipelines=[pipeline], wait=20))
+    future = held(pool, waiting_server.url, Withdraw(pipelines=[pipeline], wait=20))
     with Client(waiting_server.url) as client:
         came = time.time()
         (id,) = client.deposit([Work(pipeline=pipeline)])
@@ -96,7 +64,7 @@ def test_a_work_queued_again_wakes_a_held_withdraw(waiting_server: Server, pipel
     with Client(waiting_server.url) as client:
         client.deposit([Work(pipeline=pipeline, retries=1, backoff=0)])
         (first,) = client.withdraw(Withdraw(pipelines=[pipeline]))
-        future = _held(pool, waiting_server.url, Withdraw(pipelines=[pipeline], wait=20))
+        future = held(pool, waiting_server.url, Withdraw(pipelines=[pipeline], wait=20))
         came = time.time()
         client.complete(Outcome(id=first["id"], attempt=1, status="failure"))
     (again,) = _answered_soon(future, came)
@@ -110,7 +78,7 @@ def test_a_backoff_running_out_wakes_a_held_withdraw(waiting_server: Server, pip
         (first,) = client.withdraw(Withdraw(pipelines=[pipeline]))
         client.complete(Outcome(id=first["id"], attempt=1, status="failure"))
         due = client.get(first["id"])["not_before"]
-    future = _held(pool, waiting_server.url, Withdraw(pipelines=[pipeline], wait=20))
+    future = held(pool, waiting_server.url, Withdraw(pipelines=[pipeline], wait=20))
     answered, (again,) = future.result(timeout=15)
     assert due <= answered < due + PROMPT, "not before its backoff ran out, and soon after"
     assert again["attempt"] == 2
@@ -124,14 +92,14 @@ def test_a_retry_a_resume_and_a_priority_change_each_wake_a_held_withdraw(
         client.deposit([Work(pipeline=pipeline, retries=0)])
         (done,) = client.withdraw(Withdraw(pipelines=[pipeline]))
         client.complete(Outcome(id=done["id"], attempt=1, status="failure"))
-        future = _held(pool, url, Withdraw(pipelines=[pipeline], wait=20))
+        future = held(pool, url, Withdraw(pipelines=[pipeline], wait=20))
         came = time.time()
         copy = client.retry(done["id"])
         assert [w["id"] for w in _answered_soon(future, came)] == [copy["id"]]
         # A paused pipeline's work is handed out once the pipeline resumes.
         client.configure(pipeline, {"paused": True})
         (paused,) = client.deposit([Work(pipeline=pipeline)])
-        future = _held(pool, url, Withdraw(pipelines=[pipeline], wait=20))
+        future = held(pool, url, Withdraw(pipelines=[pipeline], wait=20))
         came = time.time()
         client.configure(pipeline, {"paused": False})
         assert [w["id"] for w in _answered_soon(future, came)] == [paused]
@@ -139,11 +107,11 @@ def test_a_retry_a_resume_and_a_priority_change_each_wake_a_held_withdraw(
         # by one operator's change or by a bulk change.
         low, other = client.deposit([Work(pipeline=pipeline, priority=1),
                                      Work(pipeline=pipeline, priority=1)])  # fmt: skip
-        future = _held(pool, url, Withdraw(pipelines=[pipeline], priority=5, wait=20))
+        future = held(pool, url, Withdraw(pipelines=[pipeline], priority=5, wait=20))
         came = time.time()
         client.change(low, priority=5)
         assert [w["id"] for w in _answered_soon(future, came)] == [low]
-        future = _held(pool, url, Withdraw(pipelines=[pipeline], priority=5, wait=20))
+        future = held(pool, url, Withdraw(pipelines=[pipeline], priority=5, wait=20))
         came = time.time()
         bulk = Bulk(action="change", filter=BulkFilter(pipeline=[pipeline]), priority=5,
                     confirm=1)  # fmt: skip
@@ -154,7 +122,7 @@ def test_a_retry_a_resume_and_a_priority_change_each_wake_a_held_withdraw(
 def test_held_withdraws_are_served_first_come_first_served(
         waiting_server: Server, pipeline: str, pool: ThreadPoolExecutor) -> None:  # fmt: skip
     url = waiting_server.url
-    futures = [_held(pool, url, Withdraw(pipelines=[pipeline], runner=f"r{n}", wait=20))
+    futures = [held(pool, url, Withdraw(pipelines=[pipeline], runner=f"r{n}", wait=20))
                for n in range(3)]  # fmt: skip
     with Client(url) as client:
         for n in range(3):
@@ -196,7 +164,7 @@ def test_an_exchange_with_outcomes_answers_at_once_and_one_without_waits(
 def test_a_runner_ends_its_own_held_withdraw(waiting_server: Server, pipeline: str,
                                              pool: ThreadPoolExecutor) -> None:  # fmt: skip
     url = waiting_server.url
-    future = _held(pool, url, Withdraw(pipelines=[pipeline], runner="leaving", wait=20))
+    future = held(pool, url, Withdraw(pipelines=[pipeline], runner="leaving", wait=20))
     with Client(url) as client:
         came = time.time()
         assert client.call("POST", "/buckets/withdraw/end", json={"runner": "other"}) == {
@@ -251,41 +219,6 @@ def test_held_requests_cost_no_thread_each_and_a_stopping_server_answers_them_at
     server.process.wait(timeout=10)  # uvicorn ends by re-raising the signal it caught
     assert server.log is not None and "Application shutdown complete" in server.log.read_text()
     many.shutdown()
-
-
-def test_on_a_shared_store_a_deposit_through_another_server_wakes_a_held_withdraw() -> None:
-    """MongoDB: a deposit on one server cannot call the others; each looks every 100 ms
-    while it holds requests (on mongomock here, or on WORKFLOW_TEST_MONGO_URL)."""
-    from mongo_stores import mongo_store
-
-    from workflow.buckets import Buckets
-    from workflow.service.waiting import POLL, WaitingRoom
-
-    store = mongo_store()
-    assert store.shared
-    here, elsewhere = Buckets(store), Buckets(store)  # two servers on one database
-
-    async def scenario() -> tuple[float, list[dict[str, Any]]]:
-        room = WaitingRoom(lambda want, by: here.withdraw(want, by=by), lambda works: None,
-                           poll=store.shared)  # fmt: skip
-        room.start()
-        here.changed = room.changed  # only this server's own changes reach the room
-        held = room.enter(Withdraw(pipelines=["shared"], wait=10), None)
-        assert held is not None
-        await asyncio.sleep(0.3)
-        assert not held.answer.done()
-        came = time.time()
-        await asyncio.to_thread(elsewhere.deposit, [Work(pipeline="shared")])
-        works = await held.answer
-        room.leave(held)
-        room.close()
-        return time.time() - came, works
-
-    # On a thread of its own: the browser tests' session keeps an event loop on this one.
-    with ThreadPoolExecutor(max_workers=1) as own:
-        took, works = own.submit(asyncio.run, scenario()).result(timeout=30)
-    assert len(works) == 1 and took < POLL + PROMPT
-    store.close()
 
 
 def test_the_server_holds_no_longer_than_its_max_wait(make_server: Callable[..., Server]
@@ -357,153 +290,3 @@ def test_work_wait_and_deposit_wait_give_the_outcome(waiting_server: Server, pip
     succeeded = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
     assert succeeded.returncode == 0, succeeded.stderr
     assert succeeded.stdout.strip().endswith('  success  {"n": 3}')
-
-
-class Followed:
-    """A change stream the test drives, for a store on mongomock (which has none): it
-    keeps the server's callbacks."""
-
-    def __init__(self) -> None:
-        self.told: tuple[Any, Any, Any] | None = None
-        self.stopped = False
-
-    def follow(self, on_claimable: Any, on_finished: Any, on_lost: Any) -> Followed:
-        self.told = (on_claimable, on_finished, on_lost)
-        return self
-
-    def stop(self) -> None:
-        self.stopped = True
-
-
-def _on_mongomock(scenario: Callable[..., Any], stream: Followed | None = None) -> Any:
-    """``scenario(http, elsewhere)`` against a server on a fresh mongomock database,
-    ``elsewhere`` being another server's verbs on it (they cannot tell this server);
-    with ``stream``, the store follows it."""
-    import mongomock
-
-    from workflow.buckets import Buckets
-    from workflow.service.app import create_app
-    from workflow.settings import ServerSettings
-    from workflow.store.mongo import MongoStore
-
-    store = MongoStore(f"mongodb://mongomock/{uuid.uuid4().hex[:12]}",
-                       client=mongomock.MongoClient())  # fmt: skip
-    if stream is not None:
-        store.follow = stream.follow  # type: ignore[method-assign]
-    app = create_app(ServerSettings(), store)
-
-    async def run() -> Any:
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://workflow") as http:
-            return await scenario(http, Buckets(store))
-
-    # On a thread of its own: the browser tests' session keeps an event loop on this one.
-    with ThreadPoolExecutor(max_workers=1) as own:
-        return own.submit(asyncio.run, run()).result(timeout=30)
-
-
-async def _hold(http: httpx.AsyncClient, pipeline: str) -> asyncio.Future[httpx.Response]:
-    """A withdraw held by the server under test."""
-    want = Withdraw(pipelines=[pipeline], wait=10).model_dump(mode="json")
-    held = asyncio.ensure_future(http.post("/buckets/withdraw", json=want))
-    await asyncio.sleep(0.3)
-    assert not held.done(), "answered at once, not held"
-    return held
-
-
-async def _deposited_elsewhere(elsewhere: Any, pipeline: str) -> float:
-    """When another server deposited a work of ``pipeline``."""
-    came = time.time()
-    await asyncio.to_thread(elsewhere.deposit, [Work(pipeline=pipeline).payload()])
-    return came
-
-
-def test_without_change_streams_a_server_says_so_and_a_deposit_elsewhere_still_wakes_it(
-        caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
-    """mongomock, like a standalone mongod, has no change streams: the server says so at
-    start-up and in ``/version``, and looks every 100 ms while it holds a withdraw, so a
-    deposit another server writes straight into the database still reaches it."""
-    caplog.set_level(logging.INFO, logger="workflow.serve")
-
-    async def scenario(http: httpx.AsyncClient, elsewhere: Any) -> Any:
-        wake = (await http.get("/version")).json()["wake"]
-        held = await _hold(http, "shared")
-        came = await _deposited_elsewhere(elsewhere, "shared")
-        works = (await held).json()
-        return wake, time.time() - came, works
-
-    wake, took, works = _on_mongomock(scenario)
-    assert wake == "poll"
-    assert [w["pipeline"] for w in works] == ["shared"] and took < 0.5, f"{took:.2f} s"
-    assert caplog.messages.count("MongoDB without change streams (not a replica set): held "
-                                 "requests look every 100 ms") == 1  # fmt: skip
-
-
-def test_with_a_change_stream_the_server_waits_for_it_and_looks_itself_once_it_is_lost(
-        caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
-    """Following a stream, the server does not look by itself: a deposit elsewhere wakes
-    a held withdraw when the stream tells of it. Once the stream is lost, the server
-    looks every 100 ms, and says so."""
-    caplog.set_level(logging.INFO, logger="workflow.serve")
-    stream = Followed()
-
-    async def scenario(http: httpx.AsyncClient, elsewhere: Any) -> Any:
-        assert stream.told is not None
-        on_claimable, _, on_lost = stream.told
-        wakes = [(await http.get("/version")).json()["wake"]]
-        held = await _hold(http, "streamed")
-        await _deposited_elsewhere(elsewhere, "streamed")
-        await asyncio.sleep(0.5)
-        assert not held.done(), "looked by itself while following a stream"
-        told = time.time()
-        await asyncio.to_thread(on_claimable, None)  # as the stream's thread tells it
-        works, took = (await held).json(), [time.time() - told]
-        await asyncio.to_thread(on_lost)
-        wakes.append((await http.get("/version")).json()["wake"])
-        held = await _hold(http, "streamed")
-        came = await _deposited_elsewhere(elsewhere, "streamed")
-        works += (await held).json()
-        return wakes, [*took, time.time() - came], works
-
-    wakes, took, works = _on_mongomock(scenario, stream)
-    assert wakes == ["change-stream", "poll"] and stream.stopped
-    assert len(works) == 2 and max(took) < 0.5, took
-    assert "MongoDB change stream: held requests wake on other servers' changes" in \
-        caplog.messages  # fmt: skip
-    assert "MongoDB change stream lost: held requests look every 100 ms" in caplog.messages
-
-
-@pytest.mark.skipif(not os.environ.get("WORKFLOW_TEST_MONGO_URL"),
-                    reason="change streams need a real replica set (WORKFLOW_TEST_MONGO_URL)")
-def test_on_a_replica_set_servers_wake_each_other_within_50_ms(
-        make_server: Callable[..., Server], pipeline: str,
-        pool: ThreadPoolExecutor) -> None:  # fmt: skip
-    """Two servers on one database: a deposit on one answers a withdraw held by the other,
-    and a finish on one a read waiting at the other, through the change stream."""
-    from mongo_stores import mongo_store
-
-    store = mongo_store()  # a fresh database on the real server
-    here, there = make_server(store=store.url), make_server(store=store.url)
-    try:
-        for server in (here, there):
-            assert httpx.get(f"{server.url}/version").json()["wake"] == "change-stream"
-            assert server.log is not None and ("MongoDB change stream: held requests wake on "
-                                               "other servers' changes") in server.log.read_text()
-        with Client(here.url) as client:
-            for _ in range(3):
-                future = _held(pool, there.url, Withdraw(pipelines=[pipeline], wait=20))
-                came = time.time()
-                (id,) = client.deposit([Work(pipeline=pipeline)])
-                answered, (work,) = future.result(timeout=15)
-                assert work["id"] == id and answered - came < 0.05, f"{answered - came:.3f} s"
-            read = pool.submit(lambda: (Client(there.url).wait([id], timeout=20), time.time()))
-            time.sleep(0.3)
-            came = time.time()
-            client.complete(Outcome(id=id, attempt=1, status="success"))
-        (done,), answered = read.result(timeout=15)
-        assert done["status"] == "success" and answered - came < 0.05, f"{answered - came:.3f} s"
-    finally:
-        here.stop()
-        there.stop()
-        store.client.drop_database(store.db.name)
-        store.close()

@@ -151,7 +151,7 @@ class Dask(Parallel):
             raise ConfigurationError("the dask engine needs the [dask] extra: "
                                      "pip install 'workflow[dask]'") from exc  # fmt: skip
         self._cluster = None
-        self._keep = keep and address is not None
+        self._keep = keep  # only with an address: the cluster outlives this graph
         if address is None:
             self._cluster = local_cluster(workers)
             address = self._cluster.scheduler_address

@@ -31,8 +31,9 @@ class Graphs:
 
     def how(self, work: dict[str, Any]) -> dict[str, Any]:
         """What the child needs to run the graph of ``work``: ``{"engine", "scheduler"}``."""
-        how: dict[str, Any] = {"engine": self.engine, "scheduler": None}
-        if (named(work["graph"]) or self.engine) == "dask":
+        how: dict[str, Any] = {"engine": self.engine, "scheduler": self._address}
+        # Only until a cluster is known is the graph read here, to see if it needs one.
+        if self._address is None and (named(work["graph"]) or self.engine) == "dask":
             with contextlib.suppress(WorkflowError):  # no Dask here: the child says so
                 how["scheduler"] = self.scheduler()
         return how

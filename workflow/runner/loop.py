@@ -74,8 +74,8 @@ class Runner:
         self._todo: deque[Doc] = deque()
         self._closing = False  # attempt threads take nothing more
         self.pace = Pace(options.concurrency, options.prefetch)
-        self._backlog = self.pace.backlog()  # works to keep in hand (runner/pace.py)
-        self._refill_at = self.pace.refill_at(self._backlog)  # withdraw at or below this
+        # Withdraw more once no more than this many works are in hand (runner/pace.py).
+        self._refill_at = self.pace.refill_at(self.pace.backlog())
         # One work at a time: the main loop runs it (see the module's docstring).
         self._serial = options.concurrency == 1 and options.prefetch == 1
         self._here = False  # the main loop is running works itself
@@ -83,7 +83,6 @@ class Runner:
         self.leases = Leases(client, options, reporter, self._lock, self._running, self.stopping)
         self.outbox = Outbox(client, options.spool, self.leases.settled)
         self._can_hold = True  # the server can hold a withdraw until work comes
-        self._holding = False  # the main loop's withdraw is held at the server now
         self._carried = False  # the last withdraw carried outcomes (so it did not wait)
         self.graphs = Graphs(options.graph_engine)
 
@@ -107,7 +106,7 @@ class Runner:
                 if in_flight > self._refill_at:
                     self._changed.wait(0.5)
                     continue
-                backlog = self._backlog = self.pace.backlog()
+                backlog = self.pace.backlog()
                 self._refill_at = self.pace.refill_at(backlog)
             # The withdraw waits at the server for work to come, also while works run
             # here (their outcomes then go out on their own); a server that cannot hold
@@ -256,7 +255,6 @@ class Runner:
         self._carried = bool(riders)
         want = self._want.model_copy(update={"limit": limit, "wait": 0 if riders else hold})
         try:
-            self._holding = want.wait > 0
             if riders:
                 replies, works = self.client.exchange(riders, want)
             else:
@@ -272,7 +270,6 @@ class Runner:
             self.report.problem(f"cannot withdraw: {exc.message}")
             return []
         finally:
-            self._holding = False
             self.outbox.held_ended()
         if riders:
             self.outbox.riders_answered(riders, replies)
@@ -376,7 +373,7 @@ class Runner:
             self.finished += len(records)
             for work, outcome in done:
                 self._running.pop(work["id"], None)
-                if self.pace.pinned is None and outcome.stop is not None:
+                if outcome.stop is not None:
                     self.pace.ran(outcome.stop - (outcome.started or outcome.stop),
                                   float(work["timeout"]))  # fmt: skip
             self._in_flight -= len(done)
@@ -397,7 +394,7 @@ class Runner:
             self.stopping.set()
             self.report.problem(f"{signal.Signals(signum).name}: finishing running work, "
                                 f"then stopping (grace {self.options.grace:g} s)")  # fmt: skip
-            if self._holding:  # the main loop waits at the server for work: end that
+            if self.outbox.holding:  # the main loop waits at the server for work: end that
                 threading.Thread(target=self._end_hold, name="workflow-end-hold",
                                  daemon=True).start()  # fmt: skip
             if self._here:
@@ -414,7 +411,7 @@ class Runner:
         # Again until the held withdraw has returned: it may reach the server only after
         # the first end did (its time runs out all the same).
         deadline = time.monotonic() + HOLD
-        while self._holding and time.monotonic() < deadline:
+        while self.outbox.holding and time.monotonic() < deadline:
             with contextlib.suppress(errors.WorkflowError):
                 self.client.end_wait(self.options.runner)
             time.sleep(0.2)

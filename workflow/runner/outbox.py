@@ -195,6 +195,11 @@ class Outbox:
                 self._unsettled += len(records)
         return records
 
+    @property
+    def holding(self) -> bool:
+        """Whether a withdraw is held at the server now (``take_riders`` with ``hold``)."""
+        return self._held
+
     def held_ended(self) -> None:
         """The withdraw held at the server has returned: outcomes may ride again."""
         with self._changed:

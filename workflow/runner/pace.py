@@ -38,7 +38,10 @@ class Pace:
         self._last = concurrency
 
     def ran(self, seconds: float, timeout: float) -> None:
-        """An attempt of a work with ``timeout`` took ``seconds``."""
+        """An attempt of a work with ``timeout`` took ``seconds`` (a pinned backlog does
+        not look)."""
+        if self.pinned is not None:
+            return
         self._durations.append(max(seconds, LEAST))
         self._timeouts.append(timeout)
 

@@ -60,7 +60,7 @@ class Hot:
     async def then(self, reply: Any, body: Any, caller: Caller, room: WaitingRoom,
                    receive: Receive) -> Any:  # fmt: skip
         """``reply``, or, when it holds no works and its withdraw may wait, the same
-        reply with the works a held withdraw got (``WaitingRoom.hold``). A client that
+        reply with the works a held withdraw got (``WaitingRoom.enter``). A client that
         goes away while held ends the hold."""
         want = self.holds(body) if self.holds is not None else None
         if want is None or want.wait <= 0 or _works(reply):

@@ -84,10 +84,11 @@ class HotPaths:
 
 
 class _Invalid(Exception):
-    """A request's query or body does not fit its model: FastAPI's error list."""
+    """A request's query or body (``place``) does not fit its model: pydantic's errors,
+    located as FastAPI locates them."""
 
-    def __init__(self, errors: list[dict[str, Any]], model: type[BaseModel] | None = None):
-        self.errors = errors
+    def __init__(self, exc: ValidationError, place: str, model: type[BaseModel]):
+        self.errors = [{**e, "loc": (place, *e["loc"])} for e in exc.errors()]
         self.model = model  # whose fields an unknown name is compared with
 
 
@@ -100,7 +101,7 @@ def _validated(model: type[BaseModel], body: bytes) -> BaseModel:
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
-        raise _Invalid([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()], model) from None
+        raise _Invalid(exc, "body", model) from None
 
 
 def _options(route: Hot, scope: Scope) -> BaseModel | None:
@@ -116,8 +117,7 @@ def _options(route: Hot, scope: Scope) -> BaseModel | None:
     try:
         return route.options.model_validate(query)
     except ValidationError as exc:
-        raise _Invalid([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()],
-                       route.options) from None
+        raise _Invalid(exc, "query", route.options) from None
 
 
 def _size(request: BaseModel) -> int:

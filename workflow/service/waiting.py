@@ -19,6 +19,7 @@ import asyncio
 import heapq
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ def _running() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-class _OnLoop:
+class _OnLoop(ABC):
     """Bound to the server's event loop at start-up; told things from any thread."""
 
     _loop: asyncio.AbstractEventLoop | None = None
@@ -88,21 +89,24 @@ class _OnLoop:
         """``close``, from any thread (a signal handler)."""
         self._soon(self.close)
 
+    @abstractmethod
     def close(self) -> None:
         """The server stops: answer everything waiting now."""
-        raise NotImplementedError
 
 
 class WaitingRoom(_OnLoop):
     """The held withdraws of one server.
 
     Args:
-        claim: Claims for one withdraw (it runs in a worker thread).
+        claim: Claims for one withdraw (on the event loop when ``promptly`` says the
+            store can start at once, else in a worker thread).
         give_back: Hands back works claimed for a request that stopped waiting in the
             meantime (its time ran out, its client went away); in a worker thread.
         poll: Look for work every ``POLL`` seconds while requests are held (a store
             other servers write to).
         longest: The longest a request is held, whatever it asks for.
+        promptly: The store's ``promptly`` (``Store.promptly``): a claim inside either
+            starts at once or raises ``WouldWait``.
     """
 
     def __init__(self, claim: Claim, give_back: GiveBack, *, poll: bool = False,
@@ -352,10 +356,8 @@ class Finishes(_OnLoop):
         self._wake_all()
 
     def _wake_all(self) -> None:
-        for futures in list(self._watched.values()):
-            for future in futures:
-                if not future.done():
-                    future.set_result(None)
+        for id in list(self._watched):
+            self._wake(id)
 
     def _wake(self, id: str) -> None:
         for future in self._watched.get(id, []):

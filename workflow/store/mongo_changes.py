@@ -30,6 +30,8 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
+from workflow.policy import Backoff
+
 log = logging.getLogger(__name__)
 #: Change events that may make a work claimable, or that finish one.
 MATCH = {"$or": [
@@ -113,8 +115,9 @@ class StreamFollowing:
                  pause: float = PAUSE):  # fmt: skip
         self._open = open
         self._on_claimable, self._on_finished, self._on_lost = on_claimable, on_finished, on_lost
-        self._retries, self._pause = retries, pause
+        self._retries = retries
         self._failures = 0  # in a row: a read that works sets it back to 0
+        self._backoff = Backoff(first=pause, factor=2.0)  # reset with the failures
         self._stop = threading.Event()
         self._first = open(None)
         #: Where the stream has got to; a stream opened again starts after it.
@@ -150,7 +153,9 @@ class StreamFollowing:
         while not self._stop.is_set() and stream.alive:
             change = stream.try_next()  # waits up to AWAIT for an event
             self.token = stream.resume_token  # moves on while idle too
-            self._failures = 0
+            if self._failures:
+                self._failures = 0
+                self._backoff.reset()
             if change is not None:
                 heard(change, self._on_claimable, self._on_finished, time.time())
 
@@ -164,6 +169,6 @@ class StreamFollowing:
                         self._failures)  # fmt: skip
             self._on_lost()
             return False
-        pause = self._pause * 2 ** (self._failures - 1)
+        pause = self._backoff.next()
         log.warning("MongoDB change stream %s; opening it again in %.1f s", what, pause)
         return not self._stop.wait(pause)
