@@ -13,21 +13,6 @@ from workflow.cli_connect import make_client, server_options
 from workflow.errors import InvalidWork
 from workflow.work import DOTTED
 
-#: Seconds the check of FUNCTION may take to import it; a slower import is not checked.
-IMPORT_CHECK_SECONDS = 120.0
-#: Imports FUNCTION as a work's child process does (same ``sys.path``), in a process of
-#: its own: the runner itself never loads user code. The last line says what went wrong.
-_IMPORT_CHECK = """import json, sys
-sys.path[:] = json.loads(sys.argv[2])
-from workflow.runner.child import load
-try:
-    load(sys.argv[1], {})
-except BaseException as exc:
-    said = f"{type(exc).__name__}: {exc}".replace("\\n", " ")
-    print(f"\\n{said}", flush=True)
-    sys.exit(1)
-"""
-
 
 def _split(values: tuple[str, ...]) -> list[str]:
     return [part for value in values for part in value.split(",") if part]
@@ -61,35 +46,6 @@ def pipelines_and_function(args: tuple[str, ...], pipeline: tuple[str, ...],
         raise InvalidWork(f"{function!r} is not a dotted path like package.module.function",
                           field="function")  # fmt: skip
     return names, function
-
-
-def check_function(function: str) -> None:
-    """Import ``function`` in a throwaway process, as a work's child would, and check that
-    it is callable; a runner whose FUNCTION cannot run must not claim work it would fail.
-
-    Raises:
-        InvalidWork: the module or the function cannot be imported, or is no function.
-    """
-    import json
-    import subprocess
-    import sys
-
-    try:
-        done = subprocess.run([sys.executable, "-c", _IMPORT_CHECK, function, json.dumps(sys.path)],
-                              capture_output=True, text=True, errors="replace",
-                              timeout=IMPORT_CHECK_SECONDS, stdin=subprocess.DEVNULL)  # fmt: skip
-    except subprocess.TimeoutExpired:
-        click.echo(f"notice  FUNCTION {function} takes over {IMPORT_CHECK_SECONDS:g} s to "
-                   "import: not checked before work is claimed", err=True)  # fmt: skip
-        return
-    if done.returncode == 0:
-        return
-    said = (done.stdout.strip().splitlines() or [""])[-1]
-    if done.returncode < 0:
-        said = f"the import was killed by {signal.Signals(-done.returncode).name}"
-    raise InvalidWork(f"FUNCTION {function} cannot run here: "
-                      f"{said or f'the import exited with code {done.returncode}'}",
-                      field="function")  # fmt: skip
 
 
 def _looks_dotted(arg: str) -> bool:
@@ -145,9 +101,10 @@ def run(args: tuple[str, ...], pipeline: tuple[str, ...], function: str | None,
     every work, else each work's own function, command or graph.
 
     PIPELINE may be a comma list, and -p adds more (with -p alone, one argument with a dot
-    or a colon is FUNCTION). Before anything is claimed, FUNCTION (or -f) is imported once
-    in a throwaway process: one that cannot be imported, or is no function, ends the runner
-    with exit code 2. Each work's own function is not checked: its failure is the work's.
+    or a colon is FUNCTION). Before anything is claimed, FUNCTION (or -f) is imported in
+    the runner's first work process: one that cannot be imported, or is no function, ends
+    the runner with exit code 2. Each work's own function is not checked: its failure is
+    the work's.
     """
     import sys
 
@@ -155,8 +112,6 @@ def run(args: tuple[str, ...], pipeline: tuple[str, ...], function: str | None,
     from workflow.runner.report import Reporter
 
     names, function = pipelines_and_function(args, pipeline, function)
-    if function:
-        check_function(function)
     options = RunnerOptions(pipelines=names, function=function, site=site, tags=_split(tags),
                             lives=lives, burst=burst, sleep=sleep, max_sleep=max_sleep,
                             concurrency=concurrency, prefetch=prefetch, lease=lease,

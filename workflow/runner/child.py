@@ -14,12 +14,14 @@ killing the group ends whatever an attempt started.
 
 Messages, parent to child: ``("run", [(key, target, parameters, work, graph), ...])``
 (``graph`` is None for a function, else ``{"engine", "scheduler"}``), ``("skip", key)``,
-``("halt",)``, or ``None`` to exit. Child to parent, per attempt: ``(key, the Outcome as
-JSON bytes)``, or ``(key, None)`` for an attempt not started (skipped, halted); before
-that, for a graph, ``(key, "node", the node run's history entry as JSON bytes)`` as
-each node run ends. JSON is one of an outcome's two shapes, the one the journal and the
-server take: making it here makes results plain JSON data (numpy values become numbers
-and lists, keys strings) where the function ran, and costs less than pickling a model.
+``("halt",)``, ``("load", target)`` (answered ``("loaded", why it cannot be called, or
+None)``: the runner's check of its FUNCTION before it claims work), or ``None`` to
+exit. Child to parent, per attempt: ``(key, the Outcome as JSON bytes)``, or ``(key,
+None)`` for an attempt not started (skipped, halted); before that, for a graph, ``(key,
+"node", the node run's history entry as JSON bytes)`` as each node run ends. JSON is
+one of an outcome's two shapes, the one the journal and the server take: making it here
+makes results plain JSON data (numpy values become numbers and lists, keys strings)
+where the function ran, and costs less than pickling a model.
 """
 
 from __future__ import annotations
@@ -66,6 +68,16 @@ def load(target: str, cache: dict[str, Callable[..., Any]]) -> Callable[..., Any
         raise TypeError(f"{target} is {type(found).__name__}, not a function")
     cache[target] = found
     return found  # type: ignore[no-any-return]
+
+
+def loadable(target: str, cache: dict[str, Callable[..., Any]]) -> str | None:
+    """Why ``target`` cannot be called here, in one line; None when it can (it is then
+    loaded, for the attempts to come)."""
+    try:
+        load(target, cache)
+    except BaseException as exc:  # noqa: BLE001 - importing user code may raise anything
+        return f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    return None
 
 
 @functools.cache
@@ -152,7 +164,9 @@ def serve(conn: Connection) -> None:
             return
         if message is None:
             return
-        if message[0] == "run" and not _run(conn, message[1], cache):
+        if message[0] == "load":
+            conn.send(("loaded", loadable(message[1], cache)))
+        elif message[0] == "run" and not _run(conn, message[1], cache):
             return
 
 

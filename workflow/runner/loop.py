@@ -43,6 +43,9 @@ FAULT = 4
 #: Seconds an idle runner's withdraw waits at the server for work: the server answers
 #: as soon as work comes, so an idle runner sends one request per HOLD seconds.
 HOLD = 20.0
+#: Seconds the check of the runner's function may take to import it; a slower import
+#: is not checked (its attempts say what goes wrong).
+IMPORT_CHECK = 120.0
 
 
 class Runner:
@@ -89,7 +92,12 @@ class Runner:
     # -- the main loop -------------------------------------------------------------------
 
     def run(self) -> int:
-        """Work until done (lives, burst) or stopped by a signal; return the exit code."""
+        """Work until done (lives, burst) or stopped by a signal; return the exit code.
+
+        Raises:
+            InvalidWork: the runner's function cannot be called (nothing was claimed).
+        """
+        self._check_function()
         self._install_signals()
         self.outbox.start()
         self.leases.start()
@@ -139,6 +147,24 @@ class Runner:
         if self.failed:
             return FAULT
         return 0 if delivered else UNDELIVERED
+
+    def _check_function(self) -> None:
+        """The runner's function, loaded in its first warm child before anything is
+        claimed: a runner that cannot call it must not take work it would fail. (The
+        child loads it for the first attempt anyway; a work's own function is not
+        checked: its failure is the work's.)"""
+        function = self.options.function
+        if not function:
+            return
+        slot = self._slots.take()
+        try:
+            problem = slot.loadable(function, IMPORT_CHECK)
+        finally:
+            self._slots.give_back(slot)
+        if problem is not None:
+            self._slots.close_idle()
+            raise errors.InvalidWork(f"FUNCTION {function} cannot run here: {problem}",
+                                     field="function")  # fmt: skip
 
     def _fewer_than(self, in_flight: int, seconds: float) -> None:
         """Wait up to ``seconds`` for fewer than ``in_flight`` works in hand."""

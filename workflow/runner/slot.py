@@ -236,6 +236,18 @@ class Slot:
                 with contextlib.suppress(OSError):
                     self._conn.send(("skip", key))
 
+    def loadable(self, target: str, timeout: float) -> str | None:
+        """Why the child cannot call ``target``, in one line; None when it can, or when it
+        did not say within ``timeout`` seconds (the attempts will)."""
+        with self._lock:
+            try:
+                self._conn.send(("load", target))
+                if not self._ready(timeout):
+                    return None
+                return self._conn.recv()[1]  # type: ignore[no-any-return]
+            except (EOFError, OSError):
+                return f"the work process died importing it ({_death(self._process.exitcode)})"
+
     def halt(self) -> None:
         """Start no more attempts of this batch; the one running finishes."""
         with self._lock:
