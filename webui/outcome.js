@@ -85,6 +85,9 @@ export function nested(name, value) {
 
 /** For a queued work, fill the outcome's "why it waits" with the server's reasons
  * (``GET /buckets/work/{id}/why``), most decisive first. */
+/** Reasons about runners, which link to the Runners page. */
+const RUNNERS = new Set(["no-runner", "busy"]);
+
 export async function explain(main, doc, signal) {
   const cell = main.querySelector('[data-outcome="why"]');
   if (!cell) return;
@@ -97,6 +100,7 @@ export async function explain(main, doc, signal) {
   }
   cell.innerHTML = answer.reasons.length
     ? `<ul class="reasons">${answer.reasons.map((r) =>
-        `<li data-code="${escape(r.code)}"><strong>${escape(r.code)}</strong>: ${escape(r.message)}</li>`).join("")}</ul>`
+        `<li data-code="${escape(r.code)}"><strong>${escape(r.code)}</strong>: ${escape(r.message)}${
+          RUNNERS.has(r.code) ? ' (<a href="#/runners">the runners</a>)' : ""}</li>`).join("")}</ul>`
     : "next in line: a runner of its pipeline takes it";
 }

@@ -60,6 +60,22 @@ def why(client: Client, id: str, as_json: bool) -> None:
 
 
 @click.command()
+@as_json_option
+@connect
+@click.pass_obj
+def runners(client: Client, as_json: bool) -> None:
+    """The runners: online, offline (not seen for a lease) or stopped, what each takes
+    and holds; runners gone for a day are forgotten."""
+    found = client.runners()
+    if as_json:
+        click.echo(views.json_text(found))
+    elif not found:
+        click.echo("no runner on record: start one with `workflow run PIPELINE`")
+    else:
+        views.show(views.runners_table(found))
+
+
+@click.command()
 @click.argument("pipeline")
 @click.option("--status", "statuses", multiple=True, type=click.Choice(["queued", "running"]),
               help="Only works of this status, repeatable.  [default: both]")

@@ -78,6 +78,8 @@ def _looks_dotted(arg: str) -> bool:
               "up to 500, as many as it expects to start within 5% of their timeout].")
 @click.option("--lease", type=click.FloatRange(min=1), default=60.0, envvar="WORKFLOW_LEASE",
               show_envvar=True, help="Seconds a claim holds between heartbeats.")
+@click.option("--name", envvar="WORKFLOW_RUNNER_NAME", show_envvar=True,
+              help="What the runners' list calls this runner [default: HOST-PID, its id].")
 @click.option("--grace", type=click.FloatRange(min=0), default=30.0, envvar="WORKFLOW_GRACE",
               show_envvar=True, help="Seconds running works get to finish on SIGTERM.")
 @click.option("--archive", type=click.Path(file_okay=False, path_type=Path),
@@ -95,8 +97,8 @@ def _looks_dotted(arg: str) -> bool:
 def run(args: tuple[str, ...], pipeline: tuple[str, ...], function: str | None,
         site: str | None, tags: tuple[str, ...], lives: int | None, burst: bool, sleep: float,
         max_sleep: float, concurrency: int, prefetch: int | None, lease: float, grace: float,
-        archive: Path | None, graph_engine: str, spool: Path | None, log_format: str,
-        url: str, token: str | None) -> None:  # fmt: skip
+        name: str | None, archive: Path | None, graph_engine: str, spool: Path | None,
+        log_format: str, url: str, token: str | None) -> None:  # fmt: skip
     """Take work from PIPELINE, run it, report the outcome; FUNCTION (optional) runs for
     every work, else each work's own function, command or graph.
 
@@ -115,7 +117,7 @@ def run(args: tuple[str, ...], pipeline: tuple[str, ...], function: str | None,
     options = RunnerOptions(pipelines=names, function=function, site=site, tags=_split(tags),
                             lives=lives, burst=burst, sleep=sleep, max_sleep=max_sleep,
                             concurrency=concurrency, prefetch=prefetch, lease=lease,
-                            grace=grace, archive=archive,
+                            grace=grace, archive=archive, name=name,
                             graph_engine=graph_engine)  # fmt: skip
     if spool is not None:
         options.spool = spool

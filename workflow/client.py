@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from http.client import responses
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from urllib3.exceptions import ClosedPoolError, ConnectTimeoutError, HTTPError, ProxyError
@@ -29,6 +30,7 @@ from workflow.wire import (
     HeldAttempt,
     Outcome,
     PipelineSettings,
+    RunnerInfo,
     Search,
     Withdraw,
     deposit_payloads,
@@ -263,6 +265,18 @@ class Client:
             return self._doc("GET", f"/buckets/work/{id}", None)
         return self.call("GET", f"/buckets/work/{id}", safe=True,  # type: ignore[no-any-return]
                          params={"wait": min(wait, LONGEST_WAIT)}, held=wait)  # fmt: skip
+
+    def announce(self, info: RunnerInfo) -> Doc:
+        """Put this runner on record as it starts (``GET /buckets/runners`` lists it)."""
+        return self._doc("POST", "/buckets/runners", info.wire())
+
+    def goodbye(self, id: str) -> Doc:
+        """Say that runner ``id`` has stopped."""
+        return self._doc("POST", f"/buckets/runners/{quote(id, safe='')}/goodbye", None)
+
+    def runners(self) -> list[Doc]:
+        """Every runner on record, online ones first, with its state and works held."""
+        return self.call("GET", "/buckets/runners")  # type: ignore[no-any-return]
 
     def why(self, id: str) -> Doc:
         """A work's status and, if queued, why it is not running (``reasons``)."""

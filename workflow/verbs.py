@@ -22,6 +22,7 @@ from workflow.wire import (
     HeldAttempt,
     Outcome,
     PipelineSettings,
+    RunnerInfo,
     Search,
     Withdraw,
 )
@@ -63,6 +64,18 @@ class BucketVerbs(Protocol):
 
     def release(self, id: str, attempt: int, reason: str = "released") -> Doc:
         """Hand a running attempt back to the queue without using up an attempt."""
+        ...
+
+    def announce(self, info: RunnerInfo) -> Doc:
+        """Put a starting runner on record; it as the registry shows it."""
+        ...
+
+    def goodbye(self, id: str) -> Doc:
+        """Mark a runner as stopped; it as the registry shows it."""
+        ...
+
+    def runners(self) -> list[Doc]:
+        """Every runner on record, with its state and the works it holds."""
         ...
 
     def cancel(self, id: str) -> Doc:

@@ -115,6 +115,32 @@ def pipelines_table(pipelines: Iterable[dict[str, Any]]) -> Table:
     return table
 
 
+RUNNER_STYLE = {"online": "green", "offline": "red", "stopped": "white"}
+
+
+def runners_table(runners: Iterable[dict[str, Any]]) -> Table:
+    """One row per runner (as ``GET /buckets/runners`` lists them): state, what it
+    takes, what it holds, its attempts."""
+    table = Table(title="runners", title_justify="left")
+    for name in ("runner", "state", "last seen", "host", "takes", "holds", "done", "failed"):
+        table.add_column(name, no_wrap=name in ("runner", "state"),
+                         justify="right" if name in ("holds", "done", "failed") else "left")
+    for row in runners:
+        takes = ", ".join(row.get("pipelines") or []) or "every pipeline"
+        for key, word in (("site", "site"), ("tags", "tags")):
+            if row.get(key):
+                value = row[key] if isinstance(row[key], str) else ", ".join(row[key])
+                takes += f"; {word} {value}"
+        held = [work["id"] for work in row.get("works", [])[:3]]
+        holds = str(row.get("holding", 0)) + (f" ({', '.join(held)})" if held else "")
+        table.add_row(Text(str(row.get("name") or row["id"])),
+                      Text(row["state"], style=RUNNER_STYLE.get(row["state"], "")),
+                      f"{age(row.get('last_seen'))} ago", Text(str(row.get("host") or "")),
+                      Text(takes), Text(holds), str(row.get("done", 0)),
+                      str(row.get("failed", 0)))  # fmt: skip
+    return table
+
+
 def counts_table(counts: dict[str, dict[str, int]]) -> Table:
     """Works per pipeline and status, with totals."""
     table = Table(title="works per pipeline and status", title_justify="left",

@@ -183,6 +183,25 @@ class EndWait(Strict):
     runner: str = Field(max_length=200)
 
 
+class RunnerInfo(Strict):
+    """A runner announcing itself: who it is, where it runs and what work it takes.
+    ``pipelines`` None: every pipeline; ``prefetch`` None: it chooses as it goes."""
+
+    id: str = Field(min_length=1, max_length=200)
+    name: str | None = Field(default=None, max_length=200)
+    host: str | None = Field(default=None, max_length=200)
+    pid: int | None = Field(default=None, ge=0, le=MAX_INT)
+    version: str | None = Field(default=None, max_length=100)
+    pipelines: list[str] | None = Field(default=None, max_length=100)
+    site: str | None = Field(default=None, max_length=200)
+    tags: list[str] | None = Field(default=None, max_length=100)
+    concurrency: int = Field(default=1, ge=1, le=10_000)
+    prefetch: int | None = Field(default=None, ge=1, le=1000)
+    lease: float = Field(default=60.0, gt=0, le=LONGEST)
+    runs: str | None = Field(default=None, max_length=500)
+    start: float | None = Field(default=None, ge=0)
+
+
 class Release(Strict):
     """Hand a running attempt back to the queue without using up an attempt."""
 

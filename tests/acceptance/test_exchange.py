@@ -71,8 +71,11 @@ def test_at_prefetch_1_each_outcome_rides_the_next_withdraw(server: Server,
     _each_done_once(server, ids)
     # One request per work: the first withdraw carries nothing, each later one the
     # outcome before it; the last outcome rides the withdraw that finds the bucket
-    # empty, and the burst's final look finds it empty again.
-    assert client.calls == {"/buckets/withdraw": 2, "/buckets/exchange": 30}
+    # empty, and the burst's final look finds it empty again. Besides: the runner's
+    # hello and goodbye (the registry of runners).
+    goodbye = next(path for path in client.calls if path.endswith("/goodbye"))
+    assert client.calls == {"/buckets/withdraw": 2, "/buckets/exchange": 30,
+                            "/buckets/runners": 1, goodbye: 1}  # fmt: skip
 
 
 def test_outcomes_of_a_failed_exchange_go_on_their_own(server: Server, tmp_path: Path) -> None:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,72 +15,6 @@ import pytest
 from harness import Server
 
 pytestmark = pytest.mark.slow
-
-TASKS = '''
-import ctypes, os, time
-from workflow import Retry
-
-def double(x):
-    return {"doubled": 2 * x}
-
-def boom(x):
-    raise ValueError(f"bad input {x}")
-
-def slow(seconds):
-    time.sleep(seconds)
-    return {"slept": seconds}
-
-def vanish():
-    os._exit(7)
-
-def segfault():
-    ctypes.string_at(0)
-
-def wrong():
-    return [1, 2]
-
-def flaky(marker):
-    if not os.path.exists(marker):
-        open(marker, "w").close()
-        raise Retry(delay=0, reason="not ready yet")
-    return {"ready": True}
-
-def with_products(work, path):
-    with open(path, "w") as out:
-        out.write(work.pipeline)
-    return {"wrote": path}, [path], []
-'''
-
-
-@pytest.fixture
-def tasks(tmp_path: Path) -> Path:
-    """A directory holding the ``usertasks`` module."""
-    folder = tmp_path / "tasks"
-    folder.mkdir()
-    (folder / "usertasks.py").write_text(textwrap.dedent(TASKS))
-    return folder
-
-
-@pytest.fixture
-def runner(server: Server, tasks: Path, tmp_path: Path) -> Iterator[Callable[..., Any]]:
-    """Factory: ``runner(*args)`` starts ``workflow run *args`` against ``server``."""
-    started: list[subprocess.Popen[str]] = []
-
-    def start(*args: str, url: str | None = None) -> subprocess.Popen[str]:
-        env = {**os.environ, "WORKFLOW_URL": url or server.url, "PYTHONPATH": str(tasks),
-               "XDG_DATA_HOME": str(tmp_path / "xdg"), "COLUMNS": "200"}  # fmt: skip
-        process = subprocess.Popen([sys.executable, "-m", "workflow", "run", *args], env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        if process.stdout and not process.stdout.closed:
-            process.communicate()
-
 
 def _deposit(server: Server, *works: dict[str, Any]) -> list[str]:
     reply = httpx.post(f"{server.url}/buckets/work", params={"return_ids": "true"},

@@ -25,6 +25,8 @@ def test_why_says_paused_then_behind_and_answers_for_other_states(server: Server
         ahead, mine = http.post("/buckets/work", params={"return_ids": "true"}, json=[
             {"pipeline": "waits", "priority": 5}, {"pipeline": "waits", "priority": 1}]).json()
         http.post("/buckets/pipelines/waits/pause").raise_for_status()
+        # A runner takes them (test_runner_registry.py has the reasons about runners).
+        http.post("/buckets/runners", json={"id": "r1", "pipelines": ["waits"]}).raise_for_status()
     said = _why(server, mine)
     assert said.returncode == 0, said.stderr
     paused, behind = said.stdout.strip().splitlines()

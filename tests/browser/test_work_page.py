@@ -245,12 +245,17 @@ def test_a_queued_work_says_why_it_waits(server: Any, page: Any, shoot_widths: A
     why = page.locator('[data-outcome="why"]')
     why.locator("li").first.wait_for()
     codes = why.locator("li").evaluate_all("items => items.map(i => i.dataset.code)")
-    assert codes == ["paused", "behind"]
+    assert codes == ["paused", "no-runner", "behind"]
     assert "its pipeline held-back is paused" in why.inner_text()
+    assert "no online runner takes pipeline held-back at site local: no runner is online" in (
+        why.inner_text())  # fmt: skip
+    assert why.locator('[data-code="no-runner"] a').get_attribute("href") == "#/runners"
     assert "1 queued work of held-back comes before it" in why.inner_text()
     shoot_widths(page, "why")
     with httpx.Client(base_url=server.url, timeout=10) as http:
         http.post("/buckets/pipelines/held-back/resume").raise_for_status()
+        http.post("/buckets/runners", json={"id": "r1", "pipelines": ["held-back"]}
+                  ).raise_for_status()  # fmt: skip
     page.goto(f"{server.url}/#/work/{ahead}")
     next_in_line = page.locator('[data-outcome="why"]')
     next_in_line.wait_for()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from workflow.client import Client
-from workflow.wire import Bulk, BulkFilter, HeldAttempt, Outcome, Withdraw
+from workflow.wire import Bulk, BulkFilter, HeldAttempt, Outcome, RunnerInfo, Withdraw
 from workflow.wire import search as find
 from workflow.work import default_user
 
-__all__ = ["HeldAttempt", "bulk", "ended", "find", "want", "who"]
+__all__ = ["HeldAttempt", "bulk", "ended", "find", "runner_of", "want", "who"]
 
 
 def want(pipelines: str | list[str] | None, **fields: Any) -> Withdraw:
@@ -35,3 +36,10 @@ def who(verbs: Any) -> str | None:
     sends (an open server has no token names); in process nobody, unless the caller
     says (``by``)."""
     return default_user() if isinstance(verbs, Client) else None
+
+
+def runner_of(pipeline: str, **fields: Any) -> RunnerInfo:
+    """A runner taking ``pipeline``, with an id no other test uses."""
+    name = f"r-{uuid.uuid4().hex[:10]}"
+    return RunnerInfo(**{"id": name, "name": name, "host": "h1", "pid": 7, "version": "9",
+                         "pipelines": [pipeline], "concurrency": 1, "lease": 60.0, **fields})

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from asking import ended, want, who
+from asking import ended, runner_of, want, who
 
 from workflow.errors import NotFound
 
@@ -17,6 +17,7 @@ def _codes(answer: dict[str, Any]) -> list[str]:
 
 def test_a_work_behind_others_says_how_many_come_first(buckets: Any, make_work: Any,
                                                         pipeline: str) -> None:  # fmt: skip
+    buckets.announce(runner_of(pipeline))  # a runner takes them: only the order holds them
     first, older, mine, later = (make_work(priority=5), make_work(priority=3),
                                  make_work(priority=3), make_work(priority=3))  # fmt: skip
     for work in (first, older, mine, later):  # one at a time: each newer than the last
@@ -31,6 +32,7 @@ def test_a_work_behind_others_says_how_many_come_first(buckets: Any, make_work: 
 
 def test_a_paused_pipeline_comes_first_and_names_who_paused_it(buckets: Any, make_work: Any,
                                                                pipeline: str) -> None:  # fmt: skip
+    buckets.announce(runner_of(pipeline))
     ahead, mine = make_work(priority=5), make_work(priority=1)
     buckets.deposit([ahead, mine])
     buckets.configure(pipeline, {"paused": True})
@@ -46,6 +48,7 @@ def test_a_paused_pipeline_comes_first_and_names_who_paused_it(buckets: Any, mak
 
 def test_a_work_in_backoff_says_until_when_and_one_running_has_no_reasons(
         buckets: Any, make_work: Any, pipeline: str) -> None:  # fmt: skip
+    buckets.announce(runner_of(pipeline))
     buckets.deposit([make_work(retries=2, backoff=600)])
     (taken,) = buckets.withdraw(want(pipeline))
     running = buckets.why(taken["id"])

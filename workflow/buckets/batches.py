@@ -32,7 +32,7 @@ class BatchVerbs:
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Several verbs in one transaction where the store can; each still succeeds or
-        fails on its own (``Store.batch``). What is announced inside (``announce``) is
+        fails on its own (``Store.batch``). What listeners are told inside (``tell``) is
         told once it has ended, when others can see its changes."""
         local = self._local
         local.depth = getattr(local, "depth", 0) + 1
@@ -45,15 +45,15 @@ class BatchVerbs:
             local.depth -= 1
             if not local.depth:
                 told, local.told = local.told, []
-                for tell, what in told:
-                    tell(what)
+                for listener, what in told:
+                    listener(what)
 
-    def announce(self, tell: Callable[[Any], None], what: Any) -> None:
-        """``tell(what)`` now, or, inside a batch, once the batch has ended."""
+    def tell(self, listener: Callable[[Any], None], what: Any) -> None:
+        """``listener(what)`` now, or, inside a batch, once the batch has ended."""
         if getattr(self._local, "depth", 0):
-            self._local.told.append((tell, what))
+            self._local.told.append((listener, what))
         else:
-            tell(what)
+            listener(what)
 
     def complete_many(self, outcomes: Sequence[Outcome], *, holder: str | None = None,
                       by: str | None = None) -> list[Doc]:  # fmt: skip

@@ -41,7 +41,7 @@ class OperatorVerbs:
     move: Callable[[Doc, Doc], Doc]
     changed: Callable[[float | None], None]
     batch: Callable[[], AbstractContextManager[None]]
-    announce: Callable[[Callable[[Any], None], Any], None]
+    tell: Callable[[Callable[[Any], None], Any], None]
     settings: Callable[[str], PipelineSettings]
     _entry: Callable[..., AttemptEntry]
 
@@ -125,7 +125,7 @@ class OperatorVerbs:
         settings = parse_settings({**current, **changes, "history": history}, where="")
         self.store.put_settings(pipeline, settings.model_dump())
         if not settings.paused:
-            self.announce(self.changed, None)  # resumed: held withdraws look again
+            self.tell(self.changed, None)  # resumed: held withdraws look again
         return settings
 
 

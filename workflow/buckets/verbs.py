@@ -17,6 +17,7 @@ from workflow import jsonsafe, policy
 from workflow.buckets.batches import BatchVerbs
 from workflow.buckets.operators import OperatorVerbs
 from workflow.buckets.reading import ReadingVerbs
+from workflow.buckets.runners import RunnerVerbs, Sightings
 from workflow.buckets.why import WhyVerbs
 from workflow.errors import (
     DuplicateWork,
@@ -49,13 +50,15 @@ _OUTPUTS = frozenset({"results", "products", "plots"})
 MAX_BATCH = 10_000
 
 
-class Buckets(BatchVerbs, OperatorVerbs, WhyVerbs, ReadingVerbs):
+class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, ReadingVerbs):
     """Queued and running work over a ``Store``.
 
     Args:
         store: The backend.
         results_limit: Largest accepted ``results``, in bytes of JSON.
         clock: Time source (seconds since the epoch); tests pass a fake one.
+        reap_interval: Seconds between the server's writes of what it saw of runners
+            (``workflow.buckets.runners``).
 
     Attributes:
         changed: Called whenever a work may have become claimable (a deposit, a work
@@ -66,10 +69,13 @@ class Buckets(BatchVerbs, OperatorVerbs, WhyVerbs, ReadingVerbs):
     """
 
     def __init__(self, store: Store, *, results_limit: int = RESULTS_LIMIT,
-                 clock: Callable[[], float] = time.time):  # fmt: skip
+                 clock: Callable[[], float] = time.time, reap_interval: float = 5.0
+                 ) -> None:  # fmt: skip
         self.store = store
         self.results_limit = results_limit
         self.clock = clock
+        self.reap_interval = reap_interval
+        self.sightings = Sightings()
         self.changed: Callable[[float | None], None] = _unheard
         self.finished: Callable[[str], None] = _unheard
         self._local = threading.local()  # the batch this thread is in (see ``batch``)
@@ -118,7 +124,7 @@ class Buckets(BatchVerbs, OperatorVerbs, WhyVerbs, ReadingVerbs):
         for work in works:
             if isinstance(work, Work):
                 work.status = "queued"
-        self.announce(self.changed, None)
+        self.tell(self.changed, None)
         return [doc["id"] for doc in docs]
 
     def _check_ids(self, docs: list[Doc]) -> None:
@@ -136,6 +142,8 @@ class Buckets(BatchVerbs, OperatorVerbs, WhyVerbs, ReadingVerbs):
     def withdraw(self, want: Withdraw, *, by: str | None = None) -> list[Doc]:
         """Claim up to ``want.limit`` queued works, highest priority first, then oldest
         (see ``claim``); ``by`` is the claiming token's name."""
+        if want.runner is not None:
+            self.sightings.saw(want.runner, self.clock(), want)
         return self.claim(want.pipelines, want.query(), limit=want.limit, lease=want.lease,
                           runner=want.runner, host=want.host, by=by)  # fmt: skip
 
@@ -212,6 +220,8 @@ class Buckets(BatchVerbs, OperatorVerbs, WhyVerbs, ReadingVerbs):
         doc = self._running(id, attempt, holder)
         now = self.clock()
         held = doc["lease"]
+        if held.get("runner") is not None:
+            self.sightings.saw(held["runner"], now)
         length = lease if lease is not None else held["expires"] - held["heartbeat"]
         deadline = policy.lease_deadline(float(doc["start"]), float(doc["timeout"]))
         new = {**doc, "lease": {**held, "heartbeat": now, "expires": min(now + length, deadline)}}
@@ -290,7 +300,14 @@ class Buckets(BatchVerbs, OperatorVerbs, WhyVerbs, ReadingVerbs):
         return handled
 
     def _after_attempt(self, doc: Doc, entry: AttemptEntry, delay: float | None) -> Doc:
-        """Append ``entry`` and either queue the work again or finish it."""
+        """Append ``entry`` and either queue the work again or finish it; count the
+        attempt for the runner that held it."""
+        moved = self._next_state(doc, entry, delay)
+        if entry.runner is not None:
+            self.sightings.ended(entry.runner, self.clock(), entry.outcome)
+        return moved
+
+    def _next_state(self, doc: Doc, entry: AttemptEntry, delay: float | None) -> Doc:
         expect = {"status": "running", "attempt": doc["attempt"]}
         history = [*doc.get("history", []), entry.model_dump(mode="json")]
         doc = {**doc, "history": history, "lease": None}
@@ -322,11 +339,11 @@ class Buckets(BatchVerbs, OperatorVerbs, WhyVerbs, ReadingVerbs):
         expect = {"status": before, "attempt": old["attempt"]}
         if after in TERMINAL:
             done = self.store.finish(new["id"], expect, new)
-            self.announce(self.finished, new["id"])
+            self.tell(self.finished, new["id"])
             return done
         moved = self.store.work.swap(new["id"], expect, new)
         if after == "queued":
-            self.announce(self.changed, new.get("not_before"))
+            self.tell(self.changed, new.get("not_before"))
         return moved
 
     def _entry(self, doc: Doc, outcome: str, *, error: ErrorInfo | Doc | None = None,

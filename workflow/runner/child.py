@@ -10,7 +10,8 @@ crashes or overruns a timeout is killed and replaced by the parent.
 Graph works run here too, each on the engine it names: ``sequential`` in this process,
 ``parallel`` in a pool of processes of its own, ``dask`` on the runner's cluster, whose
 client the child keeps between graphs. The child leads a process group of its own, so
-killing the group ends whatever an attempt started.
+killing the group ends whatever an attempt started; the group also dies when the
+runner does, even by ``kill -9`` (``_die_with_the_runner``).
 
 Messages, parent to child: ``("run", [(key, target, parameters, work, graph), ...])``
 (``graph`` is None for a function, else ``{"engine", "scheduler"}``), ``("skip", key)``,
@@ -33,6 +34,8 @@ import math
 import multiprocessing
 import os
 import select
+import signal
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -153,6 +156,7 @@ class Ready:
 def serve(conn: Connection) -> None:
     """The child's loop: run each batch, answering attempt by attempt, until told to stop."""
     os.setsid()  # the parent kills the group: processes an attempt started die with it
+    _die_with_the_runner(conn)
     # A graph's engine starts processes of its own (multiprocessing refuses that to a
     # daemonic process); the parent still ends this one when it stops.
     multiprocessing.current_process().daemon = False
@@ -168,6 +172,26 @@ def serve(conn: Connection) -> None:
             conn.send(("loaded", loadable(message[1], cache)))
         elif message[0] == "run" and not _run(conn, message[1], cache):
             return
+
+
+def _die_with_the_runner(conn: Connection) -> None:
+    """End this process group as soon as the runner ends, however it ends (``kill -9``
+    too): a child left running would go on with an attempt whose lease runs out and
+    which another runner then starts again.
+
+    A thread waits for the runner's end of ``conn`` to close (its own poll, which reads
+    nothing from the pipe).
+    """
+    hangup = getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR
+    watcher = select.poll()
+    watcher.register(conn.fileno(), hangup)
+
+    def watch() -> None:
+        while True:
+            if any(events & hangup for _, events in watcher.poll()):
+                os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="workflow-runner-gone", daemon=True).start()
 
 
 def _run(conn: Connection, jobs: list[Job], cache: dict[str, Callable[..., Any]]) -> bool:

@@ -1,4 +1,5 @@
-"""The works a runner holds, and the heartbeat that keeps their leases alive.
+"""The works a runner holds, and the heartbeat that keeps their leases alive (and the
+runner on the server's record: ``workflow.runner.presence``).
 
 A work is held from its withdraw until its outcome is settled (delivered, or given up by
 the outbox) or it is handed back. A heartbeat thread extends every held lease; a work
@@ -15,6 +16,7 @@ from typing import Any
 from workflow import errors
 from workflow.client import Client
 from workflow.runner.options import RunnerOptions
+from workflow.runner.presence import Presence
 from workflow.runner.report import Reporter
 from workflow.runner.slot import Slot
 from workflow.wire import HeldAttempt
@@ -49,6 +51,7 @@ class Leases:
         self._running = running
         self._held: dict[str, Doc] = {}  # claimed and not yet settled
         self.taken: set[str] = set()
+        self.presence = Presence(client, options, reporter)
 
     def hold(self, works: list[Doc]) -> None:
         """Start keeping the leases of freshly claimed ``works`` alive."""
@@ -57,7 +60,8 @@ class Leases:
                 self._held[work["id"]] = work
 
     def start(self) -> None:
-        """Start the heartbeat thread (a daemon)."""
+        """Announce the runner, and start the heartbeat thread (a daemon)."""
+        self.presence.announce()
         threading.Thread(target=self._heartbeat, name="workflow-heartbeat", daemon=True).start()
 
     def _heartbeat(self) -> None:
@@ -70,6 +74,7 @@ class Leases:
                 held = list(self._held.values())
             if self.stopping.is_set() and not held:
                 return
+            self.presence.keep()
             # Every held lease in one request per thousand, not one per work: a runner
             # holding a prefetched batch would otherwise send hundreds a round.
             for start in range(0, len(held), HEARTBEATS):

@@ -86,6 +86,7 @@ class Runner:
         self.leases = Leases(client, options, reporter, self._lock, self._running, self.stopping)
         self.outbox = Outbox(client, options.spool, self.leases.settled)
         self._can_hold = True  # the server can hold a withdraw until work comes
+        self._hold = min(HOLD, options.lease / 2)  # seconds it may hold one
         self._carried = False  # the last withdraw carried outcomes (so it did not wait)
         self.graphs = Graphs(options.graph_engine)
 
@@ -118,8 +119,9 @@ class Runner:
                 self._refill_at = self.pace.refill_at(backlog)
             # The withdraw waits at the server for work to come, also while works run
             # here (their outcomes then go out on their own); a server that cannot hold
-            # one: the back-off below.
-            hold = HOLD if self._can_hold and not self.options.burst else 0
+            # one: the back-off below. Held at most half a lease: an idle runner's
+            # requests keep it online in the server's record of runners.
+            hold = self._hold if self._can_hold and not self.options.burst else 0
             asked = time.monotonic()
             works = self._withdraw(backlog - in_flight, in_flight, hold)
             if not works and hold and self._carried:
@@ -154,15 +156,8 @@ class Runner:
         child loads it for the first attempt anyway; a work's own function is not
         checked: its failure is the work's.)"""
         function = self.options.function
-        if not function:
-            return
-        slot = self._slots.take()
-        try:
-            problem = slot.loadable(function, IMPORT_CHECK)
-        finally:
-            self._slots.give_back(slot)
+        problem = self._slots.loadable(function, IMPORT_CHECK) if function else None
         if problem is not None:
-            self._slots.close_idle()
             raise errors.InvalidWork(f"FUNCTION {function} cannot run here: {problem}",
                                      field="function")  # fmt: skip
 
@@ -255,7 +250,9 @@ class Runner:
         for worker in workers:
             worker.join(timeout=30)
         delivered = self.outbox.wait(timeout=self.options.grace)
-        if not delivered:
+        if delivered:  # the server answers: it shows the runner stopped from now on
+            self.leases.presence.goodbye()
+        else:
             self.report.problem(f"stopping with outcomes not yet delivered; they stay in "
                                 f"{self.options.spool} for the next runner")  # fmt: skip
         self.outbox.close()

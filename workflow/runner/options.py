@@ -34,3 +34,4 @@ class RunnerOptions:
     graph_engine: str | None = None
     spool: Path = field(default_factory=default_spool)
     runner: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    name: str | None = None  # shown in the registry; None: the runner's id

@@ -376,6 +376,18 @@ class Slots:
         """``slot`` is idle again."""
         self._idle.put(slot)
 
+    def loadable(self, function: str, seconds: float) -> str | None:
+        """Why ``function`` cannot be called in a warm child (None: it can), checked in
+        the first one within ``seconds``; a child that cannot is closed."""
+        slot = self.take()
+        try:
+            problem = slot.loadable(function, seconds)
+        finally:
+            self.give_back(slot)
+        if problem is not None:
+            self.close_idle()
+        return problem
+
     def every(self) -> list[Slot]:
         """Every slot started so far."""
         with self._lock:

@@ -58,7 +58,8 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
         heap.configure()  # before the worker threads start (see heap)
         collector.settle()
         store = store or open_store(settings.store or None)
-        buckets = Buckets(store, results_limit=settings.results_limit)
+        buckets = Buckets(store, results_limit=settings.results_limit,
+                          reap_interval=settings.reap_interval)  # fmt: skip
         app.state.buckets = buckets
         app.state.results = Results(store, results_limit=settings.results_limit)
         room = WaitingRoom(lambda want, by: buckets.withdraw(want, by=by),
@@ -83,6 +84,8 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
                 following.stop()
             stop.set()
             reaper.join(timeout=10)
+            with suppress(WorkflowError):
+                buckets.write_runners()  # what was seen since the last pass
             store.close()
 
     app = FastAPI(title="workflow", version=__version__, lifespan=lifespan,
@@ -189,13 +192,14 @@ def _give_back(buckets: Buckets, works: list[Doc]) -> None:
 
 
 def _reap(buckets: Buckets, settings: ServerSettings, stop: threading.Event) -> None:
-    """Expire lost leases, tidy the store and hand the memory freed since the last pass
-    back to the system (``heap.trim``) until ``stop`` is set; errors are logged, never
-    fatal."""
+    """Expire lost leases, write down what was seen of runners, tidy the store and hand
+    the memory freed since the last pass back to the system (``heap.trim``) until
+    ``stop`` is set; errors are logged, never fatal."""
     while not stop.wait(settings.reap_interval):
         try:
             while buckets.expire() > 0 and not stop.is_set():
                 pass
+            buckets.write_runners()
             buckets.store.tidy()
         except Exception:
             log.exception("lease expiry sweep failed; trying again")

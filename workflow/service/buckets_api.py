@@ -28,6 +28,7 @@ from workflow.wire import (
     PipelineSettings,
     Release,
     RetryRequest,
+    RunnerInfo,
     Withdraw,
 )
 from workflow.work import MAX_INT
@@ -94,6 +95,35 @@ async def end_wait(body: EndWait, request: Request, caller: Calling) -> dict[str
     return {"ended": request.app.state.waiting.end(body.runner, caller.name)}
 
 
+# -- the runners on record -----------------------------------------------------------
+
+
+@router.get(
+    "/runners",
+    **needs("viewer"),
+    summary="Every runner on record: online, offline or stopped, and what it holds",
+)
+def runners(buckets: Verbs) -> Response:
+    """Online ones first. Each: what it announced (``id``, ``name``, ``host``, ``pid``,
+    ``version``, ``pipelines``, ``site``, ``tags``, ``concurrency``, ``prefetch``,
+    ``lease``, ``runs``, ``start``), ``state`` (``online``; ``offline``: not seen for
+    its lease; ``stopped``: it said goodbye), ``last_seen``, ``done`` and ``failed``
+    (attempts), ``holding`` (works held now) and the first of them in ``works``.
+    Runners not seen for a day are forgotten."""
+    return json_reply(buckets.runners())
+
+
+@router.post("/runners", **needs("runner"), summary="A runner announces itself as it starts")
+def announce(buckets: Verbs, body: RunnerInfo, caller: Calling) -> Response:
+    return json_reply(buckets.announce(body, by=caller.name))
+
+
+@router.post("/runners/{id}/goodbye", **needs("runner"), summary="A runner says it has stopped")
+def goodbye(buckets: Verbs, id: str, caller: Calling) -> Response:
+    """A runner token may say it only for the runners it announced."""
+    return json_reply(buckets.goodbye(id, holder=holder(caller)))
+
+
 # -- one work ---------------------------------------------------------------------------
 
 
@@ -123,8 +153,8 @@ async def get_work(buckets: Verbs, id: str, request: Request,
             summary="Why a queued work is not running, most decisive reason first")
 def why(buckets: Verbs, id: str) -> Any:
     """``{"id", "status", "reasons": [{"code", "message", ...}]}``; the codes are
-    ``paused``, ``backoff`` and ``behind``; no reasons for a work that is not queued,
-    or that a runner may take next."""
+    ``paused``, ``backoff``, ``no-runner``, ``busy`` and ``behind``; no reasons for a
+    work that is not queued, or that a runner may take next."""
     return json_reply(buckets.why(id))
 
 

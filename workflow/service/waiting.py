@@ -275,19 +275,26 @@ class WaitingRoom(_OnLoop):
     def _arm(self) -> None:
         """Set the timer for the earliest backoff still to run out."""
         assert self._loop is not None
-        now = time.time()
-        while self._due and self._due[0] <= now:
-            heapq.heappop(self._due)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if self._due:
-            delay = self._due[0] - now
+            delay = max(0.0, self._due[0] - time.time())
             self._timer = self._loop.call_later(delay, self._ran_out)
 
     def _ran_out(self) -> None:
+        """Wake the held requests for the backoffs that have run out by now. The loop's
+        clock is not the wall clock: a timer may fire a little early, and then only sets
+        itself again (a claim made then would find the work not yet due, and nothing
+        would wake the request once it is)."""
         self._timer = None
-        self._wake()
+        now = time.time()
+        ran_out = False
+        while self._due and self._due[0] <= now:
+            heapq.heappop(self._due)
+            ran_out = True
+        if ran_out:
+            self._wake()
         self._arm()
 
     def _start_polling(self) -> None:

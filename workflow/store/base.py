@@ -180,6 +180,28 @@ class Store(Protocol):
         """Store the settings of one pipeline, replacing what was there."""
         ...
 
+    def runners(self) -> list[Doc]:
+        """Every runner on record (``workflow.buckets.runners``), by id."""
+        ...
+
+    def put_runner(self, doc: Doc) -> None:
+        """Record runner ``doc["id"]`` as ``doc`` says (it announced itself), replacing
+        what was there."""
+        ...
+
+    def touch_runner(self, id: str, seen: float, *, done: int = 0, failed: int = 0,
+                     stopped: float | None = None, new: Doc | None = None) -> None:  # fmt: skip
+        """Runner ``id`` was seen at ``seen`` (its ``last_seen`` becomes the later of the
+        two), finished ``done`` more attempts and failed ``failed`` more; with
+        ``stopped``, it said goodbye then. A runner not on record is recorded as
+        ``new`` with these figures, or, without ``new``, left unrecorded. Atomic: the
+        figures of several servers add up."""
+        ...
+
+    def forget_runners(self, before: float) -> int:
+        """Forget the runners last seen before ``before``; return how many."""
+        ...
+
     def follow(self, on_claimable: Callable[[float | None], None],
                on_finished: Callable[[str], None], on_lost: Callable[[], None]
                ) -> Following | None:  # fmt: skip

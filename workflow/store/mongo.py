@@ -1,7 +1,8 @@
 """The MongoDB ``Store`` (``mongodb://HOST/DATABASE``), through pymongo's own API.
 
 Each work is one document with ``_id`` = its id, in the ``work`` (bucket) or ``results``
-collection; ``pipelines`` holds settings and ``minutes`` the finished-per-minute counts.
+collection; ``pipelines`` holds settings, ``minutes`` the finished-per-minute counts and
+``runners`` the runners on record.
 Indexes for the withdraw order and every results filter are created on open.
 
 Every state change is a compare-and-set: the filter names the id and the expected
@@ -256,6 +257,8 @@ class MongoStore:
         for field in ("stop", "start", "priority", "attempt"):
             results.create_index([(field, -1), ("id", -1)], name=f"sort_{field}")
         self.db["minutes"].create_index([("minute", 1)], name="minute")
+        work.create_index([("lease.runner", 1)], name="held_by", sparse=True)
+        self.db["runners"].create_index([("last_seen", 1)], name="last_seen")
 
     def conflict(self, collection: MongoCollection, id: str, expect: dict[str, Any],
                  session: Any = None) -> NotFound | TransitionConflict:  # fmt: skip
@@ -397,6 +400,31 @@ class MongoStore:
     def put_settings(self, pipeline: str, settings: dict[str, Any]) -> None:
         self.db["pipelines"].replace_one({"_id": pipeline}, {"_id": pipeline, "settings": settings},
                                          upsert=True)  # fmt: skip
+
+    @guarded
+    def runners(self) -> list[Doc]:
+        return list(self.db["runners"].find({}, {"_id": 0}).sort("_id", 1))
+
+    @guarded
+    def put_runner(self, doc: Doc) -> None:
+        self.db["runners"].replace_one({"_id": doc["id"]}, {"_id": doc["id"], **doc}, upsert=True)
+
+    @guarded
+    def touch_runner(self, id: str, seen: float, *, done: int = 0, failed: int = 0,
+                     stopped: float | None = None, new: Doc | None = None) -> None:  # fmt: skip
+        # One update, so the figures of several servers add up ($max, $inc).
+        update: Doc = {"$max": {"last_seen": seen}, "$inc": {"done": done, "failed": failed}}
+        if stopped is not None:
+            update["$set"] = {"stopped": stopped}
+        if new is not None:
+            update["$setOnInsert"] = {
+                k: v for k, v in new.items() if k not in ("last_seen", "done", "failed", "stopped")
+            }
+        self.db["runners"].update_one({"_id": id}, update, upsert=new is not None)
+
+    @guarded
+    def forget_runners(self, before: float) -> int:
+        return int(self.db["runners"].delete_many({"last_seen": {"$lt": before}}).deleted_count)
 
     def follow(self, on_claimable: Callable[[float | None], None],
                on_finished: Callable[[str], None], on_lost: Callable[[], None]

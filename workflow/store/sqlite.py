@@ -168,3 +168,34 @@ class SqliteStore(SqliteConnections):
                 "ON CONFLICT (name) DO UPDATE SET settings = excluded.settings",
                 (pipeline, dumps(settings)),
             )
+
+    def runners(self) -> list[Doc]:
+        return [orjson.loads(text) for (text,) in self.rows("SELECT doc FROM runners ORDER BY id")]
+
+    def put_runner(self, doc: Doc) -> None:
+        with self.write() as db:
+            _put_runner(db, doc)
+
+    def touch_runner(self, id: str, seen: float, *, done: int = 0, failed: int = 0,
+                     stopped: float | None = None, new: Doc | None = None) -> None:  # fmt: skip
+        with self.write() as db:
+            row = db.execute("SELECT doc FROM runners WHERE id = ?", (id,)).fetchone()
+            if row is None and new is None:
+                return
+            doc = orjson.loads(row[0]) if row is not None else dict(new or {})
+            doc["last_seen"] = max(float(doc.get("last_seen") or 0.0), seen)
+            doc["done"] = int(doc.get("done") or 0) + done
+            doc["failed"] = int(doc.get("failed") or 0) + failed
+            if stopped is not None:
+                doc["stopped"] = stopped
+            _put_runner(db, doc)
+
+    def forget_runners(self, before: float) -> int:
+        with self.write() as db:
+            return db.execute("DELETE FROM runners WHERE seen < ?", (before,)).rowcount
+
+
+def _put_runner(db: sqlite3.Connection, doc: Doc) -> None:
+    db.execute("INSERT INTO runners VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE "
+               "SET seen = excluded.seen, doc = excluded.doc",
+               (doc["id"], float(doc.get("last_seen") or 0.0), dumps(doc)))  # fmt: skip

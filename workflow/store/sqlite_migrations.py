@@ -131,6 +131,16 @@ _DANGLING = ("SELECT rowid FROM results_unindexed u "
 #: The steps, in order: step N takes a file from version N - 1 to N.
 MIGRATIONS: list[str] = [
     BASELINE + f"DELETE FROM results_unindexed WHERE rowid IN ({_DANGLING});\n",
+    # 2: the runners on record (``workflow.buckets.runners``), each a document; ``seen``
+    # is its last_seen, by which the ones gone for a day are forgotten.
+    "CREATE TABLE IF NOT EXISTS runners (\n"
+    "    id TEXT PRIMARY KEY, seen REAL NOT NULL, doc TEXT NOT NULL);\n"
+    "CREATE INDEX IF NOT EXISTS runners_seen ON runners (seen);\n"
+    # The works each runner holds, found without reading the bucket: only works under
+    # a lease are in it.
+    """CREATE INDEX IF NOT EXISTS work_runner ON work (json_extract(doc, '$."lease"."runner"'))
+    WHERE json_extract(doc, '$."lease"."runner"') IS NOT NULL;
+""",
 ]
 
 
