@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,3 +95,13 @@ def running(root: Path, env: dict[str, str]) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
+
+
+def until(check: Callable[[], Any], seconds: float = 30.0) -> Any:
+    """What ``check()`` returns once it is true, asked every 0.1 s for up to ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")

@@ -75,3 +75,19 @@ export async function* events(path, signal) {
     }
   }
 }
+
+/** Call `load()` every `ms` until `signal` aborts, telling `status` whether the server
+ * answers; a 401 stops it (the token form asks for a token, and the page starts again). */
+export async function refreshing(load, signal, status, ms) {
+  while (!signal.aborted) {
+    try {
+      await load();
+      status.live();
+    } catch (error) {
+      if (signal.aborted) return;
+      status.lost(error);
+      if (error.status === 401) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, ms));
+  }
+}

@@ -3,7 +3,7 @@
 // so above the table and beside each of its queued works, with Resume for operators.
 
 import { bulk, mayAct, me, reporter, setPaused, userHeaders } from "./actions.js";
-import { api } from "./api.js";
+import { api, refreshing } from "./api.js";
 import { age, escape, pager, when } from "./format.js";
 
 const PAGE = 100;
@@ -169,15 +169,5 @@ export async function show(main, signal, status) {
     wireBulk(main, state, refresh);
     refresh();  // the paused notices now offer Resume
   }, () => {});
-  while (!signal.aborted) {
-    try {
-      await load(main, state, signal);
-      status.live();
-    } catch (error) {
-      if (signal.aborted) return;
-      status.lost(error);
-      if (error.status === 401) return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, REFRESH_MS));
-  }
+  await refreshing(() => load(main, state, signal), signal, status, REFRESH_MS);
 }

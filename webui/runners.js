@@ -4,7 +4,7 @@
 // offline runner that still holds works is called out: those come back to the queue
 // only when their leases expire.
 
-import { api } from "./api.js";
+import { api, refreshing } from "./api.js";
 import { age, escape, number, when } from "./format.js";
 
 const REFRESH_MS = 3000;
@@ -78,15 +78,5 @@ export async function show(main, signal, status) {
     <p class="caption">Online first; offline means not seen for its lease; runners gone
       for a day are forgotten. Refreshed every ${REFRESH_MS / 1000} s.</p>
     <div id="table"><p class="caption">Loading…</p></div>`;
-  while (!signal.aborted) {
-    try {
-      await load(main, signal);
-      status.live();
-    } catch (error) {
-      if (signal.aborted) return;
-      status.lost(error);
-      if (error.status === 401) return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, REFRESH_MS));
-  }
+  await refreshing(() => load(main, signal), signal, status, REFRESH_MS);
 }

@@ -6,13 +6,12 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from harness import Server
+from harness import Server, until
 
 pytestmark = pytest.mark.slow
 
@@ -25,15 +24,6 @@ def _deposit(server: Server, *works: dict[str, Any]) -> list[str]:
 
 def _get(server: Server, id: str) -> dict[str, Any]:
     return httpx.get(f"{server.url}/buckets/work/{id}", timeout=10).json()  # type: ignore[no-any-return]
-
-
-def _wait(check: Callable[[], Any], seconds: float = 30.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def _finish(process: subprocess.Popen[str], seconds: float = 60) -> str:
@@ -100,7 +90,7 @@ def test_sigterm_hands_running_work_back_and_it_is_done_once(server: Server, run
     (id,) = _deposit(server, {"pipeline": "term", "function": "usertasks.slow",
                               "parameters": {"seconds": 3}})  # fmt: skip
     first = runner("term", "--grace", "0.5")
-    _wait(lambda: _get(server, id)["status"] == "running")
+    until(lambda: _get(server, id)["status"] == "running")
     first.send_signal(signal.SIGTERM)
     out = _finish(first, 30)
     assert "handed back" in out
@@ -119,10 +109,10 @@ def test_kill_9_of_a_runner_is_recovered_by_another(server: Server, runner: Any)
     (id,) = _deposit(server, {"pipeline": "killed", "function": "usertasks.slow",
                               "parameters": {"seconds": 2}, "retries": 1})  # fmt: skip
     doomed = runner("killed", "--lease", "1")
-    _wait(lambda: _get(server, id)["status"] == "running")
+    until(lambda: _get(server, id)["status"] == "running")
     doomed.kill()
     doomed.communicate()
-    _wait(lambda: _get(server, id)["status"] == "queued", seconds=15)
+    until(lambda: _get(server, id)["status"] == "queued", seconds=15)
     _finish(runner("killed", "--burst", "--lease", "5"))
     done = _get(server, id)
     assert done["status"] == "success" and done["results"] == {"slept": 2}
@@ -134,7 +124,7 @@ def test_result_arrives_after_the_server_was_down_for_10_s(server: Server, runne
     (id,) = _deposit(server, {"pipeline": "outage", "function": "usertasks.slow",
                               "parameters": {"seconds": 1}})  # fmt: skip
     worker = runner("outage", "--lives", "1", "--lease", "60")
-    _wait(lambda: _get(server, id)["status"] == "running")
+    until(lambda: _get(server, id)["status"] == "running")
     server.kill()
     time.sleep(10)
     server.start()
@@ -182,7 +172,7 @@ def test_cancelling_a_running_work_stops_its_attempt(server: Server, runner: Any
     (id,) = _deposit(server, {"pipeline": "cancel", "function": "usertasks.slow",
                               "parameters": {"seconds": 60}})  # fmt: skip
     worker = runner("cancel", "--lives", "1", "--lease", "1")
-    _wait(lambda: _get(server, id)["status"] == "running")
+    until(lambda: _get(server, id)["status"] == "running")
     started = time.monotonic()
     assert httpx.post(f"{server.url}/buckets/work/{id}/cancel", timeout=10).status_code == 200
     out = _finish(worker, 30)
@@ -200,7 +190,7 @@ def test_undelivered_outcome_exits_3_and_the_next_runner_delivers_it(
     (id,) = _deposit(server, {"pipeline": "later", "function": "usertasks.slow",
                               "parameters": {"seconds": 1}})  # fmt: skip
     first = runner("later", "--lives", "1", "--grace", "1")
-    _wait(lambda: _get(server, id)["status"] == "running")
+    until(lambda: _get(server, id)["status"] == "running")
     server.kill()
     out, _ = first.communicate(timeout=60)
     assert first.returncode == 3, out
@@ -232,7 +222,7 @@ def test_an_idle_runner_waits_at_the_server_and_starts_new_work_at_once(
     time.sleep(8)  # idle this long, a runner that polls would look again only in seconds
     came = time.monotonic()
     (id,) = _deposit(server, {"pipeline": "idle", "parameters": {"x": 4}})
-    _wait(lambda: _get(server, id)["status"] == "success", seconds=15)
+    until(lambda: _get(server, id)["status"] == "success", seconds=15)
     assert time.monotonic() - came < 2.0, "picked up as it came"
     assert _get(server, id)["results"] == {"doubled": 8}
     stopped = time.monotonic()

@@ -10,12 +10,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from harness import Server
+from harness import Server, until
 
 pytestmark = pytest.mark.slow
 
@@ -24,15 +23,6 @@ def _runners(server: Server) -> dict[str, dict[str, Any]]:
     reply = httpx.get(f"{server.url}/buckets/runners", timeout=10)
     reply.raise_for_status()
     return {r["name"]: r for r in reply.json()}
-
-
-def _until(check: Callable[[], Any], seconds: float = 30.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def _cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
@@ -44,22 +34,22 @@ def _cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
 def test_a_runner_is_listed_then_offline_after_kill_and_stopped_after_sigterm(
         server: Server, runner: Any) -> None:  # fmt: skip
     killed = runner("registry", "usertasks.slow", "--lease", "2", "--name", "killed")
-    listed = _until(lambda: _runners(server).get("killed"))
+    listed = until(lambda: _runners(server).get("killed"))
     assert listed["state"] == "online" and listed["pipelines"] == ["registry"]
     assert listed["runs"] == "usertasks.slow" and listed["pid"] == killed.pid
     (id,) = httpx.post(f"{server.url}/buckets/work", params={"return_ids": "true"}, json=[
         {"pipeline": "registry", "parameters": {"seconds": 60}}], timeout=10).json()
-    holding = _until(lambda: _runners(server)["killed"]["works"])
+    holding = until(lambda: _runners(server)["killed"]["works"])
     assert [w["id"] for w in holding] == [id]
     shown = _cli(server, "runners")
     assert shown.returncode == 0, shown.stderr
     assert "killed" in shown.stdout and "online" in shown.stdout and id in shown.stdout
     killed.kill()
     gone = time.monotonic()
-    _until(lambda: _runners(server)["killed"]["state"] == "offline", 15)
+    until(lambda: _runners(server)["killed"]["state"] == "offline", 15)
     assert time.monotonic() - gone >= 1.0  # not before its lease (2 s) has passed
     stopping = runner("registry-2", "--lease", "2", "--name", "stopping")
-    _until(lambda: _runners(server).get("stopping"))
+    until(lambda: _runners(server).get("stopping"))
     stopping.send_signal(signal.SIGTERM)
     stopping.communicate(timeout=60)
     assert stopping.returncode == 0
@@ -72,7 +62,7 @@ def test_a_runner_is_listed_then_offline_after_kill_and_stopped_after_sigterm(
 def test_why_names_the_runners_there_are_and_a_work_waiting_out_its_backoff(
         server: Server, runner: Any) -> None:  # fmt: skip
     runner("elsewhere", "--name", "other-runner")
-    _until(lambda: _runners(server).get("other-runner"))
+    until(lambda: _runners(server).get("other-runner"))
     ids = httpx.post(f"{server.url}/buckets/work", params={"return_ids": "true"}, json=[
         {"pipeline": "nobody", "priority": 5}, {"pipeline": "nobody", "priority": 1},
         {"pipeline": "retried", "function": "usertasks.boom", "parameters": {"x": 1},
@@ -85,7 +75,7 @@ def test_why_names_the_runners_there_are_and_a_work_waiting_out_its_backoff(
                          "elsewhere")  # fmt: skip
     assert behind.startswith("behind: 1 queued work of nobody comes before it")
     runner("retried", "--name", "retrying")
-    backoff = _until(lambda: [r for r in json.loads(_cli(server, "buckets", "why", ids[2],
+    backoff = until(lambda: [r for r in json.loads(_cli(server, "buckets", "why", ids[2],
                                                          "--json").stdout)["reasons"]
                               if r["code"] == "backoff"])  # fmt: skip
     assert backoff[0]["until"] > time.time() + 500

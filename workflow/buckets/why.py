@@ -119,22 +119,22 @@ def _takes(runner: Doc, doc: Doc) -> bool:
 
 
 def _takes_what(doc: Doc) -> str:
-    what = f"pipeline {doc['pipeline']}"
-    if doc.get("site"):
-        what += f" at site {doc['site']}"
-    if doc.get("tags"):
-        what += f" with tags {', '.join(map(str, doc['tags']))}"
-    return what
+    return _scope(f"pipeline {doc['pipeline']}", doc.get("site"), doc.get("tags"))
 
 
 def _offer(runner: Doc) -> str:
     pipelines = runner.get("pipelines")
-    what = f"pipelines {', '.join(pipelines)}" if pipelines else "every pipeline"
-    if runner.get("site"):
-        what += f" at site {runner['site']}"
-    if runner.get("tags"):
-        what += f" with tags {', '.join(runner['tags'])}"
-    return what
+    return _scope(f"pipelines {', '.join(pipelines)}" if pipelines else "every pipeline",
+                  runner.get("site"), runner.get("tags"))  # fmt: skip
+
+
+def _scope(pipelines: str, site: str | None, tags: list[str] | None) -> str:
+    """What a work is, or what a runner takes: its pipelines, site and tags."""
+    if site:
+        pipelines += f" at site {site}"
+    if tags:
+        pipelines += f" with tags {', '.join(map(str, tags))}"
+    return pipelines
 
 
 def _name(runner: Doc) -> str:
