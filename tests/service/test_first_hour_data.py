@@ -67,6 +67,11 @@ def test_every_misspelt_field_is_named_with_the_closest_known_one(server: Server
     assert withdraw.json()["message"] == "pipelnes: unknown field; did you mean `pipelines`?"
     change = httpx.patch(f"{server.url}/buckets/work/nope", json={"priorty": 2}, timeout=10)
     assert change.status_code == 422 and "did you mean `priority`?" in change.json()["message"]
+    # The closest field of that route's own body, not of any request's ("pipeline" is a
+    # work's field; a runner announces its "pipelines").
+    hello = httpx.post(f"{server.url}/buckets/runners", json={"id": "r", "pipline": ["p"]},
+                       timeout=10)  # fmt: skip
+    assert hello.json()["message"] == "pipline: unknown field; did you mean `pipelines`?"
 
 
 def test_the_older_chime_payload_is_accepted_and_what_has_no_counterpart_is_kept(

@@ -31,7 +31,15 @@ async def _workflow_error(request: Request, exc: WorkflowError) -> JSONResponse:
 
 
 async def _request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-    return JSONResponse(invalid_body(exc.errors()), status_code=422)
+    return JSONResponse(invalid_body(exc.errors(), _body_model(request)), status_code=422)
+
+
+def _body_model(request: Request) -> type[BaseModel] | None:
+    """The model of the route's request body, if it has one (a misspelt field then gets
+    the closest of its fields, not of any request's)."""
+    field = getattr(request.scope.get("route"), "body_field", None)
+    model = getattr(getattr(field, "field_info", None), "annotation", None)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
 def invalid_body(errors: Sequence[Any], model: type[BaseModel] | None = None) -> dict[str, Any]:
