@@ -127,10 +127,10 @@ def runners_table(runners: Iterable[dict[str, Any]]) -> Table:
                          justify="right" if name in ("holds", "done", "failed") else "left")
     for row in runners:
         takes = ", ".join(row.get("pipelines") or []) or "every pipeline"
-        for key, word in (("site", "site"), ("tags", "tags")):
-            if row.get(key):
-                value = row[key] if isinstance(row[key], str) else ", ".join(row[key])
-                takes += f"; {word} {value}"
+        if row.get("site"):
+            takes += f"; site {row['site']}"
+        if row.get("tags"):
+            takes += f"; tags {', '.join(row['tags'])}"
         held = [work["id"] for work in row.get("works", [])[:3]]
         holds = str(row.get("holding", 0)) + (f" ({', '.join(held)})" if held else "")
         table.add_row(Text(str(row.get("name") or row["id"])),

@@ -37,7 +37,22 @@ class _Seen:
     at: float
     done: int = 0
     failed: int = 0
-    new: Doc | None = None  # how to record a runner that never announced itself
+    want: Withdraw | None = None  # what a runner that never announced itself takes
+
+    def new(self, runner: str) -> Doc | None:
+        """How to record ``runner`` if it never announced itself: as its withdraw says."""
+        want = self.want
+        if want is None:
+            return None
+        return {"id": runner, "name": runner, "host": want.host, "pipelines": want.pipelines,
+                "site": want.site, "tags": want.tags, "lease": want.lease or LEASE,
+                "concurrency": 1, "announced": False}  # fmt: skip
+
+    def added_to(self, doc: Doc) -> Doc:
+        """``doc`` (a runner on record) with this added (as ``Store.touch_runner`` adds)."""
+        return {**doc, "last_seen": max(float(doc.get("last_seen") or 0.0), self.at),
+                "done": int(doc.get("done") or 0) + self.done,
+                "failed": int(doc.get("failed") or 0) + self.failed}  # fmt: skip
 
 
 class Sightings:
@@ -49,63 +64,44 @@ class Sightings:
 
     def saw(self, runner: str, at: float, want: Withdraw | None = None) -> None:
         """``runner`` made a request at ``at`` (its withdraw ``want`` says what it takes)."""
-        with self._lock:
-            seen = self._seen.get(runner)
-            if seen is None:
-                self._seen[runner] = _Seen(at, new=_unannounced(runner, want))
-            else:
-                seen.at = max(seen.at, at)
-                if seen.new is None and want is not None:
-                    seen.new = _unannounced(runner, want)
+        self._add(runner, _Seen(at, want=want))
 
     def ended(self, runner: str, at: float, outcome: str) -> None:
         """An attempt of ``runner`` ended as ``outcome`` (success, failure, lost, ...);
         a lost one (its lease expired) says nothing of when the runner was seen."""
-        seen_at = 0.0 if outcome == "lost" else at
-        with self._lock:
-            seen = self._seen.get(runner)
-            if seen is None:
-                seen = self._seen[runner] = _Seen(seen_at)
-            seen.at = max(seen.at, seen_at)
-            if outcome == "success":
-                seen.done += 1
-            elif outcome in ("failure", "lost"):
-                seen.failed += 1
+        self._add(runner, _Seen(0.0 if outcome == "lost" else at,
+                                done=int(outcome == "success"),
+                                failed=int(outcome in ("failure", "lost"))))  # fmt: skip
 
-    def take(self, runner: str | None = None) -> dict[str, _Seen]:
-        """What was noted (of ``runner`` only, if given), forgotten here."""
+    def take(self) -> dict[str, _Seen]:
+        """What was noted, forgotten here."""
         with self._lock:
-            if runner is None:
-                taken, self._seen = self._seen, {}
-                return taken
-            one = self._seen.pop(runner, None)
-            return {runner: one} if one is not None else {}
+            taken, self._seen = self._seen, {}
+            return taken
+
+    def forget(self, runner: str) -> None:
+        """Forget what was noted of ``runner``."""
+        with self._lock:
+            self._seen.pop(runner, None)
 
     def peek(self) -> dict[str, _Seen]:
         """What was noted, left in place (a copy)."""
         with self._lock:
-            return {k: _Seen(v.at, v.done, v.failed, v.new) for k, v in self._seen.items()}
+            return {k: _Seen(v.at, v.done, v.failed, v.want) for k, v in self._seen.items()}
 
     def give_back(self, taken: dict[str, _Seen]) -> None:
         """Note again what ``take`` returned and could not be written."""
+        for runner, seen in taken.items():
+            self._add(runner, seen)
+
+    def _add(self, runner: str, seen: _Seen) -> None:
         with self._lock:
-            for runner, seen in taken.items():
-                mine = self._seen.get(runner)
-                if mine is None:
-                    self._seen[runner] = seen
-                    continue
+            mine = self._seen.setdefault(runner, seen)
+            if mine is not seen:
                 mine.at = max(mine.at, seen.at)
                 mine.done += seen.done
                 mine.failed += seen.failed
-                mine.new = mine.new or seen.new
-
-
-def _unannounced(runner: str, want: Withdraw | None) -> Doc | None:
-    if want is None:
-        return None
-    return {"id": runner, "name": runner, "host": want.host, "pipelines": want.pipelines,
-            "site": want.site, "tags": want.tags, "lease": want.lease or LEASE,
-            "concurrency": 1, "announced": False}  # fmt: skip
+                mine.want = mine.want or seen.want
 
 
 class RunnerVerbs:
@@ -121,7 +117,7 @@ class RunnerVerbs:
         attempts counted yet (a runner that starts again under its id starts afresh);
         ``by`` is its token's name."""
         now = self.clock()
-        self.sightings.take(info.id)  # noted of an earlier life: that one has ended
+        self.sightings.forget(info.id)  # noted of an earlier life: that one has ended
         doc = {**info.model_dump(), "start": info.start or now, "by": by, "last_seen": now,
                "done": 0, "failed": 0, "stopped": None, "announced": True}  # fmt: skip
         self.store.put_runner(doc)
@@ -135,7 +131,6 @@ class RunnerVerbs:
             Forbidden: ``holder`` (a runner token's name) is not the token it announced
                 itself with.
         """
-        self.write_runners()
         doc = self._record(id)
         if holder is not None and doc.get("by") not in (None, holder):
             raise Forbidden(f"runner {id} is not yours: it announced itself with another "
@@ -151,14 +146,9 @@ class RunnerVerbs:
         now = self.clock()
         docs = {doc["id"]: doc for doc in self.store.runners()}
         for runner, seen in self.sightings.peek().items():  # not yet written down
-            doc = docs.get(runner)
-            if doc is None:
-                if seen.new is None:
-                    continue
-                doc = docs[runner] = {**seen.new, "last_seen": 0.0, "done": 0, "failed": 0}
-            doc["last_seen"] = max(float(doc.get("last_seen") or 0.0), seen.at)
-            doc["done"] = int(doc.get("done") or 0) + seen.done
-            doc["failed"] = int(doc.get("failed") or 0) + seen.failed
+            doc = docs.get(runner) or seen.new(runner)
+            if doc is not None:
+                docs[runner] = seen.added_to(doc)
         shown = [self._shown(doc, now) for doc in docs.values()]
         order = {"online": 0, "offline": 1, "stopped": 2}
         return sorted(shown, key=lambda r: (order[r["state"]], str(r.get("name") or r["id"])))
@@ -170,7 +160,7 @@ class RunnerVerbs:
         try:
             for runner, seen in list(taken.items()):
                 self.store.touch_runner(runner, seen.at, done=seen.done, failed=seen.failed,
-                                        new=seen.new)  # fmt: skip
+                                        new=seen.new(runner))  # fmt: skip
                 del taken[runner]
         finally:
             self.sightings.give_back(taken)  # what could not be written: next time
@@ -196,8 +186,8 @@ class RunnerVerbs:
         else:
             state = "online"
         held: Any = {"status": "running", "lease.runner": doc["id"]}
-        holding = self.store.work.count(held)
-        works = self.store.work.find(held, sort=[("start", 1)], limit=LISTED) if holding else []
+        works = self.store.work.find(held, sort=[("start", 1)], limit=LISTED)
+        holding = len(works) if len(works) < LISTED else self.store.work.count(held)
         return {**doc, "state": state, "holding": holding,
                 "works": [{"id": w["id"], "pipeline": w["pipeline"], "attempt": w["attempt"],
                            "start": w.get("start")} for w in works]}  # fmt: skip
