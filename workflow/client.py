@@ -30,6 +30,7 @@ from workflow.wire import (
     HeldAttempt,
     Outcome,
     PipelineSettings,
+    Progress,
     RunnerInfo,
     Search,
     Withdraw,
@@ -226,6 +227,21 @@ class Client:
         error, in the order sent."""
         return self.call("POST", "/buckets/complete", safe=True,  # type: ignore[no-any-return]
                          json={"works": [o.wire() for o in outcomes]})  # fmt: skip
+
+    def progress(self, reports: Sequence[Progress]) -> list[Doc]:
+        """Say what running attempts wrote and how their graphs' nodes stand; the reply
+        says per work ``ok`` (and ``size``, the bytes of the log the server has) or
+        the error. Sending a report twice is harmless."""
+        return self.call("POST", "/buckets/progress", safe=True,  # type: ignore[no-any-return]
+                         json={"works": [r.wire() for r in reports]})  # fmt: skip
+
+    def logs(self, id: str, attempt: int | None = None, after: int | None = None) -> Doc:
+        """The log of an attempt of work ``id`` (default: its latest with a log), or only
+        what came after ``after`` (an earlier reply's ``written``): ``{"id", "attempt",
+        "attempts", "size", "skipped", "written", "text", "running", "file"}``."""
+        params = {k: v for k, v in (("attempt", attempt), ("after", after)) if v is not None}
+        return self.call("GET", f"/buckets/work/{id}/logs", safe=True,  # type: ignore[no-any-return]
+                         params=params)  # fmt: skip
 
     def release(self, id: str, attempt: int, reason: str = "released") -> Doc:
         """Hand a running attempt back to the queue without using up an attempt."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from workflow.errors import ConfigurationError
 from workflow.jsonsafe import MAX_DEPTH
 from workflow.tokens import Keyring
-from workflow.wire import LONGEST_WAIT
+from workflow.wire import LOG_LIMIT, LONGEST_WAIT
 from workflow.work import RESULTS_LIMIT
 
 DEFAULT_URL = "http://127.0.0.1:8004"
@@ -42,6 +42,8 @@ class ServerSettings:
         keyring: The access tokens and their roles (``WORKFLOW_TOKENS_FILE`` and the
             role variables, see ``workflow.tokens``); none means open, on loopback only.
         results_limit: Largest ``results`` in bytes of JSON (``WORKFLOW_RESULTS_LIMIT``).
+        log_limit: Bytes of each attempt's log kept in the store, its end
+            (``WORKFLOW_LOG_LIMIT``, at least 1024; the whole log goes to the archive).
         reap_interval: Seconds between lease-expiry sweeps (``WORKFLOW_REAP_INTERVAL``).
         max_body: Largest request body in bytes (``WORKFLOW_MAX_BODY``); larger gets 413.
         max_depth: Deepest nesting of a JSON request body (``WORKFLOW_MAX_DEPTH``);
@@ -70,6 +72,7 @@ class ServerSettings:
     port: int = DEFAULT_PORT
     keyring: Keyring = field(default_factory=lambda: Keyring([]))
     results_limit: int = RESULTS_LIMIT
+    log_limit: int = LOG_LIMIT
     reap_interval: float = 5.0
     max_body: int = MAX_BODY
     max_depth: int = MAX_DEPTH
@@ -90,6 +93,7 @@ class ServerSettings:
             "port": int(_number("WORKFLOW_PORT", DEFAULT_PORT)),
             "keyring": Keyring.from_env(),
             "results_limit": int(_number("WORKFLOW_RESULTS_LIMIT", RESULTS_LIMIT)),
+            "log_limit": int(_number("WORKFLOW_LOG_LIMIT", LOG_LIMIT)),
             "reap_interval": _number("WORKFLOW_REAP_INTERVAL", 5.0),
             "max_body": int(_number("WORKFLOW_MAX_BODY", MAX_BODY)),
             "max_depth": int(_number("WORKFLOW_MAX_DEPTH", MAX_DEPTH)),
@@ -132,6 +136,9 @@ class ServerSettings:
                                      field="max_depth")  # fmt: skip
         if self.results_limit <= 0:
             raise ConfigurationError("WORKFLOW_RESULTS_LIMIT must be positive", field="limit")
+        if self.log_limit < 1024:
+            raise ConfigurationError("WORKFLOW_LOG_LIMIT must be at least 1024 bytes",
+                                     field="log_limit")  # fmt: skip
         if not 0 <= self.max_wait <= LONGEST_WAIT:
             raise ConfigurationError(f"WORKFLOW_MAX_WAIT must be between 0 and "
                                      f"{LONGEST_WAIT:g} seconds", field="max_wait")  # fmt: skip

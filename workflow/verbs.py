@@ -22,6 +22,7 @@ from workflow.wire import (
     HeldAttempt,
     Outcome,
     PipelineSettings,
+    Progress,
     RunnerInfo,
     Search,
     Withdraw,
@@ -56,6 +57,15 @@ class BucketVerbs(Protocol):
 
     def complete(self, outcome: Outcome) -> Doc:
         """Record the outcome of a running attempt; the work as it is then."""
+        ...
+
+    def progress(self, reports: Sequence[Progress]) -> list[Doc]:
+        """Record what running attempts wrote and their nodes' states; per work
+        ``{"id", "ok", "size"}`` or its error."""
+        ...
+
+    def logs(self, id: str, attempt: int | None = None, after: int | None = None) -> Doc:
+        """The log of an attempt (the end the store keeps), or what came after ``after``."""
         ...
 
     def complete_many(self, outcomes: Sequence[Outcome]) -> list[Doc]:

@@ -122,6 +122,36 @@ def plain_query(*, site: str | None = None, user: str | None = None,
     return query
 
 
+#: Most bytes of an attempt's log sent at once (its text may have fewer characters).
+LOG_CHUNK = 1 << 20
+#: Bytes of each attempt's log the store keeps, by default (``WORKFLOW_LOG_LIMIT``).
+LOG_LIMIT = 1 << 20
+
+
+class LogChunk(Strict):
+    """Bytes ``offset`` to ``end`` of an attempt's log, as text (bytes that are not
+    UTF-8 shown as U+FFFD). With ``file``, the whole log is that file of the archive."""
+
+    offset: int = Field(ge=0, le=MAX_INT)
+    end: int = Field(ge=0, le=MAX_INT)
+    text: str = Field(default="", max_length=LOG_CHUNK)
+    file: str | None = Field(default=None, max_length=4096)
+
+
+#: What a running graph's node is doing.
+NodeState = Literal["running", "success", "failure"]
+
+
+class Progress(Strict):
+    """What a running attempt did since its runner last said: the new part of its log,
+    and, for a graph, the state of each node started so far."""
+
+    id: str = Field(max_length=64)
+    attempt: int = Field(ge=1, le=MAX_INT)
+    log: LogChunk | None = None
+    nodes: dict[str, NodeState] | None = Field(default=None, max_length=10_000)
+
+
 class Outcome(Strict):
     """The outcome of attempt ``attempt`` of work ``id``: what a runner reports, what its
     journal keeps (as JSON) and what the server records in the work's history.
@@ -141,6 +171,8 @@ class Outcome(Strict):
     retry_delay: float | None = Field(default=None, ge=0, le=86400)
     reason: str | None = Field(default=None, max_length=200)
     nodes: list[NodeEntry] | None = Field(default=None, max_length=10_000)
+    #: The end of the attempt's log its runner had not sent yet, and where the whole is.
+    log: LogChunk | None = None
 
 
 class HeldAttempt(Strict):
@@ -162,6 +194,12 @@ class HeartbeatMany(Strict):
 
     works: list[HeldAttempt] = Field(min_length=1, max_length=1000)
     lease: float | None = Field(default=None, gt=0, le=LONGEST)
+
+
+class ProgressMany(Strict):
+    """What several running attempts did since their runner last said."""
+
+    works: list[Progress] = Field(min_length=1, max_length=1000)
 
 
 class CompleteMany(Strict):

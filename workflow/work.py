@@ -181,6 +181,14 @@ class NodeEntry(BaseModel):
     pid: int | None = None
 
 
+class LogInfo(BaseModel):
+    """Where an attempt's log is: how many bytes it wrote (the store keeps the last
+    ``WORKFLOW_LOG_LIMIT`` of them), and the whole log's file in the archive, if any."""
+
+    size: int = Field(default=0, ge=0)
+    file: str | None = None
+
+
 class AttemptEntry(BaseModel):
     """One finished attempt in a work's history (with its node runs, for a graph)."""
 
@@ -195,6 +203,7 @@ class AttemptEntry(BaseModel):
     reason: str | None = None
     error: ErrorInfo | None = None
     nodes: list[NodeEntry] | None = None
+    log: LogInfo | None = None
     #: The name of the access token that reported the outcome (None on an open server
     #: and for what the server records itself: lost leases, timeouts).
     by: str | None = None
@@ -247,6 +256,9 @@ class Work(BaseModel):
     not_before: float | None = None
     lease: Lease | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
+    #: A running graph's nodes as they start and end: ``{"nodes": {id: state}}``, state
+    #: ``running``, ``success`` or ``failure`` (set by its runner, cleared as it ends).
+    progress: dict[str, Any] | None = None
     #: Fields of older CHIME clients with no counterpart here, kept as sent (older.py).
     legacy: dict[str, Any] | None = None
 

@@ -10,7 +10,7 @@ from workflow.wire import Bulk, BulkFilter, HeldAttempt, Outcome, RunnerInfo, Wi
 from workflow.wire import search as find
 from workflow.work import default_user
 
-__all__ = ["HeldAttempt", "bulk", "ended", "find", "runner_of", "want", "who"]
+__all__ = ["HeldAttempt", "bulk", "delete_results", "ended", "find", "runner_of", "want", "who"]
 
 
 def want(pipelines: str | list[str] | None, **fields: Any) -> Withdraw:
@@ -43,3 +43,12 @@ def runner_of(pipeline: str, **fields: Any) -> RunnerInfo:
     name = f"r-{uuid.uuid4().hex[:10]}"
     return RunnerInfo(**{"id": name, "name": name, "host": "h1", "pid": 7, "version": "9",
                          "pipelines": [pipeline], "concurrency": 1, "lease": 60.0, **fields})
+
+
+def delete_results(results: Any, pipeline: str, ids: list[str]) -> int:
+    """Delete finished works the way an admin does: over HTTP
+    ``DELETE /results/results?PIPELINE=ID``, in process the results verb."""
+    if not isinstance(results, Client):
+        return int(results.delete(ids))
+    reply = results.call("DELETE", "/results/results", params=[(pipeline, id) for id in ids])
+    return int(reply[pipeline])

@@ -4,18 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from asking import ended, find, want
-
-from workflow.client import Client
-
-
-def _delete_results(results: Any, pipeline: str, ids: list[str]) -> int:
-    """Delete finished works the way an admin does: over HTTP
-    ``DELETE /results/results?PIPELINE=ID``, in process the results verb."""
-    if not isinstance(results, Client):
-        return int(results.delete(ids))
-    reply = results.call("DELETE", "/results/results", params=[(pipeline, id) for id in ids])
-    return int(reply[pipeline])
+from asking import delete_results, ended, find, want
 
 
 def test_a_completion_after_deleting_the_newest_result_is_recorded(
@@ -28,7 +17,7 @@ def test_a_completion_after_deleting_the_newest_result_is_recorded(
     buckets.deposit([first])
     (taken,) = buckets.withdraw(want(pipeline))
     buckets.complete(ended(taken["id"], taken["attempt"], "success", results={"snr": 1}))
-    assert _delete_results(results, pipeline, [first["id"]]) == 1
+    assert delete_results(results, pipeline, [first["id"]]) == 1
 
     buckets.deposit([second])
     (taken,) = buckets.withdraw(want(pipeline))

@@ -34,7 +34,7 @@ POLICY = {
         "GET /buckets/work", "POST /buckets/view", "GET /buckets/status",
         "GET /buckets/status/details/{pipeline}", "GET /buckets/status/pipelines",
         "GET /buckets/audit/stale/{days}", "GET /buckets/work/{id}", "GET /buckets/counts",
-        "GET /buckets/work/{id}/why", "GET /buckets/runners",
+        "GET /buckets/work/{id}/why", "GET /buckets/runners", "GET /buckets/work/{id}/logs",
         "GET /buckets/pipelines", "GET /buckets/pipelines/{pipeline}", "POST /results/view",
         "POST /results/view/count", "GET /results/status", "GET /results/works",
         "GET /results/export", "GET /results/works/{id}", "GET /ui/whoami", "GET /ui/dashboard",
@@ -46,7 +46,7 @@ POLICY = {
         "POST /buckets/exchange", "POST /buckets/work/{id}/heartbeat",
         "POST /buckets/work/{id}/complete", "POST /buckets/heartbeat", "POST /buckets/complete",
         "POST /buckets/work/{id}/release", "POST /results/results", "POST /buckets/withdraw/end",
-        "POST /buckets/runners", "POST /buckets/runners/{id}/goodbye",
+        "POST /buckets/runners", "POST /buckets/runners/{id}/goodbye", "POST /buckets/progress",
     ],
     "operator": [
         "DELETE /buckets/work", "POST /buckets/work/delete", "PATCH /buckets/work/{id}",

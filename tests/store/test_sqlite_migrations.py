@@ -23,7 +23,8 @@ UNVERSIONED = Path(__file__).parent / "data" / "unversioned.sql"
 TABLES = ("work", "results", "results_tags", "results_unindexed", "results_minutes",
           "pipelines", "work_tally", "results_tally")  # fmt: skip
 #: What the steps after the first add (step 2: the runners on record).
-LATER = {"runners", "runners_seen", "sqlite_autoindex_runners_1", "work_runner"}
+LATER = {"runners", "runners_seen", "sqlite_autoindex_runners_1", "work_runner", "logs",
+         "sqlite_autoindex_logs_1"}
 #: A step after the real ones, whose every run leaves a row.
 PROBE = "CREATE TABLE IF NOT EXISTS probe (n INTEGER); INSERT INTO probe VALUES (1);"
 

@@ -92,5 +92,6 @@ class ReadingVerbs:
         return self.store.finished_per_minute(since)
 
     def delete(self, ids: Sequence[str]) -> int:
-        """Delete works from the bucket; return how many existed."""
+        """Delete works from the bucket, with their logs; return how many existed."""
+        self.store.logs.forget(list(ids))
         return self.store.work.delete(list(ids))

@@ -15,6 +15,7 @@ from typing import Any
 
 from workflow import jsonsafe, policy
 from workflow.buckets.batches import BatchVerbs
+from workflow.buckets.logs import LogVerbs
 from workflow.buckets.operators import OperatorVerbs
 from workflow.buckets.reading import ReadingVerbs
 from workflow.buckets.runners import RunnerVerbs, Sightings
@@ -28,7 +29,7 @@ from workflow.errors import (
     TransitionConflict,
 )
 from workflow.store.base import UNREADABLE, Claim, Doc, Query, Store
-from workflow.wire import Outcome, Withdraw, deposit_payloads, with_defaults
+from workflow.wire import LOG_LIMIT, Outcome, Withdraw, deposit_payloads, with_defaults
 from workflow.work import (
     RESULTS_LIMIT,
     TERMINAL,
@@ -44,13 +45,13 @@ from workflow.work import (
 
 #: Fields a deposit does not set: the server's, which change as the work goes on.
 _CHANGED_LATER = frozenset({"id", "status", "attempt", "start", "stop", "lease", "not_before",
-                            "history"})  # fmt: skip
+                            "history", "progress"})  # fmt: skip
 #: Fields the attempts of a work write to.
 _OUTPUTS = frozenset({"results", "products", "plots"})
 MAX_BATCH = 10_000
 
 
-class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, ReadingVerbs):
+class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, LogVerbs, ReadingVerbs):
     """Queued and running work over a ``Store``.
 
     Args:
@@ -59,6 +60,7 @@ class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, ReadingVerbs):
         clock: Time source (seconds since the epoch); tests pass a fake one.
         reap_interval: Seconds between the server's writes of what it saw of runners
             (``workflow.buckets.runners``).
+        log_limit: Bytes of each attempt's log the store keeps (``workflow.buckets.logs``).
 
     Attributes:
         changed: Called whenever a work may have become claimable (a deposit, a work
@@ -69,9 +71,10 @@ class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, ReadingVerbs):
     """
 
     def __init__(self, store: Store, *, results_limit: int = RESULTS_LIMIT,
-                 clock: Callable[[], float] = time.time, reap_interval: float = 5.0
-                 ) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.time, reap_interval: float = 5.0,
+                 log_limit: int = LOG_LIMIT) -> None:  # fmt: skip
         self.store = store
+        self.log_limit = log_limit
         self.results_limit = results_limit
         self.clock = clock
         self.reap_interval = reap_interval
@@ -257,6 +260,9 @@ class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, ReadingVerbs):
             doc = self._running(id, attempt, holder)
         except (TransitionConflict, NotFound):
             return self._recorded(id, attempt, status)
+        # The log first: a crash before the work moves on loses nothing of it, and an
+        # outcome sent again adds nothing to it.
+        log = self.keep_log(id, attempt, outcome.log) if outcome.log is not None else None
         now = self.clock()
         doc = {**doc, "stop": outcome.stop or now}
         if not merge:
@@ -270,7 +276,7 @@ class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, ReadingVerbs):
         reason = outcome.reason or ("retry-requested" if status == "retry" else None)
         entry = self._entry(doc, status, error=outcome.error, started=outcome.started,
                             stopped=doc["stop"], reason=reason, by=by)  # fmt: skip
-        entry.nodes = outcome.nodes
+        entry.nodes, entry.log = outcome.nodes, log
         return self._after_attempt(doc, entry, outcome.retry_delay)
 
     def release(self, id: str, attempt: int, reason: str = "released",
@@ -310,7 +316,7 @@ class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, ReadingVerbs):
     def _next_state(self, doc: Doc, entry: AttemptEntry, delay: float | None) -> Doc:
         expect = {"status": "running", "attempt": doc["attempt"]}
         history = [*doc.get("history", []), entry.model_dump(mode="json")]
-        doc = {**doc, "history": history, "lease": None}
+        doc = {**doc, "history": history, "lease": None, "progress": None}
         outcome = entry.outcome
         if outcome == "success":
             return self.move(expect, {**doc, "status": "success"})

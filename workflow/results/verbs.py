@@ -163,7 +163,8 @@ class Results:
         return out
 
     def delete(self, ids: list[str]) -> int:
-        """Delete finished works; return how many existed."""
+        """Delete finished works, with their logs; return how many existed."""
+        self.store.logs.forget(ids)
         return self.store.results.delete(ids)
 
     def _finished(self, raw: Any, where: str) -> Doc:

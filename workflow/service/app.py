@@ -59,7 +59,8 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
         collector.settle()
         store = store or open_store(settings.store or None)
         buckets = Buckets(store, results_limit=settings.results_limit,
-                          reap_interval=settings.reap_interval)  # fmt: skip
+                          reap_interval=settings.reap_interval,
+                          log_limit=settings.log_limit)  # fmt: skip
         app.state.buckets = buckets
         app.state.results = Results(store, results_limit=settings.results_limit)
         room = WaitingRoom(lambda want, by: buckets.withdraw(want, by=by),

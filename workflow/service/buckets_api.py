@@ -6,9 +6,14 @@ in ``workflow.service.chime_buckets``.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from workflow.buckets import Buckets
 from workflow.service.access import Caller, current, holder, needs, who
@@ -26,6 +31,7 @@ from workflow.wire import (
     HeartbeatMany,
     Outcome,
     PipelineSettings,
+    ProgressMany,
     Release,
     RetryRequest,
     RunnerInfo,
@@ -85,6 +91,16 @@ def complete_many(buckets: Buckets, body: CompleteMany, caller: Caller) -> Any:
     """Each outcome is recorded on its own: the reply says, per work, ``ok`` or the error
     (as in a single call's error body), in the order sent."""
     return buckets.complete_many(body.works, holder=holder(caller), by=caller.name)
+
+
+@router.post("/progress", **needs("runner"),
+             summary="What running attempts wrote, and their graphs' nodes, as they run")
+def progress(buckets: Verbs, body: ProgressMany, caller: Calling) -> Response:
+    """Per attempt: ``log``, the new bytes of its log (``offset`` to ``end`` of it);
+    ``nodes``, each started node's state. Each is recorded on its own: the reply says,
+    per work, ``ok`` (with ``size``, the bytes of the log the server has) or the error,
+    in the order sent."""
+    return json_reply(buckets.progress(body.works, holder=holder(caller)))
 
 
 @router.post("/withdraw/end", **needs("runner"),
@@ -156,6 +172,53 @@ def why(buckets: Verbs, id: str) -> Any:
     ``paused``, ``backoff``, ``no-runner``, ``busy`` and ``behind``; no reasons for a
     work that is not queued, or that a runner may take next."""
     return json_reply(buckets.why(id))
+
+
+#: Seconds between two looks at a followed log.
+FOLLOW_EVERY = 0.5
+
+
+@router.get("/work/{id}/logs", **needs("viewer"), response_class=Response,
+            responses={200: {"content": {"text/plain": {}}}},
+            summary="What an attempt of a work wrote, as text; followed while it runs")  # fmt: skip
+async def logs(buckets: Verbs, id: str, request: Request,
+               attempt: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
+               after: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
+               follow: bool = False) -> Response:  # fmt: skip
+    """The end of the log (the server keeps the last ``WORKFLOW_LOG_LIMIT`` bytes of
+    each attempt's; the whole log is in the archive, named by ``X-Log-File``) of
+    ``attempt`` (default: the latest with a log), or only what came after ``after``
+    (an earlier answer's ``X-Log-Written``). With ``follow=1`` the answer goes on as
+    the attempt writes, and ends when it has ended. Headers: ``X-Log-Attempt``,
+    ``X-Log-Attempts`` (the attempts with a log), ``X-Log-Size`` (bytes it wrote),
+    ``X-Log-Written``, ``X-Log-Running`` (1 while it runs), ``X-Log-File``. Asked
+    for ``application/json`` (and not text), the same as one JSON object (``id``,
+    ``attempt``, ``attempts``, ``size``, ``skipped``, ``written``, ``text``,
+    ``running``, ``file``)."""
+    log = await run_in_threadpool(buckets.logs, id, attempt, after)
+    accept = request.headers.get("accept", "")
+    if not follow and "application/json" in accept and "text/plain" not in accept:
+        return json_reply(log)
+    headers = {"X-Log-Attempt": str(log["attempt"]),
+               "X-Log-Attempts": ",".join(map(str, log["attempts"])),
+               "X-Log-Size": str(log["size"]), "X-Log-Written": str(log["written"]),
+               "X-Log-Running": "1" if log["running"] else "0", "Cache-Control": "no-store"}
+    if log["file"]:
+        headers["X-Log-File"] = quote(log["file"])
+    if not (follow and log["running"]):
+        return Response(log["text"], media_type="text/plain; charset=utf-8", headers=headers)
+    return StreamingResponse(_following(buckets, log), headers=headers,
+                             media_type="text/plain; charset=utf-8")  # fmt: skip
+
+
+async def _following(buckets: Buckets, log: dict[str, Any]) -> AsyncIterator[str]:
+    """The log's text, then what it writes, until its attempt has ended."""
+    yield log["text"]
+    while log["running"]:
+        await asyncio.sleep(FOLLOW_EVERY)
+        log = await run_in_threadpool(buckets.logs, log["id"], log["attempt"], log["written"])
+        if log["text"]:
+            yield log["text"]
 
 
 @router.post("/work/{id}/heartbeat", **needs("runner"),

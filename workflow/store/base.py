@@ -92,6 +92,30 @@ class Collection(Protocol):
         ...
 
 
+class LogBook(Protocol):
+    """Each attempt's log, as much of its end as the server keeps, keyed by work id and
+    attempt: ``{"work", "attempt", "size", "start", "text", "skipped", "updated"}``
+    (``size`` bytes written so far, the last of them from byte ``start`` on in ``text``,
+    ``skipped`` bytes of it never received)."""
+
+    def get(self, work: str, attempt: int) -> Doc | None:
+        """The log of attempt ``attempt`` of ``work``, or None."""
+        ...
+
+    def attempts(self, work: str) -> list[Doc]:
+        """The logs of every attempt of ``work``, without their text, by attempt."""
+        ...
+
+    def put(self, doc: Doc, expect: int | None) -> bool:
+        """Write ``doc`` if the stored log's size is ``expect`` (None: no log is stored
+        yet); False, writing nothing, when it is not (compare-and-set)."""
+        ...
+
+    def forget(self, works: list[str]) -> int:
+        """Delete the logs of ``works``; return how many attempts' logs there were."""
+        ...
+
+
 class Following(Protocol):
     """A store passing on other servers' changes as they happen (``Store.follow``)."""
 
@@ -120,6 +144,11 @@ class Store(Protocol):
     @property
     def results(self) -> Collection:
         """Finished works."""
+        ...
+
+    @property
+    def logs(self) -> LogBook:
+        """The attempts' logs, of queued, running and finished works alike."""
         ...
 
     def claim(self, pipelines: list[str], query: Query, claim: Claim, limit: int = 1

@@ -2,7 +2,8 @@
 
 Each work is one document with ``_id`` = its id, in the ``work`` (bucket) or ``results``
 collection; ``pipelines`` holds settings, ``minutes`` the finished-per-minute counts and
-``runners`` the runners on record.
+``runners`` the runners on record, ``logs`` the attempts' logs
+(``workflow.store.mongo_logs``).
 Indexes for the withdraw order and every results filter are created on open.
 
 Every state change is a compare-and-set: the filter names the id and the expected
@@ -32,7 +33,6 @@ client reconnects by itself, so the service recovers when the database is back.
 from __future__ import annotations
 
 import functools
-import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,7 +46,7 @@ from workflow.errors import (
     TransitionConflict,
 )
 from workflow.store.base import Claim, Doc, Query, Sort, claimed
-from workflow.store.text import text_of
+from workflow.store.text import text_filter, words
 
 try:
     import pymongo
@@ -63,11 +63,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 HIDDEN = {"_id": 0, "_words": 0, "_moving": 0}
 #: The fields a claim writes (see ``workflow.store.base.claimed``); it leaves the others.
 CLAIMED = ("status", "start", "stop", "attempt", "not_before", "lease")
-#: Words kept per result for text search.
-MAX_WORDS = 4000
 #: Seconds pymongo waits for a server before a call fails (and the service answers 503).
 SERVER_WAIT_MS = 5000
-WORD = re.compile(r"[^\W_]+")
 
 
 def guarded(method: F) -> F:
@@ -85,17 +82,6 @@ def guarded(method: F) -> F:
             raise StoreUnavailable(f"MongoDB is unavailable ({method.__name__}): {exc}") from exc
 
     return call  # type: ignore[return-value]
-
-
-def words(doc: Doc) -> list[str]:
-    """The distinct lower-case words of a work's searchable text."""
-    return list(dict.fromkeys(WORD.findall(text_of(doc).lower())))[:MAX_WORDS]
-
-
-def text_filter(text: str | None) -> Query:
-    """Every word of ``text`` as the prefix of one of a result's words."""
-    terms = WORD.findall((text or "").lower())
-    return {"$and": [{"_words": {"$regex": f"^{re.escape(t)}"}} for t in terms]} if terms else {}
 
 
 def _joined(*parts: Query) -> Query:
@@ -210,6 +196,9 @@ class MongoStore:
         self.db = self.client[name]
         self._work = MongoCollection(self, "work")
         self._results = MongoCollection(self, "results")
+        from workflow.store.mongo_logs import MongoLogs  # it imports this module
+
+        self.logs = MongoLogs(self)
         self._mock = client is not None
         self.transactions = False
         self._prepared = False
@@ -259,6 +248,7 @@ class MongoStore:
         self.db["minutes"].create_index([("minute", 1)], name="minute")
         work.create_index([("lease.runner", 1)], name="held_by", sparse=True)
         self.db["runners"].create_index([("last_seen", 1)], name="last_seen")
+        self.db["logs"].create_index([("work", 1), ("attempt", 1)], name="by_work")
 
     def conflict(self, collection: MongoCollection, id: str, expect: dict[str, Any],
                  session: Any = None) -> NotFound | TransitionConflict:  # fmt: skip

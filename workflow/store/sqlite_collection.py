@@ -78,13 +78,7 @@ class SqliteCollection:
         tallies.add(("minutes", minute, doc["pipeline"], doc["status"]))
 
     def get(self, id: str) -> Doc | None:
-        # Inside a write transaction (a batch), read through it: it sees the batch's own
-        # changes, and costs no second snapshot.
-        sql = f"SELECT {READ} FROM {self.table} WHERE id = ?"
-        if self._store.writing():
-            rows = self._store._writer.execute(sql, (id,)).fetchall()
-        else:
-            rows = self._store.rows(sql, (id,))
+        rows = self._store.rows_here(f"SELECT {READ} FROM {self.table} WHERE id = ?", (id,))
         return read_doc(*rows[0]) if rows else None
 
     def _where(self, query: Query, text: str | None, *, counting: bool = False,

@@ -116,6 +116,13 @@ class SqliteConnections:
         with self.reading() as db:
             return db.execute(sql, params).fetchall()
 
+    def rows_here(self, sql: str, params: Any = ()) -> list[Any]:
+        """Every row of one read; inside a write transaction (a batch), read through it:
+        it sees the batch's own changes, and costs no second snapshot."""
+        if self.writing():
+            return self._writer.execute(sql, params).fetchall()
+        return self.rows(sql, params)
+
     @contextmanager
     def promptly(self) -> Iterator[bool]:
         """Writes inside that would wait raise ``WouldWait`` instead (see ``Store``)."""

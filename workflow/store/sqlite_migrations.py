@@ -141,6 +141,11 @@ MIGRATIONS: list[str] = [
     """CREATE INDEX IF NOT EXISTS work_runner ON work (json_extract(doc, '$."lease"."runner"'))
     WHERE json_extract(doc, '$."lease"."runner"') IS NOT NULL;
 """,
+    # 3: the attempts' logs (``workflow.store.sqlite_logs``), the end of each as a
+    # document; ``size`` is the bytes written so far, the compare-and-set's field.
+    "CREATE TABLE IF NOT EXISTS logs (\n"
+    "    work TEXT NOT NULL, attempt INTEGER NOT NULL, size INTEGER NOT NULL,\n"
+    "    doc TEXT NOT NULL, PRIMARY KEY (work, attempt));\n",
 ]
 
 

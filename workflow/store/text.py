@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+#: Words kept per result for text search where the store keeps a list (MongoDB).
+MAX_WORDS = 4000
+WORD = re.compile(r"[^\W_]+")
 #: At most this many characters of a work are indexed for text search.
 TEXT_LIMIT = 65_536
 
@@ -35,3 +39,14 @@ def _walk(value: Any, parts: list[str]) -> None:
             _walk(item, parts)
     elif value is not None and not isinstance(value, bool):
         parts.append(str(value))
+
+
+def words(doc: dict[str, Any]) -> list[str]:
+    """The distinct lower-case words of a work's searchable text."""
+    return list(dict.fromkeys(WORD.findall(text_of(doc).lower())))[:MAX_WORDS]
+
+
+def text_filter(text: str | None) -> dict[str, Any]:
+    """A MongoDB filter: every word of ``text`` as the prefix of one of a result's words."""
+    terms = WORD.findall((text or "").lower())
+    return {"$and": [{"_words": {"$regex": f"^{re.escape(t)}"}} for t in terms]} if terms else {}
