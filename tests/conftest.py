@@ -70,7 +70,7 @@ def plain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 #: The ``usertasks`` module that runners in the tests import.
 TASKS = '''
-import ctypes, os, time
+import ctypes, logging, os, sys, time
 from workflow import Retry
 
 def double(x):
@@ -93,9 +93,20 @@ def wrong():
     return [1, 2]
 
 def prints(line, seconds):
-    print(line, flush=True)
+    # Not flushed: the line must reach the log as it is printed all the same.
+    print(line, "at", time.time())
+    print("to stderr:", line, file=sys.stderr)
+    logging.getLogger("usertasks").info("logged: %s", line)
+    os.write(1, b"straight to file descriptor 1\\n")
     time.sleep(seconds)
     return {"printed": line}
+
+def floods(megabytes):
+    line = "x" * 99 + "\\n"
+    for _ in range(megabytes * 10_000):
+        sys.stdout.write(line)
+    print("the last line")
+    return {"wrote": megabytes}
 
 def flaky(marker):
     if not os.path.exists(marker):

@@ -43,6 +43,14 @@ export async function api(path, { method = "GET", body, signal, headers: extra =
   return reply.status === 204 ? null : reply.json();
 }
 
+/** A short-lived link the server signed for one archive file: an <img> or a new tab
+ * follows it without the token. Never a blob: URL, which would have this page's origin
+ * and drop the sandbox /files puts around user files: an SVG or HTML file opened from
+ * one would run as the UI, token and all. */
+export function signed(path, signal) {
+  return api(`/files/link?path=${encodeURIComponent(path)}`, { signal });
+}
+
 /** A file or export as a Blob (with the token, which a plain link cannot carry). */
 export async function blob(path, { signal } = {}) {
   const reply = await fetch(path, { headers: headers({}), signal });

@@ -1,8 +1,14 @@
 // A graph work's graph, drawn from the work's own graph with each node's state and
 // timing from the latest attempt, and that attempt's node runs as a timeline (bars on
-// one time axis, so nodes that ran at the same time overlap).
+// one time axis, so nodes that ran at the same time overlap). While an attempt runs,
+// the nodes show its progress instead, asked for every second.
 
+import { api } from "./api.js";
 import { escape } from "./format.js";
+
+/** Seconds between two looks at a running graph's nodes. */
+const EVERY = 1000;
+const LIVE_TEXT = { running: "running…", success: "done", failure: "failed", waiting: "not started" };
 
 const W = 150, H = 46, GAP_X = 60, GAP_Y = 22;
 const idText = (id) => (Array.isArray(id) ? id.map(idText).join(":") : String(id));
@@ -48,7 +54,12 @@ function levels(ids, links) {
   return { level, back };
 }
 
-function drawing(graph, runs) {
+/** While the work runs, the state of each node in the running attempt; else null. */
+function liveNodes(doc) {
+  return doc.status === "running" ? (doc.progress && doc.progress.nodes) || {} : null;
+}
+
+function drawing(graph, runs, live) {
   const ids = (graph.nodes || []).map((n) => idText(n.id));
   const labels = new Map((graph.nodes || []).map((n) => [idText(n.id), n.label || idText(n.id)]));
   const links = (graph.links || []).map((l) => ({ ...l, source: idText(l.source), target: idText(l.target) }));
@@ -78,7 +89,8 @@ function drawing(graph, runs) {
     return `<path class="edge ${kind}" d="${d}" marker-end="url(#arrow)"><title>${escape(title || `${link.source} → ${link.target}`)}</title></path>`;
   }).join("");
   const boxes = ids.map((id) => {
-    const { x, y } = at.get(id), s = summary(runs, id);
+    const { x, y } = at.get(id);
+    const s = live ? { state: live[id] || "waiting", text: LIVE_TEXT[live[id] || "waiting"] } : summary(runs, id);
     const tip = s.error ? `${s.error.type}: ${s.error.message}` : `${labels.get(id)}: ${s.text}`;
     return `<g class="node ${s.state}" data-node="${escape(id)}" data-state="${s.state}" transform="translate(${x},${y})">
       <title>${escape(tip)}</title><rect width="${W}" height="${H}" rx="6"/>
@@ -116,8 +128,31 @@ export function graphSection(doc) {
   const runs = latestRuns(doc);
   if (!doc.graph && !runs.length) return "";
   const picture = doc.graph && typeof doc.graph === "object"
-    ? `<div class="scroll">${drawing(doc.graph, runs)}</div>`
+    ? `<div class="scroll graph-picture">${drawing(doc.graph, runs, liveNodes(doc))}</div>`
     : `<p class="caption">The graph is read by the runner from <span class="mono">${escape(doc.graph || "")}</span>; its node runs:</p>`;
   return `<section class="graph-section"><h2>Graph</h2>${picture}
     <h3>Node runs of the latest attempt</h3>${timeline(runs)}</section>`;
+}
+
+/** While the work runs, redraw its graph every second with its nodes' progress;
+ * `current()` says whether the page still shows this work. */
+export async function followGraph(main, doc, signal, current) {
+  const picture = main.querySelector(".graph-picture");
+  if (!picture || doc.status !== "running") return;
+  let shown = JSON.stringify(liveNodes(doc));
+  while (!signal.aborted && current()) {
+    await new Promise((done) => setTimeout(done, EVERY));
+    let now;
+    try {
+      now = await api(`/buckets/work/${encodeURIComponent(doc.id)}`, { signal });
+    } catch {
+      continue; // the server is away for now: the page says so elsewhere
+    }
+    if (now.status !== "running" || now.attempt !== doc.attempt) return; // the page is shown anew
+    const nodes = JSON.stringify(liveNodes(now));
+    if (nodes !== shown && current() && picture.isConnected) {
+      picture.innerHTML = drawing(now.graph, latestRuns(now), liveNodes(now));
+      shown = nodes;
+    }
+  }
 }

@@ -1,16 +1,18 @@
-// One work: its outcome first (status, error, where it ran, attempts), then every field,
+// One work: its outcome first (status, error, where it ran, attempts), its log (live
+// while it runs, logs.js), then every field,
 // parameters and results as JSON, the history as a timeline with errors and tracebacks,
 // plots shown inline and products to open or download, both only from the server's
 // archive folder (GET /files/link refuses anything else).
 
 import { me, panel, wire } from "./actions.js";
-import { api } from "./api.js";
+import { api, signed } from "./api.js";
 import { duration, escape, when } from "./format.js";
-import { graphSection } from "./graph.js";
+import { followGraph, graphSection } from "./graph.js";
+import { followLog, logSection } from "./logs.js";
 import { explain, nested, outcomeSection } from "./outcome.js";
 
 const IMAGES = /\.(png|jpe?g|gif|svg|webp)$/i;
-const SHOWN_APART = new Set(["parameters", "results", "history", "products", "plots", "lease", "graph"]);
+const SHOWN_APART = new Set(["parameters", "results", "history", "products", "plots", "lease", "graph", "progress"]);
 
 function json(value) {
   return `<pre class="json">${escape(JSON.stringify(value ?? null, null, 2))}</pre>`;
@@ -57,14 +59,6 @@ function files(title, paths, kind) {
   return `<section><h2>${title}</h2><ul class="files ${kind}s">${items}</ul></section>`;
 }
 
-/** A short-lived link the server signed for one archive file: an <img> or a new tab
- * follows it without the token. Never a blob: URL, which would have this page's origin
- * and drop the sandbox /files puts around user files: an SVG or HTML file opened from
- * one would run as the UI, token and all. */
-function signed(path, signal) {
-  return api(`/files/link?path=${encodeURIComponent(path)}`, { signal });
-}
-
 /** Renew an item's links at half their lifetime while it shows, so a late click works. */
 function keepFresh(item, path, lifetime, signal) {
   const timer = setTimeout(async () => {
@@ -108,13 +102,16 @@ async function showFiles(main, doc, signal) {
 /** How many times a work was shown: a follow-up of an older showing stops. */
 let showings = 0;
 
-/** While the work is queued or running, ask the server to answer as soon as it ends
- * (a read that waits: no polling), then show it anew, unless it was shown anew since
- * (after an operator's action, which says what it did). */
+/** While the work runs, ask the server to answer as soon as it ends (a read that
+ * waits: no polling); while it is queued, look every 2 s for its start. Then show it
+ * anew, unless it was shown anew since (after an operator's action, which says what it
+ * did). */
 async function followEnd(main, signal, status, doc, showing) {
   if (!["queued", "running"].includes(doc.status)) return;
-  const path = `/buckets/work/${encodeURIComponent(doc.id)}?wait=25`;
+  const queued = doc.status === "queued";
+  const path = `/buckets/work/${encodeURIComponent(doc.id)}${queued ? "" : "?wait=25"}`;
   while (!signal.aborted && showing === showings) {
+    if (queued) await new Promise((done) => setTimeout(done, 2000));
     let now;
     try {
       now = await api(path, { signal });
@@ -157,6 +154,7 @@ export async function show(main, signal, status) {
     <div class="detail">
       ${outcomeSection(doc)}
       ${panel(doc, who)}
+      ${logSection(doc)}
       <section><h2>Fields</h2>${fields(doc)}</section>
       <section><h2>Parameters</h2>${json(doc.parameters)}</section>
       <section><h2>Results</h2>${json(doc.results)}</section>
@@ -166,6 +164,8 @@ export async function show(main, signal, status) {
       ${files("Plots", doc.plots, "plot")}${files("Products", doc.products, "product")}
     </div>`;
   showFiles(main, doc, signal);
+  followLog(main, doc, signal);
+  followGraph(main, doc, signal, () => showing === showings);
   explain(main, doc, signal);
   followEnd(main, signal, status, doc, showing);
   wire(main, doc, async (message, nextId) => {

@@ -281,6 +281,7 @@ def token() -> None:
 
 cli.add_command(cli_run.run)
 cli.add_command(cli_buckets.runners)
+cli.add_command(cli_buckets.logs)
 cli.add_command(cli_watch.watch)
 for _command in cli_token.COMMANDS:
     token.add_command(_command)

@@ -6,6 +6,8 @@ before or after the command's name).
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -73,6 +75,45 @@ def runners(client: Client, as_json: bool) -> None:
         click.echo("no runner on record: start one with `workflow run PIPELINE`")
     else:
         views.show(views.runners_table(found))
+
+
+#: Seconds between two looks at a followed log.
+FOLLOW_EVERY = 0.5
+#: A work in these may write more.
+ACTIVE = ("queued", "running")
+
+
+@click.command()
+@click.argument("id")
+@click.option("--attempt", type=click.IntRange(1),
+              help="That attempt's log.  [default: the latest]")  # fmt: skip
+@click.option("-f", "--follow", is_flag=True,
+              help="Go on printing what the work writes, through its next attempts, until "
+                   "it has finished.")  # fmt: skip
+@connect
+@click.pass_obj
+def logs(client: Client, id: str, attempt: int | None, follow: bool) -> None:
+    """What work ID wrote in an attempt: the end of its log that the server keeps
+    (WORKFLOW_LOG_LIMIT); the whole log is in the archive, named on stderr."""
+    log = client.logs(id, attempt)
+    _echo(log["text"])
+    while follow and (log["running"] or (attempt is None and log["status"] in ACTIVE)):
+        time.sleep(FOLLOW_EVERY)
+        if log["running"]:
+            log = client.logs(id, log["attempt"], log["written"])
+            _echo(log["text"])
+            continue
+        latest = client.logs(id)  # the attempt ended; the work goes on
+        if latest["attempt"] != log["attempt"]:
+            _echo(f"--- attempt {latest['attempt']} ---\n{latest['text']}")
+        log = latest
+    if log["file"] and not follow:
+        click.echo(f"the whole log: {log['file']}", err=True)
+
+
+def _echo(text: str) -> None:
+    click.echo(text, nl=False)
+    sys.stdout.flush()
 
 
 @click.command()

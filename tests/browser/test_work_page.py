@@ -192,7 +192,7 @@ def test_the_outcome_comes_first(server: Any, page: Any, shoot_widths: Any) -> N
     outcome.wait_for()
     page.locator(".actions-panel").wait_for()
     titles = page.locator(".detail > section > h2").all_inner_texts()
-    assert titles[:3] == ["Outcome", "Actions", "Fields"], titles
+    assert titles[:4] == ["Outcome", "Actions", "Log", "Fields"], titles
     assert outcome.locator('[data-outcome="status"]').inner_text() == "failure"
     error = outcome.locator('[data-outcome="error"]').inner_text()
     assert error.startswith("CalibrationError: attempt 2: no phase solution for beam 17")

@@ -83,12 +83,12 @@ class LogVerbs:
         raise StoreUnavailable(f"the log of {id} attempt {attempt} kept changing; try again")
 
     def logs(self, id: str, attempt: int | None = None, after: int | None = None) -> Doc:
-        """The log of attempt ``attempt`` of work ``id`` (None: its latest attempt with a
-        log, else its current one), all the store keeps of it or only what came after
-        ``written`` = ``after``.
+        """The log of attempt ``attempt`` of work ``id`` (None: its latest), all the store
+        keeps of it or only what came after ``written`` = ``after``.
 
         Returns:
-            ``{"id", "attempt", "attempts" (the attempts with a log), "size", "skipped",
+            ``{"id", "status" (the work's), "attempt", "attempts" (the attempts with a
+            log), "size", "skipped",
             "written", "text", "running" (that attempt runs now), "file" (the whole log
             in the archive, once the attempt ended)}``.
 
@@ -98,7 +98,7 @@ class LogVerbs:
         work = self.get(id)
         attempts = [int(doc["attempt"]) for doc in self.store.logs.attempts(id)]
         if attempt is None:
-            attempt = max(attempts, default=int(work.get("attempt") or 0))
+            attempt = max([*attempts, int(work.get("attempt") or 0)])
         doc = self.store.logs.get(id, attempt) or {}
         text, written = str(doc.get("text") or ""), int(doc.get("written") or 0)
         if after is not None:
@@ -106,7 +106,7 @@ class LogVerbs:
         file = next((entry.get("log", {}).get("file") for entry in work.get("history") or []
                      if entry.get("attempt") == attempt and entry.get("log")), None)  # fmt: skip
         running = work.get("status") == "running" and work.get("attempt") == attempt
-        return {"id": id, "attempt": attempt, "attempts": attempts,
+        return {"id": id, "status": work.get("status"), "attempt": attempt, "attempts": attempts,
                 "size": int(doc.get("size") or 0), "skipped": int(doc.get("skipped") or 0),
                 "written": written, "text": text, "running": running, "file": file}  # fmt: skip
 

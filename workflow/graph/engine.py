@@ -247,12 +247,14 @@ def failure(graph: Graph, run: NodeRun) -> GraphFailed:
 
 def execute_graph(graph: Graph, *, engine_name: str = "sequential", workers: int | None = None,
                   max_runs: int = MAX_RUNS, on_run: Callable[[NodeRun], None] | None = None,
-                  scheduler: str | None = None) -> Execution:  # fmt: skip
+                  scheduler: str | None = None,
+                  on_start: Callable[[str], None] | None = None) -> Execution:  # fmt: skip
     """Run ``graph`` (its inputs already set as default inputs) with an engine (for
-    ``dask``, on the cluster at ``scheduler`` if given)."""
+    ``dask``, on the cluster at ``scheduler`` if given); ``on_run`` is told of each node
+    run as it ends, ``on_start`` of each node (as ``display`` shows it) as a run starts."""
     runs = engine(engine_name, workers, scheduler)
     try:
-        return Scheduler(graph, runs, max_runs, on_run).run()
+        return Scheduler(graph, runs, max_runs, on_run, on_start).run()
     finally:
         runs.close()
 
@@ -261,11 +263,13 @@ class Scheduler:
     """What runs when (see the module docstring), for one execution."""
 
     def __init__(self, graph: Graph, runs: Runs, max_runs: int = MAX_RUNS,
-                 on_run: Callable[[NodeRun], None] | None = None):  # fmt: skip
+                 on_run: Callable[[NodeRun], None] | None = None,
+                 on_start: Callable[[str], None] | None = None):  # fmt: skip
         self.graph = graph
         self.runs = runs
         self.max_runs = max_runs
         self.on_run = on_run
+        self.on_start = on_start
         self.required = {n: [k for k in graph.incoming(n) if graph.required(k)]
                          for n in graph.nodes}  # fmt: skip
         # Data that arrived, with the clock of the run that sent it.
@@ -295,6 +299,8 @@ class Scheduler:
                     break
                 self.count[node_id] += 1
                 inputs, clock = self._inputs(node_id, extra)
+                if self.on_start is not None:
+                    self.on_start(display(node_id))
                 handle = self.runs.submit(self._spec(node_id), inputs)
                 running[handle] = (node_id, self.count[node_id], inputs, clock)
                 started.append(handle)

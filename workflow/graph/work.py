@@ -24,10 +24,12 @@ _JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
 def attempt(work: dict[str, Any], say: Callable[[bytes], None], engine: str | None = None,
-            scheduler: str | None = None) -> dict[str, Any]:  # fmt: skip
+            scheduler: str | None = None, starting: Callable[[str], None] | None = None
+            ) -> dict[str, Any]:  # fmt: skip
     """Run the graph of ``work``, calling ``say`` with each node run's history entry as
-    JSON; the outcome as a dict. ``engine`` applies when the graph names none;
-    ``scheduler`` is the Dask cluster to use for the ``dask`` engine."""
+    JSON (and ``starting`` with each node's id as a run of it starts); the outcome as a
+    dict. ``engine`` applies when the graph names none; ``scheduler`` is the Dask
+    cluster to use for the ``dask`` engine."""
     try:
         graph: Graph = load(work["graph"]).with_parameters(work.get("parameters"))
         graph.check_tasks()
@@ -42,7 +44,7 @@ def attempt(work: dict[str, Any], say: Callable[[bytes], None], engine: str | No
         say(orjson.dumps(entry, default=repr))
 
     execution = execute_graph(graph, engine_name=name, workers=graph.attrs.get("workers"),
-                              on_run=said, scheduler=scheduler)  # fmt: skip
+                              on_run=said, scheduler=scheduler, on_start=starting)  # fmt: skip
     try:
         outputs = execution.outputs(which, merge=which == "end")  # type: ignore[arg-type]
     except WorkflowError as exc:

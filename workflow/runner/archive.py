@@ -71,3 +71,20 @@ def archive_outcome(work: Work | dict[str, Any], outcome: Outcome, root: Path) -
         setattr(outcome, kind, kept)
     if problems:
         outcome.results = {**(outcome.results or {}), "archive_errors": problems}
+
+
+def archive_log(work: dict[str, Any], path: Path, root: Path) -> str | None:
+    """Put attempt ``work["attempt"]``'s log file into the archive as ``log-N.txt``, as
+    ``config.archive.logs`` says (``move`` or ``copy``; ``delete`` and ``bypass`` keep
+    nothing); its path there, or None."""
+    model = Work.model_validate(work)
+    if model.config.archive.logs not in ("move", "copy"):
+        return None
+    try:
+        folder = destination(root, model)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = _free_name(folder, f"log-{model.attempt}.txt")
+        shutil.move(path, target)
+    except (OSError, ValueError):
+        return None  # the log still has its end in the store
+    return str(target)

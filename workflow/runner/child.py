@@ -13,13 +13,20 @@ client the child keeps between graphs. The child leads a process group of its ow
 killing the group ends whatever an attempt started; the group also dies when the
 runner does, even by ``kill -9`` (``_die_with_the_runner``).
 
-Messages, parent to child: ``("run", [(key, target, parameters, work, graph), ...])``
-(``graph`` is None for a function, else ``{"engine", "scheduler"}``), ``("skip", key)``,
+Each attempt writes into its own log file (``workflow.runner.live`` reads it as it
+grows): stdout (line-buffered), stderr and Python logging (records of INFO and above,
+when the function configured no logging of its own) go there, file descriptors 1 and 2
+included, so what a C library or a process the function starts prints goes there too.
+
+Messages, parent to child: ``("run", [(key, target, parameters, work, graph, log),
+...])`` (``graph`` is None for a function, else ``{"engine", "scheduler"}``; ``log``
+the attempt's log file, or None), ``("skip", key)``,
 ``("halt",)``, ``("load", target)`` (answered ``("loaded", why it cannot be called, or
 None)``: the runner's check of its FUNCTION before it claims work), or ``None`` to
 exit. Child to parent, per attempt: ``(key, the Outcome as JSON bytes)``, or ``(key,
 None)`` for an attempt not started (skipped, halted); before that, for a graph, ``(key,
-"node", the node run's history entry as JSON bytes)`` as each node run ends. JSON is
+"start", node)`` as a node's run starts and ``(key, "node", the node run's history
+entry as JSON bytes)`` as it ends. JSON is
 one of an outcome's two shapes, the one the journal and the server take: making it here
 makes results plain JSON data (numpy values become numbers and lists, keys strings)
 where the function ran, and costs less than pickling a model.
@@ -27,17 +34,20 @@ where the function ran, and costs less than pickling a model.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
+import logging
 import math
 import multiprocessing
 import os
 import select
 import signal
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -46,9 +56,9 @@ import orjson
 from workflow.runner.outcome import failure, from_exception, from_return
 
 _JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-#: One attempt: (key, dotted function path, parameters, the work as a dict, and for a
-#: graph work how to run it).
-Job = tuple[str, str, dict[str, Any] | None, dict[str, Any], dict[str, Any] | None]
+#: One attempt: (key, dotted function path, parameters, the work as a dict, for a graph
+#: work how to run it, and the file its log goes to).
+Job = tuple[str, str, dict[str, Any] | None, dict[str, Any], dict[str, Any] | None, str | None]
 
 
 def load(target: str, cache: dict[str, Callable[..., Any]]) -> Callable[..., Any]:
@@ -109,15 +119,16 @@ def call(target: str, parameters: dict[str, Any] | None, payload: dict[str, Any]
     return _json(outcome, started)
 
 
-def call_graph(work: dict[str, Any], how: dict[str, Any], say: Callable[[bytes], None]) -> bytes:
-    """Run one graph attempt, saying its node runs as they end; never raises."""
+def call_graph(work: dict[str, Any], how: dict[str, Any], say: Callable[[bytes], None],
+               starting: Callable[[str], None] | None = None) -> bytes:  # fmt: skip
+    """Run one graph attempt, saying its node runs as they start and end; never raises."""
     from workflow.graph.work import attempt
     from workflow.wire import Outcome
 
     started = time.time()
     try:
         outcome = Outcome.model_validate(attempt(work, say, how.get("engine"),
-                                                 how.get("scheduler")))  # fmt: skip
+                                                 how.get("scheduler"), starting))  # fmt: skip
     except BaseException as exc:  # noqa: BLE001 - a task may raise anything
         outcome = from_exception(exc)
     return _json(outcome, started)
@@ -136,6 +147,60 @@ def _json(outcome: Any, started: float) -> bytes:
 
 def _node(conn: Connection, key: str, entry: bytes) -> None:
     conn.send((key, "node", entry))
+
+
+def _start(conn: Connection, key: str, node: str) -> None:
+    conn.send((key, "start", node))
+
+
+@contextlib.contextmanager
+def captured(path: str | None) -> Iterator[None]:
+    """File descriptors 1 and 2 (and so ``sys.stdout``, ``sys.stderr`` and logging) into
+    the file at ``path`` for the block; an empty file is removed after it."""
+    if path is None:
+        yield
+        return
+    _flush()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+    except OSError:
+        yield  # no log rather than no attempt
+        return
+    saved = os.dup(1), os.dup(2)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    try:
+        yield
+    finally:
+        _flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for kept in saved:
+            os.close(kept)
+        with contextlib.suppress(OSError):
+            if os.fstat(fd).st_size == 0:
+                os.unlink(path)
+        os.close(fd)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a function may have replaced them
+            stream.flush()
+
+
+def _prepare_output() -> None:
+    """Lines of stdout reach the log as they are printed, and logging records of INFO
+    and above go to stderr unless a function configures logging itself."""
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()  # sys.stderr as it is at each record
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        if root.level == logging.WARNING:  # the default: nobody chose
+            root.setLevel(logging.INFO)
 
 
 class Ready:
@@ -160,6 +225,7 @@ def serve(conn: Connection) -> None:
     # A graph's engine starts processes of its own (multiprocessing refuses that to a
     # daemonic process); the parent still ends this one when it stops.
     multiprocessing.current_process().daemon = False
+    _prepare_output()
     cache: dict[str, Callable[..., Any]] = {}
     while True:
         try:
@@ -199,7 +265,7 @@ def _run(conn: Connection, jobs: list[Job], cache: dict[str, Callable[..., Any]]
     skip: set[str] = set()
     halted = False
     ready = Ready(conn)
-    for key, target, parameters, payload, graph in jobs:
+    for key, target, parameters, payload, graph, log in jobs:
         while ready():  # control messages come between attempts, never during one
             control = conn.recv()
             if control is None:
@@ -211,9 +277,11 @@ def _run(conn: Connection, jobs: list[Job], cache: dict[str, Callable[..., Any]]
         if halted or key in skip:
             conn.send((key, None))
             continue
-        if graph is not None:
-            said = call_graph(payload, graph, functools.partial(_node, conn, key))
-        else:
-            said = call(target, parameters, payload, cache)
+        with captured(log):
+            if graph is not None:
+                said = call_graph(payload, graph, functools.partial(_node, conn, key),
+                                  functools.partial(_start, conn, key))  # fmt: skip
+            else:
+                said = call(target, parameters, payload, cache)
         conn.send((key, said))
     return True

@@ -26,14 +26,17 @@ from types import FrameType
 from workflow import errors
 from workflow.client import Client
 from workflow.policy import Backoff
+from workflow.runner.archive import archive_outcome
+from workflow.runner.command import run_command
 from workflow.runner.graphs import Graphs
 from workflow.runner.leases import Doc, Leases
+from workflow.runner.live import Live
 from workflow.runner.options import RunnerOptions
 from workflow.runner.outbox import Outbox
 from workflow.runner.outcome import failure
 from workflow.runner.pace import Pace
 from workflow.runner.report import Reporter
-from workflow.runner.slot import Attempt, Slot, Slots, aborted, run_command
+from workflow.runner.slot import Attempt, Slot, Slots, aborted
 from workflow.wire import Outcome, Withdraw
 
 #: Exit code of a runner that stopped with outcomes left undelivered in its spool.
@@ -85,6 +88,7 @@ class Runner:
         self._slots = Slots()  # the first child warms while the first withdraw goes out
         self.leases = Leases(client, options, reporter, self._lock, self._running, self.stopping)
         self.outbox = Outbox(client, options.spool, self.leases.settled)
+        self.live = Live(client, options.spool, options.runner, reporter)
         self._can_hold = True  # the server can hold a withdraw until work comes
         self._hold = min(HOLD, options.lease / 2)  # seconds it may hold one
         self._carried = False  # the last withdraw carried outcomes (so it did not wait)
@@ -98,7 +102,8 @@ class Runner:
         Raises:
             InvalidWork: the runner's function cannot be called (nothing was claimed).
         """
-        self._check_function()
+        if self.options.function:  # before anything is claimed (see Slots.check)
+            self._slots.check(self.options.function, IMPORT_CHECK)
         self._install_signals()
         self.outbox.start()
         self.leases.start()
@@ -149,17 +154,6 @@ class Runner:
         if self.failed:
             return FAULT
         return 0 if delivered else UNDELIVERED
-
-    def _check_function(self) -> None:
-        """The runner's function, loaded in its first warm child before anything is
-        claimed: a runner that cannot call it must not take work it would fail. (The
-        child loads it for the first attempt anyway; a work's own function is not
-        checked: its failure is the work's.)"""
-        function = self.options.function
-        problem = self._slots.loadable(function, IMPORT_CHECK) if function else None
-        if problem is not None:
-            raise errors.InvalidWork(f"FUNCTION {function} cannot run here: {problem}",
-                                     field="function")  # fmt: skip
 
     def _fewer_than(self, in_flight: int, seconds: float) -> None:
         """Wait up to ``seconds`` for fewer than ``in_flight`` works in hand."""
@@ -256,6 +250,7 @@ class Runner:
             self.report.problem(f"stopping with outcomes not yet delivered; they stay in "
                                 f"{self.options.spool} for the next runner")  # fmt: skip
         self.outbox.close()
+        self.live.close()
         self.stopping.set()
         self._slots.close_idle()
         self.graphs.close()
@@ -327,7 +322,8 @@ class Runner:
             if self.stopping.is_set():
                 outcome = aborted(started, started)
             elif work.get("command"):
-                outcome = run_command(work["command"], self._time_left(work))
+                outcome = run_command(work["command"], self._time_left(work),
+                                      self.live.start(work))  # fmt: skip
             else:
                 outcome = failure("NothingToRun", "the work has no function, command or "
                                   "graph, and the runner was given no function")  # fmt: skip
@@ -340,10 +336,12 @@ class Runner:
         """How a slot runs ``work``; None for a work it does not run (a command)."""
         target = self.options.function or work.get("function")
         if target:
-            return Attempt(work["id"], target, work.get("parameters"), work, self._deadline(work))
+            return Attempt(work["id"], target, work.get("parameters"), work, self._deadline(work),
+                           log=self.live.start(work))  # fmt: skip
         if work.get("graph"):
             how = self.graphs.how(work)  # may start the Dask cluster: before the deadline
-            return Attempt(work["id"], "", None, work, self._deadline(work), graph=how)
+            return Attempt(work["id"], "", None, work, self._deadline(work), graph=how,
+                           log=self.live.start(work))  # fmt: skip
         return None
 
     def _deadline(self, work: Doc) -> float:
@@ -367,8 +365,8 @@ class Runner:
         if taken:  # cancelled before it started
             finished([(a.work, aborted(now, now)) for a in taken])
         try:
-            slot.run_many(batch, lambda done: finished(
-                [(attempt.work, outcome) for attempt, outcome in done]))  # fmt: skip
+            slot.run_many(batch, lambda done: finished([(attempt.work, outcome)
+                          for attempt, outcome in done]), self.live.noted)  # fmt: skip
         finally:
             self._slots.give_back(slot)
 
@@ -376,12 +374,12 @@ class Runner:
         """Outcomes of attempts: report them and hand them to the outbox."""
         back, records, reported = [], [], []
         for work, outcome in done:
-            if self.stopping.is_set() and outcome.reason == "aborted":
+            stopped = self.stopping.is_set() and outcome.reason == "aborted"
+            self.live.end(work, outcome, None if stopped else self.options.archive)
+            if stopped:
                 back.append(work)
                 continue
             if self.options.archive is not None:
-                from workflow.runner.archive import archive_outcome
-
                 archive_outcome(work, outcome, self.options.archive)
             reported.append((work, outcome))
             outcome.id, outcome.attempt = work["id"], work["attempt"]

@@ -1,8 +1,8 @@
-"""Where attempts run: a warm child process for functions and graphs (a batch of them
-per message), a process group for a command.
+"""Where functions and graphs run: a warm child process (a batch of attempts per
+message); commands run in ``workflow.runner.command``.
 
 The parent enforces each work's timeout: a child that overruns is killed with its
-process group (and a fresh one runs the rest of the batch), and so is a command's. A child
+process group (and a fresh one runs the rest of the batch). A child
 that dies (an exception that escapes, ``os._exit``, a segfault, the out-of-memory
 killer) ends only the attempt it was running, recorded with how it died.
 """
@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import queue
 import signal
-import subprocess
 import threading
 import time
 from collections import deque
@@ -23,10 +22,12 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
+from workflow.errors import InvalidWork
 from workflow.runner import child
-from workflow.runner.outcome import failure, tail
+from workflow.runner.outcome import failure
 from workflow.wire import Outcome
 from workflow.work import NodeEntry
 
@@ -53,6 +54,11 @@ class Attempt:
     work: dict[str, Any]  # the whole work, for a function that takes ``work``
     deadline: float  # time.monotonic() by which the attempt must have returned
     graph: dict[str, Any] | None = None  # a graph work: {"engine", "scheduler"}
+    log: str | None = None  # the file the attempt's output goes to
+
+
+#: Told (work id, node, state) as a graph attempt's node starts (``running``) and ends.
+Noted = Callable[[str, str, str], None]
 
 
 #: Called with attempts and their outcomes, in order, as they end.
@@ -79,6 +85,7 @@ class Slot:
         # Set when this side kills the child: the attempt it was killed for, and why.
         self._victim: tuple[str, str] | None = None
         self._nodes: dict[str, list[bytes]] = {}  # node runs said by a graph attempt
+        self._noted: Noted | None = None
         self._start()
 
     def _start(self) -> None:
@@ -90,13 +97,16 @@ class Slot:
         self._ready = child.Ready(self._conn)
         self._victim = None
 
-    def run_many(self, attempts: list[Attempt], deliver: Deliver) -> None:
-        """Run ``attempts`` in order, calling ``deliver`` as their outcomes arrive."""
+    def run_many(self, attempts: list[Attempt], deliver: Deliver, noted: Noted | None = None
+                 ) -> None:  # fmt: skip
+        """Run ``attempts`` in order, calling ``deliver`` as their outcomes arrive (and
+        ``noted`` as graph nodes start and end)."""
         with self._lock:
             # halt() and abort() of all stay in force: they come when the runner stops.
             self._pending = deque(attempts)
             self._aborts = set()
             self._nodes = {}
+            self._noted = noted
         if any(attempt.graph is not None for attempt in attempts):
             deliver = self._with_nodes(deliver)
         try:
@@ -124,7 +134,7 @@ class Slot:
             self._process.join(timeout=5)
             self._conn.close()
             self._start()
-        jobs = [(a.key, a.target, a.parameters, a.work, a.graph) for a in self._pending]
+        jobs = [(a.key, a.target, a.parameters, a.work, a.graph, a.log) for a in self._pending]
         with contextlib.suppress(OSError):  # a child that just died: _watch sees it
             self._conn.send(("run", jobs))
         return self._conn
@@ -165,11 +175,11 @@ class Slot:
         return delivering
 
     def _settle(self, got: list[tuple[Any, ...]]) -> list[tuple[Attempt, Outcome]]:
-        done = []
+        done, noted = [], []
         with self._lock:
             for message in got:
-                if len(message) == 3:  # (key, "node", entry): a graph's node run ended
-                    self._nodes.setdefault(message[0], []).append(message[2])
+                if len(message) == 3:  # a graph's node run started or ended
+                    noted.append(self._node(*message))
                     continue
                 key, said = message
                 if not self._pending or self._pending[0].key != key:
@@ -181,7 +191,20 @@ class Slot:
                 else:
                     outcome = _read(said)
                 done.append((attempt, outcome))
+            tell = self._noted
+        if tell is not None:
+            for key, node, state in noted:
+                tell(key, node, state)
         return done
+
+    def _node(self, key: str, kind: str, said: Any) -> tuple[str, str, str]:
+        """A node's start (``said`` its id) or end (its history entry, kept for the
+        outcome); as (key, node, state)."""
+        if kind == "start":
+            return key, str(said), "running"
+        self._nodes.setdefault(key, []).append(said)
+        entry = orjson.loads(said)
+        return key, str(entry.get("node")), str(entry.get("outcome"))
 
     def _died(self, deliver: Deliver) -> None:
         """The child is gone: charge the attempt it was running; the rest run again."""
@@ -313,45 +336,6 @@ def aborted(started: float, stop: float) -> Outcome:
     return outcome
 
 
-def run_command(argv: list[str], timeout: float) -> Outcome:
-    """Run ``argv`` without a shell, in its own process group, for at most ``timeout`` s.
-
-    The exit code and the tails of stdout and stderr become ``results``; a non-zero
-    exit, a timeout or a missing program is a failure.
-    """
-    started = time.time()
-    try:
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   stdin=subprocess.DEVNULL, text=True, errors="replace",
-                                   start_new_session=True)  # fmt: skip
-    except OSError as exc:
-        outcome = failure("CommandNotFound" if isinstance(exc, FileNotFoundError)
-                          else type(exc).__name__, f"cannot run {argv[0]!r}: {exc}")  # fmt: skip
-        outcome.started = outcome.stop = started
-        return outcome
-    timed_out = False
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        os.killpg(process.pid, signal.SIGKILL)
-        stdout, stderr = process.communicate()
-    results = {"args": argv, "returncode": process.returncode,
-               "stdout": tail(stdout), "stderr": tail(stderr)}  # fmt: skip
-    if timed_out:
-        outcome = failure("Timeout", f"the command exceeded its timeout of {timeout:g} s",
-                          stderr)  # fmt: skip
-        outcome.reason = "timeout"
-    elif process.returncode != 0:
-        outcome = failure("CommandFailed", f"{argv[0]} exited with code {process.returncode}",
-                          stderr)  # fmt: skip
-    else:
-        outcome = Outcome(status="success")
-    outcome.results = results
-    outcome.started, outcome.stop = started, time.time()
-    return outcome
-
-
 class Slots:
     """A runner's warm children: the first starts at once, in the background (while the
     first withdraw is on its way); more start as attempt threads need them."""
@@ -387,6 +371,20 @@ class Slots:
         if problem is not None:
             self.close_idle()
         return problem
+
+    def check(self, function: str, seconds: float) -> None:
+        """Load the runner's ``function`` in the first warm child, before anything is
+        claimed: a runner that cannot call it must not take work it would fail. (The
+        child loads it for the first attempt anyway; a work's own function is not
+        checked: its failure is the work's.)
+
+        Raises:
+            InvalidWork: it cannot be called here (the line says why).
+        """
+        problem = self.loadable(function, seconds)
+        if problem is not None:
+            raise InvalidWork(f"FUNCTION {function} cannot run here: {problem}",
+                              field="function")  # fmt: skip
 
     def every(self) -> list[Slot]:
         """Every slot started so far."""
