@@ -56,3 +56,13 @@ class Sleep(Task, input_names=["pidfile", "seconds"], output_names=["slept"]):
         Path(self.inputs.pidfile).write_text(str(os.getpid()))
         time.sleep(self.inputs.seconds)
         self.outputs.slept = self.inputs.seconds
+
+
+def three_in_a_row(seconds: float) -> dict[str, object]:
+    """first → second → third, of the tests' ``usertasks`` functions: the middle one
+    sleeps ``seconds``, so the first has ended while it runs."""
+    return {"graph": {"id": "three"},
+            "nodes": [node("first", "usertasks.double", "method", x=1),
+                      node("second", "usertasks.slow", "method", seconds=seconds),
+                      node("third", "usertasks.double", "method", x=2)],
+            "links": [link("first", "second"), link("second", "third")]}  # fmt: skip

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from graph_tasks import three_in_a_row
 from harness import Server, until
 
 pytestmark = pytest.mark.slow
@@ -51,20 +52,7 @@ def test_the_log_grows_on_the_page_while_the_work_runs(
 def test_a_graphs_nodes_are_coloured_as_they_run(
         server: Server, runner: Any, page: Any, shoot_widths: Any) -> None:  # fmt: skip
     runner("live-graph")
-    graph = {
-        "graph": {"id": "three"},
-        "nodes": [
-            {"id": "first", "task_type": "method", "task_identifier": "usertasks.double",
-             "default_inputs": [{"name": "x", "value": 1}]},
-            {"id": "second", "task_type": "method", "task_identifier": "usertasks.slow",
-             "default_inputs": [{"name": "seconds", "value": 6}]},
-            {"id": "third", "task_type": "method", "task_identifier": "usertasks.double",
-             "default_inputs": [{"name": "x", "value": 2}]},
-        ],
-        "links": [{"source": "first", "target": "second"},
-                  {"source": "second", "target": "third"}],
-    }  # fmt: skip
-    id = _deposit(server, pipeline="live-graph", graph=graph)
+    id = _deposit(server, pipeline="live-graph", graph=three_in_a_row(6))
     page.goto(f"{server.url}/#/work/{id}")
     node = lambda name, state: page.locator(  # noqa: E731
         f'svg.graph g.node[data-node="{name}"][data-state="{state}"]')

@@ -73,8 +73,9 @@ def archive_outcome(work: Work | dict[str, Any], outcome: Outcome, root: Path) -
         outcome.results = {**(outcome.results or {}), "archive_errors": problems}
 
 
-def archive_log(work: dict[str, Any], path: Path, root: Path) -> str | None:
-    """Put attempt ``work["attempt"]``'s log file into the archive as ``log-N.txt``, as
+def archive_log(work: dict[str, Any], path: str, start: int, end: int, root: Path) -> str | None:
+    """Copy bytes ``start`` to ``end`` of the file ``path`` (what attempt
+    ``work["attempt"]`` wrote) into the archive as ``log-N.txt``, as
     ``config.archive.logs`` says (``move`` or ``copy``; ``delete`` and ``bypass`` keep
     nothing); its path there, or None."""
     model = Work.model_validate(work)
@@ -84,7 +85,12 @@ def archive_log(work: dict[str, Any], path: Path, root: Path) -> str | None:
         folder = destination(root, model)
         folder.mkdir(parents=True, exist_ok=True)
         target = _free_name(folder, f"log-{model.attempt}.txt")
-        shutil.move(path, target)
+        with open(path, "rb") as source, open(target, "wb") as copy:
+            source.seek(start)
+            left = end - start
+            while left > 0 and (data := source.read(min(left, 1 << 20))):
+                copy.write(data)
+                left -= len(data)
     except (OSError, ValueError):
         return None  # the log still has its end in the store
     return str(target)

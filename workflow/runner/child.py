@@ -13,20 +13,23 @@ client the child keeps between graphs. The child leads a process group of its ow
 killing the group ends whatever an attempt started; the group also dies when the
 runner does, even by ``kill -9`` (``_die_with_the_runner``).
 
-Each attempt writes into its own log file (``workflow.runner.live`` reads it as it
-grows): stdout (line-buffered), stderr and Python logging (records of INFO and above,
-when the function configured no logging of its own) go there, file descriptors 1 and 2
-included, so what a C library or a process the function starts prints goes there too.
+What attempts write goes into the child's log file (``workflow.runner.live`` reads it
+as it grows): file descriptors 1 and 2 point there for the child's life, so stdout
+(line-buffered), stderr, Python logging (records of INFO and above, when the function
+configured no logging of its own) and what a C library or a process the function starts
+prints all land there. The file starts empty with each batch; each attempt's answer
+says where in it the attempt's output ended, so the parent knows each attempt's bytes
+without a file per attempt (which would cost more than a no-op attempt).
 
-Messages, parent to child: ``("run", [(key, target, parameters, work, graph, log),
-...])`` (``graph`` is None for a function, else ``{"engine", "scheduler"}``; ``log``
-the attempt's log file, or None), ``("skip", key)``,
+Messages, parent to child: ``("run", [(key, target, parameters, work, graph), ...])``
+(``graph`` is None for a function, else ``{"engine", "scheduler"}``), ``("skip", key)``,
 ``("halt",)``, ``("load", target)`` (answered ``("loaded", why it cannot be called, or
 None)``: the runner's check of its FUNCTION before it claims work), or ``None`` to
-exit. Child to parent, per attempt: ``(key, the Outcome as JSON bytes)``, or ``(key,
-None)`` for an attempt not started (skipped, halted); before that, for a graph, ``(key,
-"start", node)`` as a node's run starts and ``(key, "node", the node run's history
-entry as JSON bytes)`` as it ends. JSON is
+exit. Child to parent, per attempt: ``(key, the Outcome as JSON bytes, where its output
+ends in the log file)``, or ``(key, None, end)`` for an attempt not started (skipped,
+halted); before that, for a graph, ``(key, "start", node, None)`` as a node's run
+starts and ``(key, "node", the node run's history entry as JSON bytes, None)`` as it
+ends. JSON is
 one of an outcome's two shapes, the one the journal and the server take: making it here
 makes results plain JSON data (numpy values become numbers and lists, keys strings)
 where the function ran, and costs less than pickling a model.
@@ -47,7 +50,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -56,9 +59,9 @@ import orjson
 from workflow.runner.outcome import failure, from_exception, from_return
 
 _JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-#: One attempt: (key, dotted function path, parameters, the work as a dict, for a graph
-#: work how to run it, and the file its log goes to).
-Job = tuple[str, str, dict[str, Any] | None, dict[str, Any], dict[str, Any] | None, str | None]
+#: One attempt: (key, dotted function path, parameters, the work as a dict, and for a
+#: graph work how to run it).
+Job = tuple[str, str, dict[str, Any] | None, dict[str, Any], dict[str, Any] | None]
 
 
 def load(target: str, cache: dict[str, Callable[..., Any]]) -> Callable[..., Any]:
@@ -146,41 +149,34 @@ def _json(outcome: Any, started: float) -> bytes:
 
 
 def _node(conn: Connection, key: str, entry: bytes) -> None:
-    conn.send((key, "node", entry))
+    conn.send((key, "node", entry, None))
 
 
 def _start(conn: Connection, key: str, node: str) -> None:
-    conn.send((key, "start", node))
+    conn.send((key, "start", node, None))
 
 
-@contextlib.contextmanager
-def captured(path: str | None) -> Iterator[None]:
-    """File descriptors 1 and 2 (and so ``sys.stdout``, ``sys.stderr`` and logging) into
-    the file at ``path`` for the block; an empty file is removed after it."""
+def _log_to(path: str | None) -> int | None:
+    """Point file descriptors 1 and 2 at the file ``path`` (made empty); the descriptor
+    kept to empty it again and to learn its size, or None without a file."""
     if path is None:
-        yield
-        return
-    _flush()
+        return None
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
     except OSError:
-        yield  # no log rather than no attempt
-        return
-    saved = os.dup(1), os.dup(2)
+        return None  # no log rather than no child
+    _flush()
     os.dup2(fd, 1)
     os.dup2(fd, 2)
-    try:
-        yield
-    finally:
-        _flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for kept in saved:
-            os.close(kept)
-        with contextlib.suppress(OSError):
-            if os.fstat(fd).st_size == 0:
-                os.unlink(path)
-        os.close(fd)
+    return fd
+
+
+def _written(log: int | None) -> int:
+    """Where what was written so far ends in the log file (0 without one)."""
+    if log is None:
+        return 0
+    _flush()
+    return os.fstat(log).st_size
 
 
 def _flush() -> None:
@@ -218,14 +214,16 @@ class Ready:
         return bool(self._poll.poll(ms))
 
 
-def serve(conn: Connection) -> None:
-    """The child's loop: run each batch, answering attempt by attempt, until told to stop."""
+def serve(conn: Connection, log: str | None = None) -> None:
+    """The child's loop: run each batch, answering attempt by attempt, until told to
+    stop; what attempts write goes to the file ``log``."""
     os.setsid()  # the parent kills the group: processes an attempt started die with it
     _die_with_the_runner(conn)
     # A graph's engine starts processes of its own (multiprocessing refuses that to a
     # daemonic process); the parent still ends this one when it stops.
     multiprocessing.current_process().daemon = False
     _prepare_output()
+    fd = _log_to(log)
     cache: dict[str, Callable[..., Any]] = {}
     while True:
         try:
@@ -236,8 +234,12 @@ def serve(conn: Connection) -> None:
             return
         if message[0] == "load":
             conn.send(("loaded", loadable(message[1], cache)))
-        elif message[0] == "run" and not _run(conn, message[1], cache):
-            return
+        elif message[0] == "run":
+            if fd is not None:  # the parent read all of the last batch's output
+                _flush()
+                os.ftruncate(fd, 0)
+            if not _run(conn, message[1], cache, fd):
+                return
 
 
 def _die_with_the_runner(conn: Connection) -> None:
@@ -260,12 +262,13 @@ def _die_with_the_runner(conn: Connection) -> None:
     threading.Thread(target=watch, name="workflow-runner-gone", daemon=True).start()
 
 
-def _run(conn: Connection, jobs: list[Job], cache: dict[str, Callable[..., Any]]) -> bool:
+def _run(conn: Connection, jobs: list[Job], cache: dict[str, Callable[..., Any]],
+         log: int | None) -> bool:  # fmt: skip
     """Run one batch; False when the parent asked the child to exit."""
     skip: set[str] = set()
     halted = False
     ready = Ready(conn)
-    for key, target, parameters, payload, graph, log in jobs:
+    for key, target, parameters, payload, graph in jobs:
         while ready():  # control messages come between attempts, never during one
             control = conn.recv()
             if control is None:
@@ -275,13 +278,12 @@ def _run(conn: Connection, jobs: list[Job], cache: dict[str, Callable[..., Any]]
             elif control[0] == "halt":
                 halted = True
         if halted or key in skip:
-            conn.send((key, None))
+            conn.send((key, None, _written(log)))
             continue
-        with captured(log):
-            if graph is not None:
-                said = call_graph(payload, graph, functools.partial(_node, conn, key),
-                                  functools.partial(_start, conn, key))  # fmt: skip
-            else:
-                said = call(target, parameters, payload, cache)
-        conn.send((key, said))
+        if graph is not None:
+            said = call_graph(payload, graph, functools.partial(_node, conn, key),
+                              functools.partial(_start, conn, key))  # fmt: skip
+        else:
+            said = call(target, parameters, payload, cache)
+        conn.send((key, said, _written(log)))
     return True

@@ -30,13 +30,14 @@ from workflow.runner.archive import archive_outcome
 from workflow.runner.command import run_command
 from workflow.runner.graphs import Graphs
 from workflow.runner.leases import Doc, Leases
-from workflow.runner.live import Live
+from workflow.runner.live import Live, log_folder
 from workflow.runner.options import RunnerOptions
 from workflow.runner.outbox import Outbox
 from workflow.runner.outcome import failure
 from workflow.runner.pace import Pace
 from workflow.runner.report import Reporter
-from workflow.runner.slot import Attempt, Slot, Slots, aborted
+from workflow.runner.slot import Attempt, Slot, aborted
+from workflow.runner.slots import Slots
 from workflow.wire import Outcome, Withdraw
 
 #: Exit code of a runner that stopped with outcomes left undelivered in its spool.
@@ -85,10 +86,11 @@ class Runner:
         # One work at a time: the main loop runs it (see the module's docstring).
         self._serial = options.concurrency == 1 and options.prefetch == 1
         self._here = False  # the main loop is running works itself
-        self._slots = Slots()  # the first child warms while the first withdraw goes out
+        logs = log_folder(options.spool, options.runner)
+        self._slots = Slots(logs)  # the first child warms while the first withdraw goes out
         self.leases = Leases(client, options, reporter, self._lock, self._running, self.stopping)
         self.outbox = Outbox(client, options.spool, self.leases.settled)
-        self.live = Live(client, options.spool, options.runner, reporter)
+        self.live = Live(client, logs, reporter, self._slots)
         self._can_hold = True  # the server can hold a withdraw until work comes
         self._hold = min(HOLD, options.lease / 2)  # seconds it may hold one
         self._carried = False  # the last withdraw carried outcomes (so it did not wait)
@@ -323,7 +325,7 @@ class Runner:
                 outcome = aborted(started, started)
             elif work.get("command"):
                 outcome = run_command(work["command"], self._time_left(work),
-                                      self.live.start(work))  # fmt: skip
+                                      self.live.command(work))  # fmt: skip
             else:
                 outcome = failure("NothingToRun", "the work has no function, command or "
                                   "graph, and the runner was given no function")  # fmt: skip
@@ -336,12 +338,10 @@ class Runner:
         """How a slot runs ``work``; None for a work it does not run (a command)."""
         target = self.options.function or work.get("function")
         if target:
-            return Attempt(work["id"], target, work.get("parameters"), work, self._deadline(work),
-                           log=self.live.start(work))  # fmt: skip
+            return Attempt(work["id"], target, work.get("parameters"), work, self._deadline(work))
         if work.get("graph"):
             how = self.graphs.how(work)  # may start the Dask cluster: before the deadline
-            return Attempt(work["id"], "", None, work, self._deadline(work), graph=how,
-                           log=self.live.start(work))  # fmt: skip
+            return Attempt(work["id"], "", None, work, self._deadline(work), graph=how)
         return None
 
     def _deadline(self, work: Doc) -> float:
@@ -366,7 +366,7 @@ class Runner:
             finished([(a.work, aborted(now, now)) for a in taken])
         try:
             slot.run_many(batch, lambda done: finished([(attempt.work, outcome)
-                          for attempt, outcome in done]), self.live.noted)  # fmt: skip
+                          for attempt, outcome in done]), self.live)  # fmt: skip
         finally:
             self._slots.give_back(slot)
 

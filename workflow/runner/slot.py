@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import queue
 import signal
 import threading
 import time
@@ -20,12 +19,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import orjson
 from pydantic import ValidationError
 
-from workflow.errors import InvalidWork
 from workflow.runner import child
 from workflow.runner.outcome import failure
 from workflow.wire import Outcome
@@ -54,11 +53,17 @@ class Attempt:
     work: dict[str, Any]  # the whole work, for a function that takes ``work``
     deadline: float  # time.monotonic() by which the attempt must have returned
     graph: dict[str, Any] | None = None  # a graph work: {"engine", "scheduler"}
-    log: str | None = None  # the file the attempt's output goes to
 
 
-#: Told (work id, node, state) as a graph attempt's node starts (``running``) and ends.
-Noted = Callable[[str, str, str], None]
+class Watcher(Protocol):
+    """Told what the attempts of a batch do, as they do it (``workflow.runner.live``)."""
+
+    def noted(self, key: str, node: str, state: str) -> None:
+        """A node of graph attempt ``key`` started (``running``) or ended."""
+
+    def wrote(self, key: str, path: str, start: int, end: int) -> None:
+        """Attempt ``key`` ended (before its outcome is delivered); what it wrote is bytes
+        ``start`` to ``end`` of the file ``path``."""
 
 
 #: Called with attempts and their outcomes, in order, as they end.
@@ -76,7 +81,10 @@ class Slot:
     ``Aborted`` (reason ``aborted``, also for attempts never started).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, log: Path | None = None) -> None:
+        #: The file the child's output goes to (None: the runner's own stdout).
+        self.log = str(log) if log is not None else None
+        self._written = 0  # where in it the output of the attempt at the head starts
         self._lock = threading.Lock()
         self._pending: deque[Attempt] = deque()  # sent, no outcome yet; [0] runs
         self._aborts: set[str] = set()
@@ -85,28 +93,28 @@ class Slot:
         # Set when this side kills the child: the attempt it was killed for, and why.
         self._victim: tuple[str, str] | None = None
         self._nodes: dict[str, list[bytes]] = {}  # node runs said by a graph attempt
-        self._noted: Noted | None = None
+        self._watcher: Watcher | None = None
         self._start()
 
     def _start(self) -> None:
         self._conn, theirs = _CONTEXT.Pipe()
-        self._process = _CONTEXT.Process(target=child.serve, args=(theirs,), daemon=True,
-                                         name="workflow-work")  # fmt: skip
+        self._process = _CONTEXT.Process(target=child.serve, args=(theirs, self.log),
+                                         daemon=True, name="workflow-work")  # fmt: skip
         self._process.start()
         theirs.close()
         self._ready = child.Ready(self._conn)
         self._victim = None
 
-    def run_many(self, attempts: list[Attempt], deliver: Deliver, noted: Noted | None = None
-                 ) -> None:  # fmt: skip
+    def run_many(self, attempts: list[Attempt], deliver: Deliver,
+                 watcher: Watcher | None = None) -> None:  # fmt: skip
         """Run ``attempts`` in order, calling ``deliver`` as their outcomes arrive (and
-        ``noted`` as graph nodes start and end)."""
+        telling ``watcher`` what they do)."""
         with self._lock:
             # halt() and abort() of all stay in force: they come when the runner stops.
             self._pending = deque(attempts)
             self._aborts = set()
             self._nodes = {}
-            self._noted = noted
+            self._watcher = watcher
         if any(attempt.graph is not None for attempt in attempts):
             deliver = self._with_nodes(deliver)
         try:
@@ -127,6 +135,10 @@ class Slot:
         finally:
             with self._lock:
                 self._pending.clear()
+                if self._written and self.log is not None:  # all of it was read: let it go
+                    with contextlib.suppress(OSError):
+                        os.truncate(self.log, 0)
+                    self._written = 0
 
     def _send_batch(self) -> Connection:
         """Send what is pending to a live child (the lock is held)."""
@@ -134,7 +146,8 @@ class Slot:
             self._process.join(timeout=5)
             self._conn.close()
             self._start()
-        jobs = [(a.key, a.target, a.parameters, a.work, a.graph, a.log) for a in self._pending]
+        jobs = [(a.key, a.target, a.parameters, a.work, a.graph) for a in self._pending]
+        self._written = 0  # the child empties its log file as a batch comes
         with contextlib.suppress(OSError):  # a child that just died: _watch sees it
             self._conn.send(("run", jobs))
         return self._conn
@@ -175,13 +188,15 @@ class Slot:
         return delivering
 
     def _settle(self, got: list[tuple[Any, ...]]) -> list[tuple[Attempt, Outcome]]:
-        done, noted = [], []
+        done, noted, wrote = [], [], []
         with self._lock:
             for message in got:
-                if len(message) == 3:  # a graph's node run started or ended
-                    noted.append(self._node(*message))
+                if len(message) == 4:  # a graph's node run started or ended
+                    noted.append(self._node(*message[:3]))
                     continue
-                key, said = message
+                key, said, end = message
+                wrote.append((key, self._written, end))
+                self._written = end
                 if not self._pending or self._pending[0].key != key:
                     continue  # cannot happen: the child answers in order
                 attempt = self._pending.popleft()
@@ -191,11 +206,23 @@ class Slot:
                 else:
                     outcome = _read(said)
                 done.append((attempt, outcome))
-            tell = self._noted
-        if tell is not None:
+            watcher = self._watcher
+        if watcher is not None:
             for key, node, state in noted:
-                tell(key, node, state)
+                watcher.noted(key, node, state)
+            if self.log is not None:
+                for key, start, end in wrote:
+                    watcher.wrote(key, self.log, start, end)
         return done
+
+    def running(self) -> tuple[str, int, str, int] | None:
+        """The attempt that runs now (its key and attempt number), the file its output
+        goes to and where in it that output starts; None when none runs."""
+        with self._lock:
+            if not self._pending or self.log is None:
+                return None
+            head = self._pending[0]
+            return head.key, int(head.work.get("attempt") or 0), self.log, self._written
 
     def _node(self, key: str, kind: str, said: Any) -> tuple[str, str, str]:
         """A node's start (``said`` its id) or end (its history entry, kept for the
@@ -225,9 +252,14 @@ class Slot:
                 outcomes = [(head, _killed(head, self._victim[1], now))]
             else:
                 outcomes = []  # killed just after it started, for another: it runs again
+            start, watcher = self._written, self._watcher
         for _, outcome in outcomes:
             if outcome.stop is None:
                 outcome.started, outcome.stop = now, now
+        if outcomes and watcher is not None and self.log is not None:
+            # What the attempt wrote up to its end (a traceback, how it crashed) counts.
+            with contextlib.suppress(OSError):
+                watcher.wrote(outcomes[0][0].key, self.log, start, os.stat(self.log).st_size)
         if outcomes:
             deliver(outcomes)
 
@@ -289,6 +321,9 @@ class Slot:
                 _kill_group(self._process)
                 self._process.join(timeout=5)
             self._conn.close()
+            if self.log is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.log)
 
 
 def _kill_group(process: Any) -> None:
@@ -334,73 +369,3 @@ def aborted(started: float, stop: float) -> Outcome:
     outcome.reason = "aborted"
     outcome.started, outcome.stop = started, stop
     return outcome
-
-
-class Slots:
-    """A runner's warm children: the first starts at once, in the background (while the
-    first withdraw is on its way); more start as attempt threads need them."""
-
-    def __init__(self) -> None:
-        self._idle: queue.Queue[Slot] = queue.Queue()
-        self._lock = threading.Lock()
-        self._every: list[Slot] = []
-        self._warming = threading.Thread(target=lambda: self._idle.put(self._new()),
-                                         name="workflow-warm", daemon=True)  # fmt: skip
-        self._warming.start()
-
-    def take(self) -> Slot:
-        """An idle slot, or a new one."""
-        self._warming.join()
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            return self._new()
-
-    def give_back(self, slot: Slot) -> None:
-        """``slot`` is idle again."""
-        self._idle.put(slot)
-
-    def loadable(self, function: str, seconds: float) -> str | None:
-        """Why ``function`` cannot be called in a warm child (None: it can), checked in
-        the first one within ``seconds``; a child that cannot is closed."""
-        slot = self.take()
-        try:
-            problem = slot.loadable(function, seconds)
-        finally:
-            self.give_back(slot)
-        if problem is not None:
-            self.close_idle()
-        return problem
-
-    def check(self, function: str, seconds: float) -> None:
-        """Load the runner's ``function`` in the first warm child, before anything is
-        claimed: a runner that cannot call it must not take work it would fail. (The
-        child loads it for the first attempt anyway; a work's own function is not
-        checked: its failure is the work's.)
-
-        Raises:
-            InvalidWork: it cannot be called here (the line says why).
-        """
-        problem = self.loadable(function, seconds)
-        if problem is not None:
-            raise InvalidWork(f"FUNCTION {function} cannot run here: {problem}",
-                              field="function")  # fmt: skip
-
-    def every(self) -> list[Slot]:
-        """Every slot started so far."""
-        with self._lock:
-            return list(self._every)
-
-    def close_idle(self) -> None:
-        """Stop the children of the idle slots."""
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                return
-
-    def _new(self) -> Slot:
-        slot = Slot()
-        with self._lock:
-            self._every.append(slot)
-        return slot
