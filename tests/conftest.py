@@ -101,6 +101,14 @@ def prints(line, seconds):
     time.sleep(seconds)
     return {"printed": line}
 
+def counted(path, x, fail_while=None):
+    # One line in ``path`` per run: the side effect the tests count.
+    with open(path, "a") as out:
+        out.write("ran\\n")
+    if fail_while and os.path.exists(fail_while):
+        raise RuntimeError(f"{fail_while} is there")
+    return x + 1
+
 def floods(megabytes):
     line = "x" * 99 + "\\n"
     for _ in range(megabytes * 10_000):

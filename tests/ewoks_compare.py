@@ -46,6 +46,44 @@ SUBGRAPH = {
                "data_mapping": [{"target_input": "value", "source_output": "return_value"}]}],
 }  # fmt: skip
 NAMES = [*graph_names(), "subgraph"]
+
+
+def _node(id: str, task: str, **inputs: Any) -> dict[str, Any]:
+    return {"id": id, "task_type": "class", "task_identifier": f"ewoks_tasks.{task}",
+            "default_inputs": [{"name": k, "value": v} for k, v in inputs.items()]}
+
+
+#: ewokscore tasks that say their node's label and id, one that sets an output and
+#: then raises (with a node downstream of it), one with an input model, run with
+#: ``raise_on_error`` false.
+SEMANTICS = {
+    "graph": {"id": "semantics"},
+    "nodes": [{**_node("a", "Who", x=1), "label": "first who"}, _node("b", "Partly", x=2),
+              _node("c", "Who"), _node("d", "Scale", x="3")],
+    "links": [{"source": "b", "target": "c",
+               "data_mapping": [{"source_output": "early", "target_input": "x"}]}],
+}  # fmt: skip
+SELECTED = [{"label": "first who", "name": "label", "new_name": "who"}, {"id": "d"}]
+BY_NODE = [{"id": "a"}, {"id": "b"}, {"id": "d"}, {"task_identifier": "Scale"}]
+
+
+def semantics() -> None:
+    """Ewoks' outputs of SEMANTICS and ours (each engine), as JSON."""
+    def ewoks_run(**options: Any) -> Any:
+        return _plain(ewoks.execute_graph(SEMANTICS, engine="core", raise_on_error=False,
+                                          **options))  # fmt: skip
+
+    theirs = {"selected": ewoks_run(outputs=SELECTED),
+              "by_node": ewoks_run(outputs=BY_NODE, merge_outputs=False)}  # fmt: skip
+    ours = {}
+    for engine in ENGINES:
+        execution = execute_graph(load(SEMANTICS), engine_name=engine, workers=2,
+                                  raise_on_error=False)  # fmt: skip
+        ours[engine] = {"selected": _plain(execution.outputs(SELECTED)),
+                        "by_node": _plain(execution.outputs(BY_NODE, merge=False)),
+                        "ran": sorted({display(r.node) for r in execution.runs}),
+                        "failed": execution.failed_nodes()}  # fmt: skip
+    print("@@" + json.dumps({"ewoks": theirs, "ours": ours}, default=repr), flush=True)
 #: ewoksppf now and then never ends a run (its issue #16, about one run in forty of
 #: self_trigger here): a run not ended after this long is left behind and another made.
 RUN_SECONDS = 30
@@ -108,6 +146,14 @@ def main(name: str, ewoks_only: bool = False) -> None:
 if __name__ == "__main__":
     if sys.argv[1:] == ["--names"]:
         print(json.dumps(NAMES))
+    elif sys.argv[1:] == ["--semantics"]:
+        # The pool's and Dask's processes import the tasks too.
+        here = os.path.dirname(os.path.abspath(__file__))
+        sys.path.insert(0, here)
+        os.environ["PYTHONPATH"] = os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])
+        semantics()
+        sys.stdout.flush()
+        os._exit(0)
     else:
         main(sys.argv[-1], ewoks_only=sys.argv[1] == "--ewoks-only")
         # Not waiting for an Ewoks run left behind, nor for its pool's processes.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+from pydantic import BaseModel
+
 from workflow.graph import Task
 
 
@@ -31,6 +33,27 @@ class Count(Task, input_names=["n"], optional_input_names=["limit", "delay"],
         time.sleep(self.inputs.delay or 0)
         self.outputs.n = self.inputs.n + 1
         self.outputs.done = self.outputs.n >= (self.inputs.limit or 5)
+
+
+class Partly(Task, input_names=["x"], output_names=["early", "late"]):
+    """Sets one output, then raises."""
+
+    def run(self) -> None:
+        self.outputs.early = self.inputs.x * 10
+        raise ValueError("failed after setting early")
+
+
+class Scaled(BaseModel):
+    x: int
+    factor: float = 2.0
+
+
+class Scale(Task, input_model=Scaled, output_names=["y", "label"]):
+    """Inputs validated by a pydantic model; says its node's label."""
+
+    def run(self) -> None:
+        self.outputs.y = self.inputs.x * self.inputs.factor
+        self.outputs.label = self.label
 
 
 def node(id: str, task: str, task_type: str = "class", **inputs: object) -> dict[str, object]:

@@ -88,6 +88,8 @@ export function panel(doc, who) {
   } else {
     parts.push(`<form data-action="retry"><label for="retry-parameters">Parameters for the new work (JSON)</label>
       <textarea id="retry-parameters" name="parameters" rows="4">${escape(JSON.stringify(doc.parameters ?? {}, null, 2))}</textarea>
+      ${doc.graph ? `<label class="check"><input type="checkbox" name="from_failure"${doc.status === "failure" ? " checked" : ""}>
+        From the point of failure: reuse what the graph's nodes gave (kept in the archive), run again only what failed and what lies downstream</label>` : ""}
       <button type="submit">Retry as a new work</button></form>`);
   }
   return `<section class="actions-panel"><h2>Actions</h2>
@@ -129,13 +131,16 @@ export function wire(main, doc, done) {
   main.querySelector('[data-action="retry"]')?.addEventListener("submit", (event) => {
     event.preventDefault();
     let parameters;
+    const data = new FormData(event.target);
+    const fromFailure = data.get("from_failure") === "on";
     try {
-      parameters = JSON.parse(new FormData(event.target).get("parameters") || "{}");
+      parameters = JSON.parse(data.get("parameters") || "{}");
     } catch (error) {
       state.textContent = `The parameters are not JSON: ${error.message}`;
       state.classList.add("refused");
       return;
     }
-    act("Retry", () => api(`/buckets/work/${id}/retry`, { method: "POST", headers: headers(), body: { parameters } }));
+    act(fromFailure ? "Retry from the point of failure" : "Retry", () => api(`/buckets/work/${id}/retry`,
+      { method: "POST", headers: headers(), body: { parameters, from_failure: fromFailure } }));
   });
 }

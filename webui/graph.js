@@ -28,8 +28,9 @@ function summary(runs, id) {
   const failed = own.filter((r) => r.outcome === "failure");
   const span = Math.max(...own.map((r) => r.stopped)) - Math.min(...own.map((r) => r.started));
   const count = new Set(own.map((r) => `${r.node}#${r.run}`)).size;
+  const reused = own.every((r) => r.reused);
   return { state: failed.length ? "failure" : "success",
-           text: `${took(span)}${count > 1 ? ` · ${count} runs` : ""}`,
+           text: reused ? "reused" : `${took(span)}${count > 1 ? ` · ${count} runs` : ""}`,
            error: failed.length ? failed[failed.length - 1].error : null };
 }
 
@@ -111,7 +112,7 @@ function timeline(runs) {
     const left = (100 * (r.started - first)) / span, width = Math.max(0.5, (100 * (r.stopped - r.started)) / span);
     return `<tr data-node-run="${escape(r.node)}#${r.run}" class="${escape(r.outcome)}">
       <td class="mono">${escape(r.node)}</td><td>${r.run}</td>
-      <td><span class="status ${escape(r.outcome)}">${escape(r.outcome)}</span></td>
+      <td><span class="status ${escape(r.outcome)}">${escape(r.outcome)}</span>${r.reused ? ' <span class="caption" title="its outputs were kept from an earlier run of the same task and inputs">reused</span>' : ""}</td>
       <td>+${took(r.started - first)}</td><td>${took(r.stopped - r.started)}</td>
       <td class="gantt"><span style="margin-left:${left.toFixed(1)}%;width:${width.toFixed(1)}%"></span></td>
       <td>${escape(r.host || "")}${r.pid ? ` (${r.pid})` : ""}</td>

@@ -1,8 +1,8 @@
 // One work: its outcome first (status, error, where it ran, attempts), its log (live
-// while it runs, logs.js), then every field,
-// parameters and results as JSON, the history as a timeline with errors and tracebacks,
-// plots shown inline and products to open or download, both only from the server's
-// archive folder (GET /files/link refuses anything else).
+// while it runs, logs.js), then every field, parameters and results as JSON, the
+// history as a timeline with errors, tracebacks and each attempt's provenance, plots
+// shown inline and products to open or download, both only from the server's archive
+// folder (GET /files/link refuses anything else).
 
 import { me, panel, wire } from "./actions.js";
 import { api, signed } from "./api.js";
@@ -32,6 +32,24 @@ function fields(doc) {
   return `<table class="fields">${rows.join("")}</table>`;
 }
 
+/** An attempt's provenance in one line: "Python 3.11.7 · usertasks git abc1234 · graph
+ * 1a2b3c4d… · runner 0.1.0 on host"; the whole record shows on hover. */
+function provenance(record) {
+  if (!record) return "";
+  const parts = record.python ? [`Python ${record.python}`] : [];
+  for (const [module, origin] of Object.entries(record.code || {})) {
+    if (origin === "stdlib") continue;
+    if (typeof origin !== "object" || origin === null) { parts.push(`${module} (${origin})`); continue; }
+    const dist = origin.distribution;
+    const version = dist ? `${dist === module ? "" : `${dist} `}${origin.version ?? "?"}` : "";
+    parts.push([module, version, origin.git ? `git ${origin.git}` : ""].filter(Boolean).join(" "));
+  }
+  if (record.graph) parts.push(`graph ${String(record.graph).slice(0, 8)}…`);
+  if (record.image) parts.push(`image ${record.image}`);
+  parts.push(`runner ${record.runner ?? "?"}${record.host ? ` on ${record.host}` : ""}`);
+  return `<div class="caption provenance" title="${escape(JSON.stringify(record, null, 1))}">${escape(parts.join(" · "))}</div>`;
+}
+
 function entry(item) {
   if ((item.kind || "attempt") === "action") {
     const linked = item.changes && (item.changes.of || item.changes.as);
@@ -49,6 +67,7 @@ function entry(item) {
     <strong>attempt ${item.attempt}: <span class="status ${escape(item.outcome)}">${escape(item.outcome)}</span></strong>
     ${item.reason ? `<span class="caption">(${escape(item.reason)})</span>` : ""}
     <div class="caption">${escape(item.runner || "?")} on ${escape(item.host || "?")}, took ${duration(item.started || item.claimed, item.stopped)}${item.nodes ? `, ${item.nodes.length} node runs` : ""}${item.by ? `, reported by ${escape(item.by)}` : ""}</div>
+    ${provenance(item.provenance)}
     ${error ? `<div class="error"><strong>${escape(error.type)}</strong>: ${escape(error.message)}</div>${trace}` : ""}</li>`;
 }
 

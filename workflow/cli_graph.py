@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +31,20 @@ parameter_option = click.option(
 @click.command("run")
 @click.argument("file")
 @parameter_option
-@click.option("--outputs", type=click.Choice(["end", "all"]), default="end",
-              help="The end nodes' outputs merged into one object, or every node's by id.")
+@click.option("--outputs", type=click.Choice(["end", "all"]), default=None,
+              help="The end nodes' outputs merged into one object, or every node's by id. "
+              "[default: the graph's outputs attribute, else end]")  # fmt: skip
+@click.option("--output", "selected", multiple=True, metavar="NODE[:NAME[=NEW_NAME]]|JSON",
+              help="Give this node's outputs (by id or label), or only its output NAME "
+              "(renamed NEW_NAME), or an Ewoks selector as JSON; repeatable, instead of "
+              "--outputs.")  # fmt: skip
+@click.option("--merge/--no-merge", "merge", default=None,
+              help="Merge the selected outputs into one object, or give them by node.  "
+              "[default: merged, except for --outputs all]")  # fmt: skip
+@click.option("--raise-on-error/--no-raise-on-error", "raise_on_error", default=None,
+              help="A node that fails unhandled fails the graph; or the graph goes on past "
+              "it (its independent branches run) and lists it in failed_nodes.  "
+              "[default: the graph's raise_on_error attribute, else raise]")  # fmt: skip
 @click.option("--engine", type=click.Choice(ENGINES), default="sequential",
               help="How nodes run: one after another here, in a process pool, or on Dask "
               "(WORKFLOW_DASK_SCHEDULER, else a local cluster).")  # fmt: skip
@@ -38,18 +53,26 @@ parameter_option = click.option(
 @click.option("--max-runs", type=click.IntRange(1), default=1000,
               help="Runs of one node after which a loop counts as endless.")
 @click.option("--quiet", "-q", is_flag=True, help="No line per node run on stderr.")
-def run(file: str, parameters: dict[str, Any], outputs: str, engine: str, workers: int | None,
+def run(file: str, parameters: dict[str, Any], outputs: str | None, selected: tuple[str, ...],
+        merge: bool | None, raise_on_error: bool | None, engine: str, workers: int | None,
         max_runs: int, quiet: bool) -> None:  # fmt: skip
-    """Run the graph in FILE and print its outputs as JSON.
+    """Run the graph in FILE and print its outputs as JSON, and nothing else, on
+    standard output: what tasks print goes to standard error, so the result can be
+    piped.
 
     FILE is a JSON or YAML graph, or package.name for one inside a package.
     """
     from workflow.graph import execute_graph, load
     from workflow.graph.model import display
+    from workflow.graph.work import selection
 
     graph = load(file).with_parameters(parameters)
     graph.check_tasks()
     graph.check_inputs()
+    asked: Any = [_selector(graph, text) for text in selected] or outputs or \
+        graph.attrs.get("outputs")  # fmt: skip
+    which, merged = selection(asked, merge if merge is not None
+                              else graph.attrs.get("merge_outputs"))  # fmt: skip
 
     def said(node_run: NodeRun) -> None:
         if not quiet:
@@ -59,10 +82,55 @@ def run(file: str, parameters: dict[str, Any], outputs: str, engine: str, worker
             click.echo(f"{display(node_run.node)} (run {node_run.run}) {node_run.outcome} in "
                        f"{took:.3f} s{error}", err=True)  # fmt: skip
 
-    execution = execute_graph(graph, engine_name=engine, workers=workers, max_runs=max_runs,
-                              on_run=said)  # fmt: skip
-    result = execution.outputs("end" if outputs == "end" else "all", merge=outputs == "end")
+    with _stdout_to_stderr():
+        execution = execute_graph(graph, engine_name=engine, workers=workers,
+                                  max_runs=max_runs, on_run=said,
+                                  raise_on_error=raise_on_error)  # fmt: skip
+    result = execution.outputs(which, merge=merged)
+    if execution.failures:
+        result = {**result, "failed_nodes": execution.failed_nodes()}
     click.echo(json.dumps(result, indent=2, default=repr))
+
+
+def _selector(graph: Any, text: str) -> dict[str, Any]:
+    """An output selector from ``NODE[:NAME[=NEW_NAME]]`` (NODE an id or a label) or JSON."""
+    from workflow.graph.model import display
+
+    if text.lstrip().startswith("{"):
+        try:
+            found = json.loads(text)
+        except ValueError as exc:
+            raise click.BadParameter(f"{text!r} is not JSON: {exc}",
+                                     param_hint="--output") from None  # fmt: skip
+        if not isinstance(found, dict):
+            raise click.BadParameter(f"{text!r} is not a JSON object", param_hint="--output")
+        return found
+    node, _, rest = text.partition(":")
+    name, _, new_name = rest.partition("=")
+    ids = {display(n): n for n in graph.nodes}
+    selector: dict[str, Any] = {"id": ids[node]} if node in ids else {"label": node}
+    if not graph.select(selector):
+        raise click.BadParameter(f"no node has the id or label {node!r}", param_hint="--output")
+    if name:
+        selector["name"] = name
+    if new_name:
+        selector["new_name"] = new_name
+    return selector
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """File descriptor 1 (and so ``print`` in tasks, and the processes they start) goes
+    to standard error for the block."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 @click.command()

@@ -140,16 +140,20 @@ def counts(client: Client, as_json: bool) -> None:
 
 @click.command()
 @search_filters
+@click.option("--from-failure", is_flag=True,
+              help="Graph works reuse what their nodes gave (kept in the archive): only the "
+              "nodes that failed, and what lies downstream of them, run again.")  # fmt: skip
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @connect
 @click.pass_obj
 def retry(client: Client, pipelines: tuple[str, ...], statuses: tuple[str, ...],
-          tags: tuple[str, ...], events: tuple[int, ...], yes: bool,
+          tags: tuple[str, ...], events: tuple[int, ...], from_failure: bool, yes: bool,
           **filters: Any) -> None:  # fmt: skip
     """Queue again every finished work the options match, each as a new work linked to
     it, after confirming their number."""
     search = wire.search(**_plain(pipelines, statuses, tags, events), **filters)
-    confirmed(lambda n: client.retry_matching(search, confirm=n), "retry", yes)
+    confirmed(lambda n: client.retry_matching(search, confirm=n, from_failure=from_failure),
+              "retry", yes)  # fmt: skip
 
 
 COMMANDS = [search, show, counts, retry]

@@ -257,10 +257,13 @@ class Client:
         """Cancel a queued or running work."""
         return self._doc("POST", f"/buckets/work/{id}/cancel", None, safe=False)
 
-    def retry(self, id: str, parameters: dict[str, Any] | None = None) -> Doc:
-        """Queue a finished work again as a new, linked work (other parameters if given);
-        returns the new work."""
-        body = {"parameters": parameters} if parameters is not None else {}
+    def retry(self, id: str, parameters: dict[str, Any] | None = None, *,
+              from_failure: bool = False) -> Doc:  # fmt: skip
+        """Queue a finished work again as a new, linked work (other parameters if given;
+        a graph work reusing its nodes' outputs ``from_failure``); returns the new work."""
+        body: dict[str, Any] = {"parameters": parameters} if parameters is not None else {}
+        if from_failure:
+            body["from_failure"] = True
         return self._doc("POST", f"/buckets/work/{id}/retry", body, safe=False)
 
     def change(self, id: str, *, priority: int | None = None, retries: int | None = None
@@ -362,11 +365,14 @@ class Client:
         """A finished work by id."""
         return self._doc("GET", f"/results/works/{id}", None)
 
-    def retry_matching(self, search: Search, confirm: int | None = None) -> BulkReply:
+    def retry_matching(self, search: Search, confirm: int | None = None, *,
+                       from_failure: bool = False) -> BulkReply:  # fmt: skip
         """Queue again every finished work ``search`` matches, each as a new linked
-        work; ``confirm`` as for ``bulk``."""
-        reply = self.call("POST", "/results/retry", params=search.params(),
-                          json={"confirm": confirm})  # fmt: skip
+        work (graph works ``from_failure`` if asked); ``confirm`` as for ``bulk``."""
+        body: dict[str, Any] = {"confirm": confirm}
+        if from_failure:
+            body["from_failure"] = True
+        reply = self.call("POST", "/results/retry", params=search.params(), json=body)
         return BulkReply.model_validate(reply)
 
     def _doc(self, method: str, path: str, body: dict[str, Any] | None, safe: bool = True

@@ -92,8 +92,10 @@ class BucketVerbs(Protocol):
         """Cancel a queued or running work."""
         ...
 
-    def retry(self, id: str, parameters: dict[str, Any] | None = None) -> Doc:
-        """Queue a finished work again as a new, linked work; the new work."""
+    def retry(self, id: str, parameters: dict[str, Any] | None = None, *,
+              from_failure: bool = False) -> Doc:  # fmt: skip
+        """Queue a finished work again as a new, linked work (a graph work reusing its
+        nodes' outputs ``from_failure``); the new work."""
         ...
 
     def change(self, id: str, *, priority: int | None = None, retries: int | None = None
@@ -155,7 +157,8 @@ class ResultVerbs(Protocol):
         """A finished work by id."""
         ...
 
-    def retry_matching(self, search: Search, confirm: int | None = None) -> BulkReply:
+    def retry_matching(self, search: Search, confirm: int | None = None, *,
+                       from_failure: bool = False) -> BulkReply:  # fmt: skip
         """Queue again every finished work ``search`` matches, each as a new linked work."""
         ...
 

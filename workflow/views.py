@@ -16,8 +16,9 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from workflow.history import ActionEntry, AttemptEntry
 from workflow.wire import PipelineSettings
-from workflow.work import ActionEntry, AttemptEntry, Work
+from workflow.work import Work
 
 STATUS_STYLE = {"success": "green", "failure": "red", "cancelled": "yellow",
                 "running": "cyan", "queued": "white"}  # fmt: skip

@@ -13,10 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
+from workflow.history import ActionEntry, ErrorInfo, NodeEntry
 from workflow.problems import invalid
-from workflow.work import MAX_INT, ActionEntry, ErrorInfo, Int64, NodeEntry, Work, new_id
+from workflow.wire_search import MAX_PAGE as MAX_PAGE  # the search's shapes, given here too
+from workflow.wire_search import SORT_FIELDS as SORT_FIELDS
+from workflow.wire_search import Page as Page
+from workflow.wire_search import Search as Search
+from workflow.wire_search import search as search
+from workflow.work import MAX_INT, Int64, Work, new_id
 
 Doc = dict[str, Any]
 #: A store query: a Mongo-style filter, checked (``workflow.filters``).
@@ -173,6 +179,7 @@ class Outcome(Strict):
     nodes: list[NodeEntry] | None = Field(default=None, max_length=10_000)
     #: The end of the attempt's log its runner had not sent yet, and where the whole is.
     log: LogChunk | None = None
+    provenance: dict[str, Any] | None = Field(default=None, max_length=16)  # runner/provenance.py
 
 
 class HeldAttempt(Strict):
@@ -258,9 +265,11 @@ class Change(Strict):
 
 
 class RetryRequest(Strict):
-    """Queue a finished work again, with these parameters instead of its own if given."""
+    """Queue a finished work again, with these parameters instead of its own if given;
+    a graph work ``from_failure`` reuses the outputs its nodes had (``workflow.graph.cache``)."""
 
     parameters: dict[str, Any] | None = None
+    from_failure: bool = False
 
 
 class Delete(Strict):
@@ -309,6 +318,12 @@ class Confirm(Strict):
     confirm: int | None = Field(default=None, ge=0, le=MAX_INT)
 
 
+class RetryMatching(Confirm):
+    """Retry what a search matches (as ``Confirm``); graph works ``from_failure``."""
+
+    from_failure: bool = False
+
+
 class BulkReply(BaseModel):
     """What a bulk action matched, did and skipped (with the first reasons)."""
 
@@ -333,90 +348,7 @@ class CountRequest(BaseModel):
     query: dict[str, Any] = Field(default_factory=dict)
 
 
-# -- results --------------------------------------------------------------------------
-
-#: Most works in one page of a search.
-MAX_PAGE = 1000
-#: Fields a search may sort on (every backend indexes them).
-SORT_FIELDS = frozenset({"id", "pipeline", "status", "priority", "creation", "start", "stop",
-                         "attempt", "site", "user"})  # fmt: skip
-
-
-class Search(BaseModel):
-    """A results search in plain terms; every field narrows it. Over HTTP these are the
-    query parameters of ``GET /results/works`` (``tag`` for ``tags``)."""
-
-    model_config = ConfigDict(populate_by_name=True, allow_inf_nan=False)
-
-    pipeline: list[str] = Field(default_factory=list)
-    status: list[Literal["success", "failure", "cancelled"]] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list, alias="tag")
-    event: list[Int64] = Field(default_factory=list)
-    site: str | None = None
-    user: str | None = None
-    #: Created at or after this unix time.
-    since: float | None = None
-    #: Created before this unix time.
-    until: float | None = None
-    #: Every word appears in parameters, results, tags or error messages.
-    text: str | None = Field(default=None, max_length=500)
-    sort: str = "creation"
-    order: Literal["asc", "desc"] = "desc"
-    skip: int = Field(default=0, ge=0, le=MAX_INT)
-    limit: int = Field(default=50, ge=0, le=MAX_PAGE)
-
-    def query(self) -> Query:
-        """The search as a store query."""
-        query: Query = {}
-        for name in ("pipeline", "status", "tags", "event"):
-            values = getattr(self, name)
-            if values:
-                query[name] = {"$in": list(values)}
-        for name in ("site", "user"):
-            if getattr(self, name):
-                query[name] = getattr(self, name)
-        span = {op: t for op, t in (("$gte", self.since), ("$lt", self.until)) if t is not None}
-        if span:
-            query["creation"] = span
-        return query
-
-    @field_validator("sort")
-    @classmethod
-    def _sortable(cls, value: str) -> str:
-        if value not in SORT_FIELDS:
-            raise ValueError(f"cannot sort on {value!r}; use one of "
-                             f"{', '.join(sorted(SORT_FIELDS))}")  # fmt: skip
-        return value
-
-    def order_by(self) -> list[tuple[str, int]]:
-        """The sort as a store sort."""
-        return [(self.sort, -1 if self.order == "desc" else 1)]
-
-    def params(self) -> dict[str, Any]:
-        """The search as the query parameters of ``GET /results/works``."""
-        return self.model_dump(by_alias=True, exclude_defaults=True)
-
-
-class Page(BaseModel):
-    """One page of a search, with the number of matches."""
-
-    total: int
-    skip: int
-    limit: int
-    items: list[dict[str, Any]]
-
-
-def search(**params: Any) -> Search:
-    """A ``Search`` from keyword arguments, refusing a wrong one naming it.
-
-    Raises:
-        InvalidWork: a value out of range, or an unknown name.
-    """
-    try:
-        return Search.model_validate({k: v for k, v in params.items() if v is not None})
-    except ValidationError as exc:
-        raise invalid(exc, "search", Search) from exc
-
+# -- results: the search's shapes, in workflow.wire_search --------------------------
 
 # -- pipelines ------------------------------------------------------------------------
 

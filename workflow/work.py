@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from workflow.errors import InvalidWork, ResultsTooLarge, WorkflowError
+from workflow.history import HistoryEntry
 from workflow.older import upgrade
 from workflow.problems import invalid
 
@@ -58,8 +59,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "cancelled": frozenset(),
 }
 
-#: How attempts end, as recorded in the history.
-Outcome = Literal["success", "failure", "lost", "released", "cancelled", "retry"]
 
 PIPELINE_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,128}$")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -147,14 +146,6 @@ class Notify(BaseModel):
     slack: Slack = Field(default_factory=Slack)
 
 
-class ErrorInfo(BaseModel):
-    """Why an attempt failed: exception type, message and the tail of the traceback."""
-
-    type: str | None = None
-    message: str | None = None
-    traceback: str | None = None
-
-
 class Lease(BaseModel):
     """Who holds a running work and until when."""
 
@@ -165,61 +156,6 @@ class Lease(BaseModel):
     claimed: float
     heartbeat: float
     expires: float
-
-
-class NodeEntry(BaseModel):
-    """One run of one node of a graph work, within an attempt."""
-
-    node: str
-    label: str | None = None
-    run: int = Field(default=1, ge=1)
-    started: float
-    stopped: float
-    outcome: Literal["success", "failure"]
-    error: ErrorInfo | None = None
-    host: str | None = None
-    pid: int | None = None
-
-
-class LogInfo(BaseModel):
-    """Where an attempt's log is: how many bytes it wrote (the store keeps the last
-    ``WORKFLOW_LOG_LIMIT`` of them), and the whole log's file in the archive, if any."""
-
-    size: int = Field(default=0, ge=0)
-    file: str | None = None
-
-
-class AttemptEntry(BaseModel):
-    """One finished attempt in a work's history (with its node runs, for a graph)."""
-
-    kind: Literal["attempt"] = "attempt"
-    attempt: int
-    runner: str | None = None
-    host: str | None = None
-    claimed: float | None = None
-    started: float | None = None
-    stopped: float | None = None
-    outcome: Outcome
-    reason: str | None = None
-    error: ErrorInfo | None = None
-    nodes: list[NodeEntry] | None = None
-    log: LogInfo | None = None
-    #: The name of the access token that reported the outcome (None on an open server
-    #: and for what the server records itself: lost leases, timeouts).
-    by: str | None = None
-
-
-class ActionEntry(BaseModel):
-    """An operator's action on a work (cancel, priority change, ...)."""
-
-    kind: Literal["action"] = "action"
-    action: str
-    at: float
-    by: str | None = None
-    changes: dict[str, Any] | None = None
-
-
-HistoryEntry = Annotated[AttemptEntry | ActionEntry, Field(discriminator="kind")]
 
 
 class Work(BaseModel):

@@ -67,3 +67,21 @@ def test_our_engines_give_ewoks_outputs(name: str) -> None:
         assert ours["end"] in ends, (engine, theirs["engine"])
         if "all" in theirs:
             assert ours["all"] == theirs["all"], engine
+
+
+def test_ewokscore_tasks_know_their_node_and_a_failure_is_gone_past_as_in_ewoks() -> None:
+    """ewokscore tasks get their node's id and label; with ``raise_on_error`` false the
+    outputs a failed task set are kept, Ewoks' output selectors pick the same values
+    (by label, id and task identifier, renamed, merged or by node), and an input model
+    validates; the node downstream of the failure does not run with us (ewokscore's
+    core engine runs it with the outputs the failed task set)."""
+    found = compare("--semantics")
+    theirs = found["ewoks"]
+    assert theirs["selected"] == {"who": "first who", "y": 6.0}
+    assert theirs["by_node"]["a"] == {"label": "first who", "node": "a", "y": 2}
+    assert theirs["by_node"]["b"] == {"early": 20}
+    for engine, ours in found["ours"].items():
+        assert ours["selected"] == theirs["selected"], engine
+        assert ours["by_node"] == theirs["by_node"], engine
+        assert ours["ran"] == ["a", "b", "d"], engine
+        assert [(f["node"], f["type"]) for f in ours["failed"]] == [("b", "ValueError")], engine

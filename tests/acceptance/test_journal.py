@@ -9,9 +9,9 @@ from pathlib import Path
 
 import orjson
 
+from workflow.history import ErrorInfo
 from workflow.runner.outbox import Journal
 from workflow.wire import Outcome
-from workflow.work import ErrorInfo
 
 HOLD = textwrap.dedent("""
     import sys, time

@@ -192,3 +192,28 @@ def test_a_retried_work_links_both_ways(server: Any, page: Any) -> None:
     page.wait_for_url(f"**/#/work/{copy['id']}")
     page.locator(".timeline li.action a", has_text=id).wait_for()
     assert not page.get_by_label("This server needs an access token.").is_visible()
+
+
+def test_a_failed_graph_work_is_retried_from_its_point_of_failure(
+        make_server: Any, page: Any, shoot_widths: Any) -> None:  # fmt: skip
+    server = make_server(env=TWO_ROLES)
+    graph = {"nodes": [{"id": "a", "task_type": "method", "task_identifier": "builtins.int"}],
+             "links": []}  # fmt: skip
+    id = _deposit(server, graph=graph)
+    httpx.post(f"{server.url}/buckets/work/{id}/cancel", headers=OPERATOR, timeout=10)
+    _log_in(page, server, "operator-token-0123", f"#/work/{id}")
+    choice = page.get_by_label("From the point of failure", exact=False)
+    choice.wait_for()
+    assert not choice.is_checked(), "ticked only for a work that failed"
+    choice.check()
+    shoot_widths(page, "retry-from-failure")
+    page.get_by_role("button", name="Retry as a new work").click()
+    page.wait_for_url(lambda url: id not in url)
+    copy = _get(server, page.url.rsplit("/", 1)[-1])
+    assert copy["graph"] == graph
+    assert copy["history"][0]["changes"] == {"of": id, "from_failure": True}
+    plain = _deposit(server, parameters={"x": 1})
+    httpx.post(f"{server.url}/buckets/work/{plain}/cancel", headers=OPERATOR, timeout=10)
+    page.goto(f"{server.url}/#/work/{plain}")
+    page.get_by_role("button", name="Retry as a new work").wait_for()
+    assert page.get_by_label("From the point of failure", exact=False).count() == 0

@@ -12,8 +12,8 @@ import httpx
 from harness import Server
 
 from workflow.client import Client
+from workflow.history import ErrorInfo
 from workflow.wire import Outcome, Withdraw
-from workflow.work import ErrorInfo
 
 
 def _deposit(server: Server, pipeline: str, count: int) -> list[str]:

@@ -1,5 +1,6 @@
-"""The work detail page in a real Chromium: fields, JSON, the history with errors and
-tracebacks, a plot that really loads, products, and paths outside the archive refused."""
+"""The work detail page in a real Chromium: fields, JSON, the history with errors,
+tracebacks and provenance, a plot that really loads, products, and paths outside the
+archive refused."""
 
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ def test_detail_shows_history_plots_and_refuses_paths_outside_the_archive(
             "plots": [str(archive / "day" / "fit.png"), str(tmp_path / "secret.png"),
                       "../secret.png"],
             "products": [str(archive / "day" / "cube.h5")],
+            "provenance": {"python": "3.11.7", "host": "node3", "runner": "0.1.0",
+                           "code": {"usertasks": {"git": "abc1234-dirty"}, "json": "stdlib",
+                                    "yaml": {"distribution": "PyYAML", "version": "6.0.4"}},
+                           "graph": "1a2b3c4d5e6f"},
         }]}).raise_for_status()  # fmt: skip
 
     page.goto(f"{server.url}/#/work/{id}")
@@ -51,6 +56,10 @@ def test_detail_shows_history_plots_and_refuses_paths_outside_the_archive(
     assert "r1 on node3" in attempts.nth(0).inner_text()
     attempts.nth(0).locator("summary", has_text="traceback").click()
     assert "most recent call last" in attempts.nth(0).locator("pre.trace").inner_text()
+    assert attempts.nth(0).locator(".provenance").count() == 0
+    assert attempts.nth(1).locator(".provenance").inner_text() == (
+        "Python 3.11.7 · usertasks git abc1234-dirty · yaml PyYAML 6.0.4 · graph 1a2b3c4d… · "
+        "runner 0.1.0 on node3")
 
     image = page.locator("img.plot")
     image.wait_for()

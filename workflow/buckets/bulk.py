@@ -51,10 +51,12 @@ def act_on_bucket(buckets: Buckets, request: Bulk, *, by: str | None) -> BulkRep
 
 
 def retry_results(buckets: Buckets, docs: Iterable[Doc], matched: int, *,
-                  confirm: int | None, by: str | None) -> BulkReply:  # fmt: skip
-    """Queue again, as new linked works, the finished works ``docs`` (``matched`` of them)."""
+                  confirm: int | None, by: str | None, from_failure: bool = False
+                  ) -> BulkReply:  # fmt: skip
+    """Queue again, as new linked works, the finished works ``docs`` (``matched`` of them),
+    graph works ``from_failure`` if asked."""
     return _apply(buckets, (doc["id"] for doc in docs), matched, confirm,
-                  lambda id: buckets.retry(id, by=by))  # fmt: skip
+                  lambda id: buckets.retry(id, from_failure=from_failure, by=by))  # fmt: skip
 
 
 def _apply(buckets: Buckets, ids: Iterator[str], matched: int, confirm: int | None,

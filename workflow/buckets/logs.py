@@ -22,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from workflow.errors import StoreUnavailable
+from workflow.history import LogInfo
 from workflow.store.base import Doc, Store
 from workflow.wire import LogChunk, Progress
-from workflow.work import LogInfo
 
 #: Compare-and-set tries of one append before giving up (other servers appending).
 TRIES = 20

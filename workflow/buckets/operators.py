@@ -13,6 +13,7 @@ from typing import Any
 
 from workflow.buckets import bulk
 from workflow.errors import InvalidWork, NotFound, TransitionConflict
+from workflow.history import ActionEntry, AttemptEntry
 from workflow.store.base import Doc, Store
 from workflow.wire import (
     CHANGEABLE,
@@ -22,11 +23,11 @@ from workflow.wire import (
     PipelineSettings,
     parse_settings,
 )
-from workflow.work import ActionEntry, AttemptEntry, parse_work
+from workflow.work import parse_work
 
 #: What a retried work takes over from the original.
-_REPEATED = ("pipeline", "function", "command", "parameters", "tags", "event", "site", "user",
-             "priority", "retries", "timeout", "backoff", "config", "notify")  # fmt: skip
+_REPEATED = ("pipeline", "function", "command", "graph", "parameters", "tags", "event", "site",
+             "user", "priority", "retries", "timeout", "backoff", "config", "notify")  # fmt: skip
 
 
 class OperatorVerbs:
@@ -70,19 +71,25 @@ class OperatorVerbs:
         return self.move(doc, new)
 
     def retry(self, id: str, parameters: dict[str, Any] | None = None, *,
-              by: str | None = None) -> Doc:  # fmt: skip
+              from_failure: bool = False, by: str | None = None) -> Doc:  # fmt: skip
         """Queue a finished work again as a new work, with other ``parameters`` if given.
 
         The two are linked: the new work's history starts with a ``retry-of`` action,
-        the original's gains ``retried-as``; both name ``by``.
+        the original's gains ``retried-as``; both name ``by``. A graph work retried
+        ``from_failure`` reuses the outputs its nodes had, so only what failed and what
+        lies downstream runs again (the action says so; ``workflow.graph.cache``).
 
         Raises:
             NotFound: no finished work ``id``.
-            InvalidWork: the new parameters are not a valid work's.
+            InvalidWork: the new parameters are not a valid work's, or ``from_failure``
+                for a work without a graph.
         """
         original = self.store.results.get(id)
         if original is None:
             raise NotFound(f"no finished work {id}", field="id", id=id)
+        if from_failure and not original.get("graph"):
+            raise InvalidWork(f"work {id} has no graph: only a graph work is retried from "
+                              "its point of failure", field="from_failure", id=id)  # fmt: skip
         raw = {name: original[name] for name in _REPEATED if original.get(name) is not None}
         if parameters is not None:
             raw["parameters"] = parameters
@@ -90,8 +97,9 @@ class OperatorVerbs:
         with self.batch():  # one transaction: no runner sees the new work unlinked
             (new_id,) = self.deposit([raw])
             queued = self.get_active(new_id)
+            linked = {"of": id, "from_failure": True} if from_failure else {"of": id}
             new = self.move(queued, {**queued, "history": [action("retry-of", now, by,
-                                                                  {"of": id})]})  # fmt: skip
+                                                                  linked)]})  # fmt: skip
             history = [*original.get("history", []), action("retried-as", now, by, {"as": new_id})]
             self.store.results.swap(id, {"status": original["status"]},
                                     {**original, "history": history})  # fmt: skip

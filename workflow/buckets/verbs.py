@@ -28,14 +28,13 @@ from workflow.errors import (
     NotFound,
     TransitionConflict,
 )
+from workflow.history import AttemptEntry, ErrorInfo
 from workflow.store.base import UNREADABLE, Claim, Doc, Query, Store
 from workflow.wire import LOG_LIMIT, Outcome, Withdraw, deposit_payloads, with_defaults
 from workflow.work import (
     RESULTS_LIMIT,
     TERMINAL,
     TRANSITIONS,
-    AttemptEntry,
-    ErrorInfo,
     Work,
     check_function,
     check_results_size,
@@ -276,7 +275,7 @@ class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, LogVerbs, Readin
         reason = outcome.reason or ("retry-requested" if status == "retry" else None)
         entry = self._entry(doc, status, error=outcome.error, started=outcome.started,
                             stopped=doc["stop"], reason=reason, by=by)  # fmt: skip
-        entry.nodes, entry.log = outcome.nodes, log
+        entry.nodes, entry.log, entry.provenance = outcome.nodes, log, outcome.provenance
         return self._after_attempt(doc, entry, outcome.retry_delay)
 
     def release(self, id: str, attempt: int, reason: str = "released",

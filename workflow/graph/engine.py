@@ -18,27 +18,26 @@ overridden by the links' data; each later delivery over an optional link (condit
 error, or downstream of those) runs it again, which is how loops go round. A node runs
 at most ``max_runs`` times, so a loop whose condition never fails stops with an error.
 A node that raises without an ``on_error`` link fails the graph, naming the node;
-nothing new starts after that.
+nothing new starts after that. With ``raise_on_error`` false (Ewoks' option, also a
+graph attribute) the graph goes on past it instead: its independent branches run, what
+lies downstream of it does not, and the execution lists it among its ``failures``.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from workflow.errors import ConfigurationError, GraphFailed
+from workflow.errors import GraphFailed
+from workflow.graph.cache import NodeCache
+from workflow.graph.engines import ENGINES, Engine, Runs, Spec, engine
 from workflow.graph.model import Graph, Link, NodeId, display
-from workflow.graph.tasks import MISSING_DATA, execute
+from workflow.graph.tasks import MISSING_DATA
 
-Engine = Literal["sequential", "parallel", "dask"]
-ENGINES: tuple[Engine, ...] = ("sequential", "parallel", "dask")
+__all__ = ["ENGINES", "Engine", "Execution", "NodeRun", "Scheduler", "Which", "execute_graph"]
 #: Runs of one node after which a loop counts as endless.
 MAX_RUNS = 1000
 
@@ -58,181 +57,104 @@ class NodeRun:
     pid: int | None = None
     #: Causal depth: 1 for a start, else 1 + the deepest run whose data it got.
     clock: int = 1
+    #: Its outputs were those kept from an earlier run of the same task and inputs.
+    reused: bool = False
 
     def entry(self, graph: Graph) -> dict[str, Any]:
         """The run as a JSON-ready history entry (outputs left out)."""
-        return {"kind": "node", "node": display(self.node), "label": graph.nodes[self.node].label,
-                "run": self.run, "started": self.started, "stopped": self.stopped,
-                "outcome": self.outcome, "error": self.error, "host": self.host,
-                "pid": self.pid}  # fmt: skip
-
-
-def run_node(spec: tuple[Any, str, Any, str, str | None], inputs: dict[Any, Any]) -> dict[str, Any]:
-    """Run one node (in whatever process the engine chose); never raises."""
-    node_id, task_type, identifier, label, generator = spec
-    started = time.time()
-    outputs: dict[str, Any] = {}
-    error = None
-    try:
-        outputs = execute(task_type, identifier, inputs, node_id=node_id, label=label,
-                          generator=generator)  # fmt: skip
-    except BaseException as exc:  # noqa: BLE001 - a task may raise anything, SystemExit too
-        error = {"type": type(exc).__name__, "message": str(exc),
-                 "traceback": "".join(traceback.format_exception(exc))[-4000:]}  # fmt: skip
-    return {"outputs": outputs, "error": error, "started": started, "stopped": time.time(),
-            "host": socket.gethostname(), "pid": os.getpid()}  # fmt: skip
-
-
-# -- engines --------------------------------------------------------------------------------
-
-
-class Runs(Protocol):
-    """How an engine runs nodes: submit, then wait for some to be done."""
-
-    def submit(self, spec: tuple[Any, ...], inputs: dict[Any, Any]) -> Any: ...
-
-    def wait(self, pending: list[Any]) -> list[Any]: ...
-
-    def result(self, handle: Any) -> dict[str, Any]: ...
-
-    def close(self) -> None: ...
-
-
-class Sequential:
-    """Each node runs in this process when it is submitted."""
-
-    def submit(self, spec: tuple[Any, ...], inputs: dict[Any, Any]) -> Future[dict[str, Any]]:
-        done: Future[dict[str, Any]] = Future()
-        done.set_result(run_node(spec, inputs))  # type: ignore[arg-type]
-        return done
-
-    def wait(self, pending: list[Any]) -> list[Any]:
-        return pending
-
-    def result(self, handle: Any) -> dict[str, Any]:
-        return handle.result()  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        pass
-
-
-class Parallel(Sequential):
-    """Nodes run in a pool of ``workers`` processes."""
-
-    def __init__(self, workers: int | None = None):
-        self.pool: Executor = ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 2)
-
-    def submit(self, spec: tuple[Any, ...], inputs: dict[Any, Any]) -> Future[dict[str, Any]]:
-        return self.pool.submit(run_node, spec, inputs)
-
-    def wait(self, pending: list[Any]) -> list[Any]:
-        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-        return list(done)
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-class Dask(Parallel):
-    """Nodes run as tasks of a Dask cluster: the scheduler at ``address``, else a local
-    cluster of ``workers`` single-threaded processes started for this graph.
-
-    A process that runs many graphs on one cluster (a runner's warm child) keeps its
-    client to the cluster between them: ``keep`` leaves it open at ``close``.
-    """
-
-    _kept: dict[str, Any] = {}  # address -> the client this process keeps to it
-
-    def __init__(self, address: str | None = None, workers: int | None = None,
-                 keep: bool = False):  # fmt: skip
-        try:
-            import distributed
-        except ImportError as exc:
-            raise ConfigurationError("the dask engine needs the [dask] extra: "
-                                     "pip install 'workflow[dask]'") from exc  # fmt: skip
-        self._cluster = None
-        self._keep = keep  # only with an address: the cluster outlives this graph
-        if address is None:
-            self._cluster = local_cluster(workers)
-            address = self._cluster.scheduler_address
-        client = Dask._kept.get(address) if self._keep else None
-        if client is None or client.status != "running":
-            client = distributed.Client(address, set_as_default=False)
-            if self._keep:
-                Dask._kept[address] = client
-        self.client = client
-        self.pool = self.client.get_executor(pure=False)  # concurrent.futures-shaped
-
-    def close(self) -> None:
-        if self._keep:
-            self.pool.shutdown(wait=False)
-            return
-        self.client.close()
-        if self._cluster is not None:
-            self._cluster.close()
-
-
-def local_cluster(workers: int | None = None) -> Any:
-    """A Dask cluster on this host: ``workers`` single-threaded processes."""
-    import distributed
-
-    return distributed.LocalCluster(n_workers=workers or os.cpu_count() or 2, threads_per_worker=1,
-                                    processes=True, dashboard_address=None,
-                                    silence_logs=40)  # fmt: skip
-
-
-def engine(name: str, workers: int | None = None, scheduler: str | None = None) -> Runs:
-    """The engine called ``name``; for ``dask``, on the cluster at ``scheduler`` (kept
-    open for the next graph), else ``WORKFLOW_DASK_SCHEDULER``'s, else a new local one."""
-    if name == "sequential":
-        return Sequential()
-    if name == "parallel":
-        return Parallel(workers)
-    if name == "dask":
-        if scheduler:
-            return Dask(scheduler, workers, keep=True)
-        return Dask(os.environ.get("WORKFLOW_DASK_SCHEDULER") or None, workers)
-    raise ConfigurationError(f"unknown engine {name!r}; use {', '.join(ENGINES)}",
-                             field="engine")  # fmt: skip
+        entry = {"kind": "node", "node": display(self.node),
+                 "label": graph.nodes[self.node].label, "run": self.run,
+                 "started": self.started, "stopped": self.stopped, "outcome": self.outcome,
+                 "error": self.error, "host": self.host, "pid": self.pid}  # fmt: skip
+        if self.reused:
+            entry["reused"] = True
+        return entry
 
 
 # -- the scheduler --------------------------------------------------------------------------
 
 
+#: Which outputs to give: the end nodes' (``end``), every node's (``all``), or Ewoks'
+#: selectors: ``{"id" | "label" | "task_identifier": ..., "name": ..., "new_name": ...}``
+#: (``{"all": true}`` every node, ``{"all": false}`` the end nodes), one per entry.
+Which = Literal["end", "all"] | list[dict[str, Any]]
+
+
 @dataclass
 class Execution:
-    """Every node run of one execution, in the order they ended."""
+    """Every node run of one execution, in the order they ended.
+
+    Attributes:
+        failed: The run that failed the graph: nothing new started after it.
+        failures: Runs that failed with the graph going on past them (``raise_on_error``
+            false): what lies downstream of each did not run, the rest did.
+    """
 
     graph: Graph
     runs: list[NodeRun] = field(default_factory=list)
     failed: NodeRun | None = None
+    failures: list[NodeRun] = field(default_factory=list)
 
-    def outputs(self, which: Literal["end", "all"] = "end", merge: bool = True
-                ) -> dict[Any, Any]:  # fmt: skip
-        """The outputs of the end nodes (or of all nodes): merged into one dict, or by
-        node (ids as text, each node's last run).
+    def outputs(self, which: Which = "end", merge: bool = True) -> dict[Any, Any]:
+        """The outputs ``which`` selects: merged into one dict, or by node (ids as text,
+        each node's last run).
 
-        Successful runs count in causal order (``NodeRun.clock``, ties in the order the
-        nodes are written), which does not depend on the engine: a later run wins a
-        name. For an acyclic graph that is Ewoks' execution order; in a loop, the last
-        round wins, as with Ewoks' ppf engine.
+        Runs count in causal order (``NodeRun.clock``, ties in the order the nodes are
+        written), which does not depend on the engine: a later run wins a name. For an
+        acyclic graph that is Ewoks' execution order; in a loop, the last round wins, as
+        with Ewoks' ppf engine. A run that failed with the graph going on past it gives
+        the outputs it set before it raised, as in Ewoks.
 
         Raises:
             GraphFailed: a node failed unhandled.
         """
         if self.failed is not None:
             raise failure(self.graph, self.failed)
-        chosen = set(self.graph.end_nodes() if which == "end" else self.graph.nodes)
+        wanted = self._wanted(which)
         index = {n: i for i, n in enumerate(self.graph.nodes)}
-        runs = sorted((r for r in self.runs if r.outcome == "success" and r.node in chosen),
+        went_on = {id(r) for r in self.failures}
+        runs = sorted((r for r in self.runs if r.node in wanted
+                       and (r.outcome == "success" or id(r) in went_on)),
                       key=lambda r: (r.clock, index[r.node], r.run))  # fmt: skip
-        if not merge:
-            last = {r.node: r.outputs for r in runs}
-            return {display(n): dict(last[n]) for n in self.graph.nodes if n in last}
+        if not merge:  # a node none of whose named outputs was set is left out
+            last = {r.node: r for r in runs}
+            picked = {n: _pick(last[n].outputs, wanted[n]) for n in self.graph.nodes if n in last}
+            return {display(n): values for n, values in picked.items()
+                    if values or any(name is None for name, _ in wanted[n])}  # fmt: skip
         merged: dict[str, Any] = {}
         for run in runs:
-            merged.update(run.outputs)
+            merged.update(_pick(run.outputs, wanted[run.node]))
         return merged
+
+    def _wanted(self, which: Which) -> dict[NodeId, list[tuple[Any, Any]]]:
+        """Per node, the (output name or None for all, new name) pairs ``which`` asks."""
+        selectors = [{"all": which == "all"}] if isinstance(which, str) else which
+        wanted: dict[NodeId, list[tuple[Any, Any]]] = {}
+        for selector in selectors:
+            if any(key in selector for key in ("id", "label", "task_identifier")):
+                nodes = self.graph.select(selector)
+            else:
+                nodes = list(self.graph.nodes) if selector.get("all") else self.graph.end_nodes()
+            for node in nodes:
+                wanted.setdefault(node, []).append((selector.get("name"),
+                                                    selector.get("new_name")))  # fmt: skip
+        return wanted
+
+    def failed_nodes(self) -> list[dict[str, Any]]:
+        """The runs the graph went on past: node, label, error type and message."""
+        return [{"node": display(r.node), "label": self.graph.nodes[r.node].label,
+                 "type": (r.error or {}).get("type"), "message": (r.error or {}).get("message")}
+                for r in self.failures]  # fmt: skip
+
+
+def _pick(outputs: dict[str, Any], wanted: list[tuple[Any, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, new_name in wanted:
+        if name is None:
+            out.update(outputs)
+        elif name in outputs:
+            out[new_name or name] = outputs[name]
+    return out
 
 
 def failure(graph: Graph, run: NodeRun) -> GraphFailed:
@@ -248,13 +170,20 @@ def failure(graph: Graph, run: NodeRun) -> GraphFailed:
 def execute_graph(graph: Graph, *, engine_name: str = "sequential", workers: int | None = None,
                   max_runs: int = MAX_RUNS, on_run: Callable[[NodeRun], None] | None = None,
                   scheduler: str | None = None,
-                  on_start: Callable[[str], None] | None = None) -> Execution:  # fmt: skip
+                  on_start: Callable[[str], None] | None = None,
+                  raise_on_error: bool | None = None,
+                  cache: NodeCache | None = None) -> Execution:  # fmt: skip
     """Run ``graph`` (its inputs already set as default inputs) with an engine (for
     ``dask``, on the cluster at ``scheduler`` if given); ``on_run`` is told of each node
-    run as it ends, ``on_start`` of each node (as ``display`` shows it) as a run starts."""
+    run as it ends, ``on_start`` of each node (as ``display`` shows it) as a run starts.
+    With ``raise_on_error`` false (None: the graph's attribute of that name, else true)
+    a node that fails unhandled stops only what lies downstream of it. ``cache`` keeps
+    node outputs, or reuses kept ones (``workflow.graph.cache``)."""
+    if raise_on_error is None:
+        raise_on_error = bool(graph.attrs.get("raise_on_error", True))
     runs = engine(engine_name, workers, scheduler)
     try:
-        return Scheduler(graph, runs, max_runs, on_run, on_start).run()
+        return Scheduler(graph, runs, max_runs, on_run, on_start, raise_on_error, cache).run()
     finally:
         runs.close()
 
@@ -264,8 +193,11 @@ class Scheduler:
 
     def __init__(self, graph: Graph, runs: Runs, max_runs: int = MAX_RUNS,
                  on_run: Callable[[NodeRun], None] | None = None,
-                 on_start: Callable[[str], None] | None = None):  # fmt: skip
+                 on_start: Callable[[str], None] | None = None,
+                 raise_on_error: bool = True, cache: NodeCache | None = None):  # fmt: skip
         self.graph = graph
+        self.raise_on_error = raise_on_error
+        self.node_cache = cache
         self.runs = runs
         self.max_runs = max_runs
         self.on_run = on_run
@@ -315,10 +247,10 @@ class Scheduler:
                 self._ended(self._record(node_id, number, ended.pop(handle), clock), inputs)
         return self.execution
 
-    def _spec(self, node_id: NodeId) -> tuple[Any, str, Any, str, str | None]:
+    def _spec(self, node_id: NodeId) -> Spec:
         node = self.graph.nodes[node_id]
         return (node_id, node.task_type, node.identifier, node.label,
-                node.attrs.get("task_generator"))  # fmt: skip
+                node.attrs.get("task_generator"), node.attrs, self.node_cache)  # fmt: skip
 
     def _inputs(self, node_id: NodeId, extra: tuple[dict[Any, Any], int] | None
                 ) -> tuple[dict[Any, Any], int]:  # fmt: skip
@@ -338,7 +270,8 @@ class Scheduler:
     def _record(self, node_id: NodeId, number: int, raw: dict[str, Any], clock: int) -> NodeRun:
         run = NodeRun(node_id, number, raw["started"], raw["stopped"],
                       "failure" if raw["error"] else "success", raw["outputs"] or {},
-                      raw["error"], raw.get("host"), raw.get("pid"), clock)  # fmt: skip
+                      raw["error"], raw.get("host"), raw.get("pid"), clock,
+                      bool(raw.get("reused")))  # fmt: skip
         self.execution.runs.append(run)
         if self.on_run is not None:
             self.on_run(run)
@@ -366,7 +299,10 @@ class Scheduler:
                 "traceBack": (error.get("traceback") or "").splitlines(keepends=True)}}
             fired = [k for k in outgoing if k.on_error]
             if not fired and self.execution.failed is None:
-                self.execution.failed = run
+                if self.raise_on_error:
+                    self.execution.failed = run
+                else:  # what lies downstream gets nothing and never runs; the rest goes on
+                    self.execution.failures.append(run)
         for link in fired:
             self._deliver(link, (_payload(link, available), run.clock))
 

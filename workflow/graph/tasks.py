@@ -29,6 +29,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ValidationError
+
 from workflow.errors import InvalidGraph
 
 
@@ -116,20 +118,36 @@ class Task(abc.ABC):
     """Base class of graph tasks; see the module docstring.
 
     Class keywords: ``input_names`` (required), ``optional_input_names``,
-    ``output_names``, ``n_required_positional_inputs``. A subclass adds to its parents'.
+    ``output_names``, ``n_required_positional_inputs``; or, instead of the input names,
+    ``input_model``: a pydantic model whose fields are the inputs (required when they
+    have no default), which validates them before ``run`` (``self.inputs`` then holds
+    the validated values, defaults included), as recent ewokscore does. A subclass adds
+    to its parents'.
     """
 
     input_names: ClassVar[frozenset[str]] = frozenset()
     optional_input_names: ClassVar[frozenset[str]] = frozenset()
     output_names: ClassVar[frozenset[str]] = frozenset()
     n_required_positional_inputs: ClassVar[int] = 0
+    input_model: ClassVar[type[BaseModel] | None] = None
 
     def __init_subclass__(cls, input_names: Iterable[str] = (),
                           optional_input_names: Iterable[str] = (),
                           output_names: Iterable[str] = (),
                           n_required_positional_inputs: int | None = None,
+                          input_model: type[BaseModel] | None = None,
                           **kwargs: Any) -> None:  # fmt: skip
         super().__init_subclass__(**kwargs)
+        if input_model is not None:
+            if input_names or optional_input_names or n_required_positional_inputs:
+                raise TypeError(f"{cls.__name__}: input_model replaces input_names, "
+                                "optional_input_names and n_required_positional_inputs")
+            if not (isinstance(input_model, type) and issubclass(input_model, BaseModel)):
+                raise TypeError(f"{cls.__name__}: input_model must be a pydantic model class")
+            cls.input_model = input_model
+            fields = input_model.model_fields
+            input_names = [n for n, f in fields.items() if f.is_required()]
+            optional_input_names = [n for n, f in fields.items() if not f.is_required()]
         for keyword, value in (("input_names", input_names),
                                ("optional_input_names", optional_input_names),
                                ("output_names", output_names)):  # fmt: skip
@@ -146,7 +164,8 @@ class Task(abc.ABC):
 
     def __init__(self, inputs: Mapping[Any, Any] | None = None, *, node_id: Any = None,
                  label: str | None = None, workflow_id: str | None = None,
-                 job_id: str | None = None):  # fmt: skip
+                 job_id: str | None = None, node_attrs: Mapping[str, Any] | None = None
+                 ):  # fmt: skip
         given = {k: v for k, v in (inputs or {}).items() if v is not MISSING_DATA}
         missing = sorted(n for n in self.input_names if n not in given)
         positional = [i for i in range(self.n_required_positional_inputs)
@@ -155,7 +174,12 @@ class Task(abc.ABC):
             names = [*missing, *(f"position {i}" for i in positional)]
             raise TaskInputError(f"missing inputs for {type(self).__qualname__}: "
                                  f"{', '.join(names)}")  # fmt: skip
+        if self.input_model is not None:
+            given = _validated(self.input_model, given)
         self.node_id = node_id
+        self.node_attrs = dict(node_attrs or {})
+        if label is None:
+            label = self.node_attrs.get("label")
         self.label = label if label is not None else str(node_id)
         self.workflow_id = workflow_id
         self.job_id = job_id
@@ -188,6 +212,21 @@ class Task(abc.ABC):
     def get_output_values(self) -> dict[str, Any]:
         """Every output that was set."""
         return dict(self.outputs._values)
+
+
+def _validated(model: type[BaseModel], given: dict[Any, Any]) -> dict[Any, Any]:
+    """The inputs as ``model`` validates them: every field's value, defaults included.
+
+    Raises:
+        TaskInputError: an input is missing or invalid (the lines name each).
+    """
+    try:
+        valid = model.model_validate({k: v for k, v in given.items() if isinstance(k, str)})
+    except ValidationError as exc:
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'inputs'}: {e['msg']}"
+                            for e in exc.errors())  # fmt: skip
+        raise TaskInputError(f"invalid inputs for {model.__name__}: {reasons}") from None
+    return {name: getattr(valid, name) for name in type(valid).model_fields}
 
 
 def _position(name: Any) -> tuple[bool, int]:
@@ -274,16 +313,34 @@ def _is_task_class(cls: type) -> bool:
 
 
 def execute(task_type: str, identifier: Any, inputs: dict[Any, Any], *, node_id: Any = None,
-            label: str | None = None, generator: str | None = None) -> dict[str, Any]:
-    """Run one node with ``inputs``; its outputs by name. Raises what the task raises."""
+            label: str | None = None, generator: str | None = None,
+            node_attrs: Mapping[str, Any] | None = None,
+            partial: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run one node with ``inputs``; its outputs by name. Raises what the task raises;
+    a task's outputs set before it raised are then in ``partial``."""
     target = resolve(task_type, identifier, generator)
     if task_type in ("class", "generated"):
         if isinstance(target, type) and issubclass(target, Task):
-            task = target(inputs, node_id=node_id, label=label)
-            task.run()
+            task = target(inputs, node_id=node_id, label=label, node_attrs=node_attrs)
+            try:
+                task.run()
+            finally:
+                if partial is not None:
+                    partial.update(task.get_output_values())
             return task.get_output_values()
-        foreign = target(inputs=inputs)  # an ewokscore Task: its own API
-        foreign.execute(raise_on_error=True)
+        # An ewokscore Task: its own API, with its node's id and attributes (its label).
+        foreign = target(inputs=inputs, node_id=node_id, node_attrs=dict(node_attrs or {}))
+        try:
+            foreign.execute(raise_on_error=True)
+        except Exception as exc:
+            # ewokscore wraps what the task raised: say the task's own error.
+            cause = exc.__cause__
+            if type(exc).__name__ == "TaskExecutionError" and isinstance(cause, Exception):
+                raise cause from None
+            raise
+        finally:
+            if partial is not None:
+                partial.update(_set_values(foreign))
         return dict(foreign.get_output_values())
     if task_type == "method":
         args, kwargs = _call_arguments(inputs)
@@ -341,3 +398,12 @@ def _script(identifier: str, inputs: Mapping[Any, Any]) -> dict[str, Any]:
     return {"return_code": done.returncode, "out": done.stdout if capture else None,
             "err": done.stderr if capture and not merge else None}  # fmt: skip
 
+
+
+def _set_values(task: Any) -> dict[str, Any]:
+    """The outputs an ewokscore task has set (its missing ones left out)."""
+    try:
+        values = dict(task.get_output_values())
+    except Exception:  # noqa: BLE001 - a task that failed early may not answer
+        return {}
+    return {k: v for k, v in values.items() if type(v).__name__ != "MissingData"}

@@ -12,12 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from workflow.errors import DuplicateWork, InvalidWork, NotFound
+from workflow.history import ActionEntry
 from workflow.store.base import Doc, Query, Store
 from workflow.wire import BulkReply, Search
 from workflow.work import (
     RESULTS_LIMIT,
     TERMINAL,
-    ActionEntry,
     check_results_size,
     parse_work,
 )
@@ -95,17 +95,18 @@ class Results:
         return doc
 
     def retry_matching(self, search: Search, confirm: int | None = None, *,
-                       by: str | None = None) -> BulkReply:  # fmt: skip
+                       from_failure: bool = False, by: str | None = None) -> BulkReply:  # fmt: skip
         """Queue again every finished work ``search`` matches (its sort and page aside),
-        each as a new work linked to it, with its own parameters; nothing is done
-        without ``confirm``, or if more than ``confirm`` works match (see
+        each as a new work linked to it, with its own parameters (graph works
+        ``from_failure`` if asked: ``Buckets.retry``); nothing is done without
+        ``confirm``, or if more than ``confirm`` works match (see
         ``workflow.buckets.bulk``)."""
         from workflow.buckets import Buckets
         from workflow.buckets.bulk import retry_results
 
         buckets = Buckets(self.store, results_limit=self.results_limit)
         return retry_results(buckets, self.export(search), self.total(search),
-                             confirm=confirm, by=by)  # fmt: skip
+                             confirm=confirm, by=by, from_failure=from_failure)  # fmt: skip
 
     def tally(self) -> dict[str, int]:
         """How many finished works each pipeline has."""

@@ -32,7 +32,9 @@ starts and ``(key, "node", the node run's history entry as JSON bytes, None)`` a
 ends. JSON is
 one of an outcome's two shapes, the one the journal and the server take: making it here
 makes results plain JSON data (numpy values become numbers and lists, keys strings)
-where the function ran, and costs less than pickling a model.
+where the function ran, and costs less than pickling a model. Each outcome says its
+provenance (``workflow.runner.provenance``: Python, host, image, runner, where the code
+came from, the graph's hash), worked out once per process and function or graph.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from typing import Any
 
 import orjson
 
+from workflow.runner import provenance
 from workflow.runner.outcome import failure, from_exception, from_return
 
 _JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -119,7 +122,7 @@ def call(target: str, parameters: dict[str, Any] | None, payload: dict[str, Any]
         outcome = from_return(function(**kwargs))
     except BaseException as exc:  # noqa: BLE001 - user code may raise SystemExit too
         outcome = from_exception(exc)
-    return _json(outcome, started)
+    return _json(outcome, started, provenance.of_function(target))
 
 
 def call_graph(work: dict[str, Any], how: dict[str, Any], say: Callable[[bytes], None],
@@ -131,21 +134,25 @@ def call_graph(work: dict[str, Any], how: dict[str, Any], say: Callable[[bytes],
     started = time.time()
     try:
         outcome = Outcome.model_validate(attempt(work, say, how.get("engine"),
-                                                 how.get("scheduler"), starting))  # fmt: skip
+                                                 how.get("scheduler"), starting,
+                                                 how.get("archive")))  # fmt: skip
     except BaseException as exc:  # noqa: BLE001 - a task may raise anything
         outcome = from_exception(exc)
-    return _json(outcome, started)
+    return _json(outcome, started, provenance.of_graph(work.get("graph")))
 
 
-def _json(outcome: Any, started: float) -> bytes:
-    """The outcome's JSON, timed from ``started`` to now."""
+def _json(outcome: Any, started: float, origin: dict[str, Any]) -> bytes:
+    """The outcome's JSON, timed from ``started`` to now, with its provenance ``origin``
+    (put in the JSON rather than the model: the cached dict costs orjson next to
+    nothing, pydantic would walk it)."""
     outcome.started, outcome.stop = started, time.time()
     try:
-        return orjson.dumps(outcome.model_dump(exclude_none=True), option=_JSON)
+        return orjson.dumps({**outcome.model_dump(exclude_none=True), "provenance": origin},
+                            option=_JSON)  # fmt: skip
     except orjson.JSONEncodeError as exc:  # say so here, where the results were made
         unwritable = failure("TypeError", f"the results cannot be stored as JSON: {exc}")
         unwritable.started, unwritable.stop = outcome.started, outcome.stop
-        return orjson.dumps(unwritable.model_dump(exclude_none=True))
+        return orjson.dumps({**unwritable.model_dump(exclude_none=True), "provenance": origin})
 
 
 def _node(conn: Connection, key: str, entry: bytes) -> None:

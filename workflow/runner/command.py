@@ -18,6 +18,7 @@ from collections import deque
 from typing import IO, BinaryIO
 
 from workflow.runner.outcome import TAIL, failure, tail
+from workflow.runner.provenance import basic
 from workflow.wire import Outcome
 
 #: Bytes read from a pipe at once.
@@ -56,7 +57,8 @@ def run_command(argv: list[str], timeout: float, log: str | None = None) -> Outc
     """Run ``argv`` for at most ``timeout`` seconds, its output into the file ``log``.
 
     The exit code and the tails of stdout and stderr become ``results``; a non-zero
-    exit, a timeout or a missing program is a failure.
+    exit, a timeout or a missing program is a failure. The provenance is the runner's
+    (``provenance.basic``).
     """
     started = time.time()
     deadline = time.monotonic() + timeout
@@ -67,6 +69,7 @@ def run_command(argv: list[str], timeout: float, log: str | None = None) -> Outc
         outcome = failure("CommandNotFound" if isinstance(exc, FileNotFoundError)
                           else type(exc).__name__, f"cannot run {argv[0]!r}: {exc}")  # fmt: skip
         outcome.started = outcome.stop = started
+        outcome.provenance = dict(basic())
         return outcome
     sink = open(log, "ab") if log is not None else None  # noqa: SIM115 - closed below
     lock = threading.Lock()
@@ -105,6 +108,7 @@ def run_command(argv: list[str], timeout: float, log: str | None = None) -> Outc
         outcome = Outcome(status="success")
     outcome.results = results
     outcome.started, outcome.stop = started, time.time()
+    outcome.provenance = dict(basic())  # python, host, image, runner: no code of ours ran
     return outcome
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 from workflow.errors import ConfigurationError, WorkflowError
@@ -23,15 +24,18 @@ from workflow.errors import ConfigurationError, WorkflowError
 class Graphs:
     """How the graph works of one runner run: the engine, and the Dask cluster."""
 
-    def __init__(self, engine: str | None = None):
+    def __init__(self, engine: str | None = None, archive: Path | None = None):
         self.engine = engine
+        self.archive = str(archive) if archive is not None else None
         self._lock = threading.Lock()
         self._cluster: Any = None
         self._address = os.environ.get("WORKFLOW_DASK_SCHEDULER") or None
 
     def how(self, work: dict[str, Any]) -> dict[str, Any]:
-        """What the child needs to run the graph of ``work``: ``{"engine", "scheduler"}``."""
-        how: dict[str, Any] = {"engine": self.engine, "scheduler": self._address}
+        """What the child needs to run the graph of ``work``: ``{"engine", "scheduler",
+        "archive"}`` (where node outputs are kept, ``workflow.graph.cache``)."""
+        how: dict[str, Any] = {"engine": self.engine, "scheduler": self._address,
+                               "archive": self.archive}  # fmt: skip
         # Only until a cluster is known is the graph read here, to see if it needs one.
         if self._address is None and (named(work["graph"]) or self.engine) == "dask":
             with contextlib.suppress(WorkflowError):  # no Dask here: the child says so
@@ -46,7 +50,7 @@ class Graphs:
         """
         with self._lock:
             if self._address is None:
-                from workflow.graph.engine import local_cluster
+                from workflow.graph.engines import local_cluster
 
                 try:
                     self._cluster = local_cluster()

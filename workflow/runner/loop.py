@@ -94,7 +94,7 @@ class Runner:
         self._can_hold = True  # the server can hold a withdraw until work comes
         self._hold = min(HOLD, options.lease / 2)  # seconds it may hold one
         self._carried = False  # the last withdraw carried outcomes (so it did not wait)
-        self.graphs = Graphs(options.graph_engine)
+        self.graphs = Graphs(options.graph_engine, options.archive)
 
     # -- the main loop -------------------------------------------------------------------
 

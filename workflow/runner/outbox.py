@@ -35,9 +35,9 @@ from pydantic import ValidationError
 
 from workflow import errors
 from workflow.client import Client
+from workflow.history import ErrorInfo
 from workflow.policy import Backoff
 from workflow.wire import Outcome
-from workflow.work import ErrorInfo
 
 log = logging.getLogger("workflow.run")
 #: Outcomes sent in one request at most.

@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from workflow.history import ErrorInfo
 from workflow.wire import Outcome
-from workflow.work import ErrorInfo
 
 #: How much of a traceback, stdout or stderr is kept, in characters.
 TAIL = 4000

@@ -25,10 +25,10 @@ from typing import Any, Protocol
 import orjson
 from pydantic import ValidationError
 
+from workflow.history import NodeEntry
 from workflow.runner import child
 from workflow.runner.outcome import failure
 from workflow.wire import Outcome
-from workflow.work import NodeEntry
 
 # Children fork from a clean server process, never from the threaded runner itself.
 _CONTEXT = multiprocessing.get_context("forkserver")

@@ -250,7 +250,9 @@ def cancel(buckets: Verbs, id: str, request: Request) -> Response:
              summary="Queue a finished work again as a new, linked work")
 def retry(buckets: Verbs, id: str, request: Request,
           body: Annotated[RetryRequest | None, Body()] = None) -> Response:  # fmt: skip
-    return json_reply(buckets.retry(id, body.parameters if body else None, by=who(request)))
+    return json_reply(buckets.retry(id, body.parameters if body else None,
+                                    from_failure=bool(body and body.from_failure),
+                                    by=who(request)))  # fmt: skip
 
 
 @router.patch("/work/{id}", **needs("operator"),

@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 
 from workflow.results import Results
 from workflow.service.access import needs, who
-from workflow.wire import BulkReply, Confirm, Page, Search
+from workflow.wire import BulkReply, Page, RetryMatching, Search
 
 router = APIRouter(tags=["results"])
 
@@ -121,10 +121,12 @@ def _csv_rows(rows: Iterable[Sequence[Any]]) -> bytes:
 @router.post("/retry", **needs("operator"),
              summary="Queue again every finished work a search matches")
 def retry_matching(results: Verbs, search: Searched, request: Request,
-                   body: Confirm) -> BulkReply:  # fmt: skip
+                   body: RetryMatching) -> BulkReply:  # fmt: skip
     """Each work is retried as a new work linked to it (as ``/buckets/work/{id}/retry``
-    does), with its own parameters; the search's sort and page do not apply."""
-    return results.retry_matching(search, body.confirm, by=who(request))
+    does), with its own parameters (a graph work reusing its nodes' outputs with
+    ``from_failure``); the search's sort and page do not apply."""
+    return results.retry_matching(search, body.confirm, from_failure=body.from_failure,
+                                  by=who(request))  # fmt: skip
 
 
 @router.get("/works/{id}", **needs("viewer"), summary="One finished work with its history")

@@ -1,4 +1,5 @@
-"""What free-text search sees of a work: the words of its parameters, results and errors."""
+"""What free-text search sees of a work: the words of its parameters, results, errors and
+provenance."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ TEXT_LIMIT = 65_536
 
 def text_of(doc: dict[str, Any]) -> str:
     """The searchable text of ``doc``: keys and values of parameters and results, tags,
-    events, user, site and the error messages of its history, truncated to TEXT_LIMIT."""
+    events, user, site, and of its history the error messages and the provenance (its
+    values, and the names of the modules in ``code``), truncated to TEXT_LIMIT."""
     parts: list[str] = []
     for name in ("parameters", "results"):
         _walk(doc.get(name), parts)
@@ -23,10 +25,29 @@ def text_of(doc: dict[str, Any]) -> str:
     for name in ("user", "site", "function"):
         if doc.get(name):
             parts.append(str(doc[name]))
+    seen: list[Any] = []
     for entry in doc.get("history") or []:
         error = entry.get("error") or {}
         _walk([error.get("type"), error.get("message")], parts)
+        record = entry.get("provenance")
+        if record and record not in seen:  # attempts on the same host say the same
+            seen.append(record)
+            _provenance(record, parts)
     return " ".join(parts)[:TEXT_LIMIT]
+
+
+def _provenance(record: Any, parts: list[str]) -> None:
+    """The values of a provenance record, and the module names of its ``code`` (its other
+    keys, such as ``python``, are in every record: no word to search by)."""
+    if not isinstance(record, dict):
+        return
+    for name, value in record.items():
+        if name != "code" or not isinstance(value, dict):
+            _walk(value, parts)
+            continue
+        for module, origin in value.items():
+            parts.append(str(module))
+            _walk(list(origin.values()) if isinstance(origin, dict) else origin, parts)
 
 
 def _walk(value: Any, parts: list[str]) -> None:
