@@ -109,6 +109,9 @@ def counted(path, x, fail_while=None):
         raise RuntimeError(f"{fail_while} is there")
     return x + 1
 
+def echo(**parameters):
+    return parameters
+
 def floods(megabytes):
     line = "x" * 99 + "\\n"
     for _ in range(megabytes * 10_000):

@@ -16,6 +16,7 @@ from workflow import (
     __version__,
     cli_buckets,
     cli_graph,
+    cli_pipelines,
     cli_results,
     cli_run,
     cli_token,
@@ -275,6 +276,11 @@ def graph() -> None:
 
 
 @cli.group(cls=Group)
+def pipelines() -> None:
+    """Pipeline configurations (CHIME's v2 YAML): deploy, and their runs."""
+
+
+@cli.group(cls=Group)
 def token() -> None:
     """Access tokens: make one, or the tokens file's entry for one."""
 
@@ -291,6 +297,8 @@ for _command in cli_buckets.COMMANDS:
     buckets.add_command(_command)
 for _command in cli_results.COMMANDS:
     results.add_command(_command)
+for _command in cli_pipelines.COMMANDS:
+    pipelines.add_command(_command)
 
 
 def main() -> None:

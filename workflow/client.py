@@ -375,6 +375,29 @@ class Client:
         reply = self.call("POST", "/results/retry", params=search.params(), json=body)
         return BulkReply.model_validate(reply)
 
+    # -- pipelines -----------------------------------------------------------------------
+
+    def deploy_pipeline(self, config: dict[str, Any]) -> Doc:
+        """Deploy a v2 pipeline configuration (a parsed YAML document): the new run."""
+        return self._doc("POST", "/pipelines", config, safe=False)
+
+    def pipeline_runs(self, *, status: Sequence[str] | None = None, name: str | None = None,
+                      limit: int = 100) -> list[Doc]:  # fmt: skip
+        """Pipeline runs, newest first."""
+        params: dict[str, Any] = {"limit": limit, "status": list(status or [])}
+        if name is not None:
+            params["name"] = name
+        return self.call("GET", "/pipelines", safe=True, params=params)  # type: ignore[no-any-return]
+
+    def pipeline_run(self, id: str) -> Doc:
+        return self._doc("GET", f"/pipelines/{id}", None)
+
+    def cancel_pipeline(self, id: str) -> Doc:
+        return self._doc("POST", f"/pipelines/{id}/cancel", None, safe=False)
+
+    def retry_pipeline(self, id: str) -> Doc:
+        return self._doc("POST", f"/pipelines/{id}/retry", None, safe=False)
+
     def _doc(self, method: str, path: str, body: dict[str, Any] | None, safe: bool = True
              ) -> Doc:  # fmt: skip
         if body is None:

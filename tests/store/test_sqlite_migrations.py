@@ -22,9 +22,10 @@ UNVERSIONED = Path(__file__).parent / "data" / "unversioned.sql"
 #: Its tables, each as the file holds it (the text index's own tables aside).
 TABLES = ("work", "results", "results_tags", "results_unindexed", "results_minutes",
           "pipelines", "work_tally", "results_tally")  # fmt: skip
-#: What the steps after the first add (step 2: the runners on record).
+#: What the steps after the first add (2: the runners on record; 3: logs; 4: documents).
 LATER = {"runners", "runners_seen", "sqlite_autoindex_runners_1", "work_runner", "logs",
-         "sqlite_autoindex_logs_1"}
+         "sqlite_autoindex_logs_1", "documents", "documents_status",
+         "sqlite_autoindex_documents_1"}
 #: A step after the real ones, whose every run leaves a row.
 PROBE = "CREATE TABLE IF NOT EXISTS probe (n INTEGER); INSERT INTO probe VALUES (1);"
 

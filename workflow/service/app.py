@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from workflow import __version__, collector
 from workflow.buckets import Buckets
 from workflow.errors import StoreUnavailable, WorkflowError
+from workflow.pipelines import Pipelines
 from workflow.results import Results
 from workflow.service import (
     access,
@@ -29,9 +30,11 @@ from workflow.service import (
     errors,
     files_api,
     heap,
+    pipelines_api,
     results_api,
     ui_api,
 )
+from workflow.service.advancing import Advancer
 from workflow.service.edge import Edge
 from workflow.service.hot import HotPaths
 from workflow.service.waiting import Finishes, WaitingRoom
@@ -70,7 +73,15 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
         finishes = Finishes()
         finishes.start()
         app.state.waiting, app.state.finishes = room, finishes
-        buckets.changed, buckets.finished = room.changed, finishes.finished
+        app.state.pipelines = Pipelines(buckets)
+        advancer = Advancer(app.state.pipelines, settings.reap_interval)
+
+        def finished(id: str) -> None:
+            finishes.finished(id)
+            advancer.poke()
+
+        buckets.changed, buckets.finished = room.changed, finished
+        advancer.start()
         following = _follow(app, store, room, finishes)
         stop = threading.Event()
         reaper = threading.Thread(target=_reap, args=(app.state.buckets, settings, stop),
@@ -81,6 +92,7 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
         finally:
             room.close()
             finishes.close()
+            advancer.close()
             if following is not None:
                 following.stop()
             stop.set()
@@ -100,6 +112,7 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
                                              **chime_buckets.fast.table("/buckets")})
     # Added last, so it runs first: no route reads a body the edge has not checked.
     app.add_middleware(Edge, max_body=settings.max_body, max_depth=settings.max_depth)
+    app.include_router(pipelines_api.router, prefix="/pipelines")
     for prefix, chime, ours in (("/buckets", chime_buckets, buckets_api),
                                 ("/results", chime_results, results_api)):  # fmt: skip
         app.include_router(_version_router(prefix), prefix=prefix)

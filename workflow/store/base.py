@@ -116,6 +116,31 @@ class LogBook(Protocol):
         ...
 
 
+class Documents(Protocol):
+    """Documents of other kinds than works (pipeline runs, configurations, schedules),
+    each ``{"id", "version", "status", "name", ...}``, keyed by kind and id; every put a
+    compare-and-set on ``version``."""
+
+    def get(self, kind: str, id: str) -> Doc | None:
+        """The document ``id`` of ``kind``, or None."""
+        ...
+
+    def find(self, kind: str, *, status: list[str] | None = None, name: str | None = None,
+             limit: int | None = None) -> list[Doc]:  # fmt: skip
+        """Documents of ``kind`` with one of ``status`` and that ``name`` (None: any),
+        newest first (by ``creation``)."""
+        ...
+
+    def put(self, kind: str, doc: Doc, expect: int | None) -> bool:
+        """Write ``doc`` if the stored one's ``version`` is ``expect`` (None: none is
+        stored yet); False, writing nothing, when it is not."""
+        ...
+
+    def delete(self, kind: str, ids: list[str]) -> int:
+        """Delete these documents of ``kind``; return how many there were."""
+        ...
+
+
 class Following(Protocol):
     """A store passing on other servers' changes as they happen (``Store.follow``)."""
 
@@ -149,6 +174,11 @@ class Store(Protocol):
     @property
     def logs(self) -> LogBook:
         """The attempts' logs, of queued, running and finished works alike."""
+        ...
+
+    @property
+    def documents(self) -> Documents:
+        """Pipeline runs, configurations and schedules."""
         ...
 
     def claim(self, pipelines: list[str], query: Query, claim: Claim, limit: int = 1

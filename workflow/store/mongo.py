@@ -196,9 +196,11 @@ class MongoStore:
         self.db = self.client[name]
         self._work = MongoCollection(self, "work")
         self._results = MongoCollection(self, "results")
-        from workflow.store.mongo_logs import MongoLogs  # it imports this module
+        from workflow.store.mongo_docs import MongoDocuments  # they import this module
+        from workflow.store.mongo_logs import MongoLogs
 
         self.logs = MongoLogs(self)
+        self.documents = MongoDocuments(self)
         self._mock = client is not None
         self.transactions = False
         self._prepared = False
@@ -249,6 +251,8 @@ class MongoStore:
         work.create_index([("lease.runner", 1)], name="held_by", sparse=True)
         self.db["runners"].create_index([("last_seen", 1)], name="last_seen")
         self.db["logs"].create_index([("work", 1), ("attempt", 1)], name="by_work")
+        for kind in ("pipeline_runs", "pipeline_configs", "schedules"):
+            self.db[kind].create_index([("status", 1), ("creation", -1)], name="by_status")
 
     def conflict(self, collection: MongoCollection, id: str, expect: dict[str, Any],
                  session: Any = None) -> NotFound | TransitionConflict:  # fmt: skip

@@ -26,6 +26,7 @@ from workflow.store.sqlite_connections import (
     SqliteConnections,
     default_path,
 )
+from workflow.store.sqlite_docs import SqliteDocuments
 from workflow.store.sqlite_logs import SqliteLogs
 from workflow.store.sqlite_migrations import migrate
 from workflow.store.sqlite_schema import (
@@ -66,6 +67,7 @@ class SqliteStore(SqliteConnections):
         self.work = SqliteCollection(self, "work", WORK_COLUMNS)
         self.results = SqliteCollection(self, "results", RESULT_COLUMNS)
         self.logs = SqliteLogs(self)
+        self.documents = SqliteDocuments(self)
 
     def follow(self, on_claimable: Callable[[float | None], None],
                on_finished: Callable[[str], None], on_lost: Callable[[], None]

@@ -146,6 +146,11 @@ MIGRATIONS: list[str] = [
     "CREATE TABLE IF NOT EXISTS logs (\n"
     "    work TEXT NOT NULL, attempt INTEGER NOT NULL, size INTEGER NOT NULL,\n"
     "    doc TEXT NOT NULL, PRIMARY KEY (work, attempt));\n",
+    # 4: pipeline runs, configurations and schedules (``workflow.store.sqlite_docs``).
+    "CREATE TABLE IF NOT EXISTS documents (\n"
+    "    kind TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, status TEXT,\n"
+    "    name TEXT, creation REAL, doc TEXT NOT NULL, PRIMARY KEY (kind, id));\n"
+    "CREATE INDEX IF NOT EXISTS documents_status ON documents (kind, status, creation);\n",
 ]
 
 

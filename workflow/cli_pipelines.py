@@ -1,0 +1,112 @@
+"""``workflow pipelines ...``: deploy pipeline configurations (CHIME's v2 YAML) and
+follow, cancel and retry their runs."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+import yaml
+from rich.table import Table
+
+from workflow import views
+from workflow.cli_connect import connect
+
+if TYPE_CHECKING:
+    from workflow.client import Client
+
+as_json_option = click.option("--json", "as_json", is_flag=True,
+                              help="Print JSON instead of a table.")  # fmt: skip
+STATUSES = ("running", "success", "failure", "cancelled")
+
+
+@click.command()
+@click.argument("file", type=click.File("r"))
+@connect
+@click.pass_obj
+def deploy(client: Client, file: Any) -> None:
+    """Deploy the pipeline configuration in FILE (YAML; - reads standard input) and
+    print the new run's id."""
+    try:
+        config = yaml.safe_load(file)
+    except yaml.YAMLError as exc:
+        click.echo(f"error: {file.name} is not YAML: {str(exc).splitlines()[0]}", err=True)
+        sys.exit(2)
+    run = client.deploy_pipeline(config if isinstance(config, dict) else {"config": config})
+    click.echo(run["id"])
+
+
+@click.command("ls")
+@click.option("--name", help="Only runs of this configuration.")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES),
+              help="Only runs of this status, repeatable.")  # fmt: skip
+@click.option("--limit", default=50, type=click.IntRange(1, 1000), help="Runs to show.")
+@as_json_option
+@connect
+@click.pass_obj
+def ls(client: Client, name: str | None, statuses: tuple[str, ...], limit: int,
+       as_json: bool) -> None:  # fmt: skip
+    """Pipeline runs, newest first: status, stage, steps done."""
+    runs = client.pipeline_runs(status=statuses, name=name, limit=limit)
+    if as_json:
+        click.echo(views.json_text(runs))
+        return
+    if not runs:
+        click.echo("no pipeline run: deploy one with `workflow pipelines deploy FILE`")
+        return
+    table = Table(title="Pipeline runs")
+    for column in ("id", "name", "status", "stage", "steps", "started", "by"):
+        table.add_column(column)
+    for run in runs:
+        steps = run["steps"]
+        ended = sum(step["status"] in ("success", "failure", "skipped") for step in steps)
+        table.add_row(run["id"], run["name"], views.status_text(run["status"]),
+                      str(run.get("current_stage")), f"{ended}/{len(steps)}",
+                      views.when(run.get("start")), run.get("user") or "")  # fmt: skip
+    views.show(table)
+
+
+@click.command()
+@click.argument("id")
+@as_json_option
+@connect
+@click.pass_obj
+def show(client: Client, id: str, as_json: bool) -> None:
+    """One run: each step's stage, status, works and why it ended as it did."""
+    run = client.pipeline_run(id)
+    if as_json:
+        click.echo(views.json_text(run))
+        return
+    table = Table(title=f"{run['name']} {run['id']}: {run['status']}, stage "
+                        f"{run.get('current_stage')}")  # fmt: skip
+    for column in ("step", "stage", "status", "works", "succeeded", "why"):
+        table.add_column(column)
+    for step in run["steps"]:
+        table.add_row(step["name"], str(step["stage"]), views.status_text(step["status"]),
+                      ", ".join(step["works"][:3]) + (" …" if len(step["works"]) > 3 else ""),
+                      f"{step['succeeded']}/{len(step['works'])}", step.get("reason") or "")
+    views.show(table)
+
+
+@click.command()
+@click.argument("id")
+@connect
+@click.pass_obj
+def cancel(client: Client, id: str) -> None:
+    """Cancel a running run and its queued and running works."""
+    run = client.cancel_pipeline(id)
+    click.echo(f"{run['id']}: {run['status']}")
+
+
+@click.command()
+@click.argument("id")
+@connect
+@click.pass_obj
+def retry(client: Client, id: str) -> None:
+    """Run the failed steps of an ended run again (new works), and what follows them."""
+    run = client.retry_pipeline(id)
+    click.echo(f"{run['id']}: {run['status']}, stage {run.get('current_stage')}")
+
+
+COMMANDS = [deploy, ls, show, cancel, retry]
