@@ -281,6 +281,11 @@ def pipelines() -> None:
 
 
 @cli.group(cls=Group)
+def schedules() -> None:
+    """Schedules of pipeline configurations: list, pause, resume, remove."""
+
+
+@cli.group(cls=Group)
 def token() -> None:
     """Access tokens: make one, or the tokens file's entry for one."""
 
@@ -299,6 +304,8 @@ for _command in cli_results.COMMANDS:
     results.add_command(_command)
 for _command in cli_pipelines.COMMANDS:
     pipelines.add_command(_command)
+for _command in cli_pipelines.SCHEDULE_COMMANDS:
+    schedules.add_command(_command)
 
 
 def main() -> None:

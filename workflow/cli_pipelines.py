@@ -35,6 +35,9 @@ def deploy(client: Client, file: Any) -> None:
         sys.exit(2)
     run = client.deploy_pipeline(config if isinstance(config, dict) else {"config": config})
     click.echo(run["id"])
+    if run.get("kind") == "schedule":
+        click.echo(f"scheduled: {run['cronspec']} ({run['timezone']}), next at "
+                   f"{views.when(run['next_time'])}", err=True)  # fmt: skip
 
 
 @click.command("ls")
@@ -110,3 +113,56 @@ def retry(client: Client, id: str) -> None:
 
 
 COMMANDS = [deploy, ls, show, cancel, retry]
+
+
+@click.command("ls")
+@as_json_option
+@connect
+@click.pass_obj
+def schedules_ls(client: Client, as_json: bool) -> None:
+    """Schedules: status, cron, lives left, runs spawned, next time."""
+    found = client.schedules()
+    if as_json:
+        click.echo(views.json_text(found))
+        return
+    if not found:
+        click.echo("no schedule: deploy a configuration with a schedule: section")
+        return
+    table = Table(title="Schedules")
+    for column in ("id", "name", "status", "cron", "lives", "spawned", "next"):
+        table.add_column(column)
+    for doc in found:
+        table.add_row(doc["id"], doc["name"], views.status_text(doc["status"]),
+                      f"{doc['cronspec']} ({doc['timezone']})",
+                      "forever" if doc["lives"] == -1 else str(doc["lives"]),
+                      str(doc["has_spawned"]), views.when(doc.get("next_time")))  # fmt: skip
+    views.show(table)
+
+
+def _acting(action: str, help: str) -> click.Command:
+    @click.command(action, help=help)
+    @click.argument("id")
+    @connect
+    @click.pass_obj
+    def act(client: Client, id: str) -> None:
+        doc = client.schedule(id, action)
+        click.echo(f"{doc['id']}: {doc['status']}, next at {views.when(doc.get('next_time'))}")
+
+    return act
+
+
+@click.command("rm")
+@click.argument("id")
+@connect
+@click.pass_obj
+def schedules_rm(client: Client, id: str) -> None:
+    """Remove schedule ID (the runs it spawned stay)."""
+    if not client.remove_schedule(id):
+        click.echo(f"error: no schedule {id}", err=True)
+        sys.exit(1)
+    click.echo(f"{id}: removed")
+
+
+SCHEDULE_COMMANDS = [schedules_ls, _acting("pause", "Spawn nothing until resumed."),
+                     _acting("resume", "Spawn again; the next time counts from now."),
+                     schedules_rm]  # fmt: skip

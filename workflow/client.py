@@ -398,6 +398,19 @@ class Client:
     def retry_pipeline(self, id: str) -> Doc:
         return self._doc("POST", f"/pipelines/{id}/retry", None, safe=False)
 
+    def schedules(self) -> list[Doc]:
+        """Schedules, newest first."""
+        return self.call("GET", "/schedules", safe=True)  # type: ignore[no-any-return]
+
+    def schedule(self, id: str, action: str | None = None) -> Doc:
+        """One schedule; with ``action`` (``pause``, ``resume``), after it."""
+        if action is None:
+            return self._doc("GET", f"/schedules/{id}", None)
+        return self._doc("POST", f"/schedules/{id}/{action}", None)
+
+    def remove_schedule(self, id: str) -> int:
+        return int(self.call("DELETE", f"/schedules/{id}", safe=True)["removed"])
+
     def _doc(self, method: str, path: str, body: dict[str, Any] | None, safe: bool = True
              ) -> Doc:  # fmt: skip
         if body is None:

@@ -132,3 +132,29 @@ def test_kill_9_between_stages_and_during_a_deposit_loses_and_duplicates_nothing
     counts = httpx.get(f"{server.url}/buckets/counts", timeout=10).json()
     assert counts["wide"] == {"success": 1500} and counts["wider"] == {"success": 1500}
     process.kill()
+
+
+def test_a_schedule_is_deployed_listed_paused_resumed_and_removed(
+        server: Server, tmp_path: Path) -> None:  # fmt: skip
+    path = tmp_path / "nightly.yaml"
+    path.write_text(CONFIG.replace("defaults:", "schedule: {cronspec: '0 3 * * *', lives: 3, "
+                                   "timezone: Europe/Paris}\ndefaults:"))  # fmt: skip
+    deployed = _cli(server, "pipelines", "deploy", str(path))
+    assert deployed.returncode == 0, deployed.stderr
+    id = deployed.stdout.strip()
+    assert "scheduled: 0 3 * * * (Europe/Paris), next at" in deployed.stderr
+    (listed,) = json.loads(_cli(server, "schedules", "ls", "--json").stdout)
+    assert (listed["id"], listed["status"], listed["lives"], listed["has_spawned"]) == (
+        id, "active", 3, 0)
+    assert listed["next_time"] > time.time()
+    assert httpx.get(f"{server.url}/pipelines", timeout=10).json() == [], "no run yet"
+    shown = _cli(server, "schedules", "ls")
+    assert "grid-search" in shown.stdout and "0 3 * * * (Europe/Paris)" in shown.stdout
+    assert _cli(server, "schedules", "pause", id).stdout.startswith(f"{id}: paused")
+    assert _cli(server, "schedules", "resume", id).stdout.startswith(f"{id}: active")
+    assert _cli(server, "schedules", "rm", id).stdout.strip() == f"{id}: removed"
+    again = _cli(server, "schedules", "rm", id)
+    assert again.returncode == 1 and again.stderr.strip() == f"error: no schedule {id}"
+    bad = _cli(server, "pipelines", "deploy", "-", stdin=CONFIG.replace(
+        "defaults:", "schedule: {cronspec: '61 * * * *'}\ndefaults:"))  # fmt: skip
+    assert bad.returncode == 2 and "schedule.cronspec" in bad.stderr

@@ -39,6 +39,7 @@ POLICY = {
         "POST /results/view/count", "GET /results/status", "GET /results/works",
         "GET /results/export", "GET /results/works/{id}", "GET /ui/whoami", "GET /ui/dashboard",
         "GET /ui/events", "GET /files", "GET /files/link", "GET /pipelines", "GET /pipelines/{id}",
+        "GET /schedules", "GET /schedules/{id}",
     ],
     "runner": [
         "POST /buckets/work", "PUT /buckets/work", "POST /buckets/work/withdraw",
@@ -51,6 +52,7 @@ POLICY = {
     "operator": [
         "DELETE /buckets/work", "POST /buckets/work/delete", "PATCH /buckets/work/{id}",
         "POST /pipelines", "POST /pipelines/{id}/cancel", "POST /pipelines/{id}/retry",
+        "POST /schedules/{id}/pause", "POST /schedules/{id}/resume", "DELETE /schedules/{id}",
         "POST /buckets/work/{id}/cancel", "POST /buckets/work/{id}/retry",
         "PATCH /buckets/pipelines/{pipeline}", "POST /buckets/pipelines/{pipeline}/pause",
         "POST /buckets/pipelines/{pipeline}/resume", "POST /buckets/bulk", "PUT /results/results",

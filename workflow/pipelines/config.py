@@ -37,10 +37,12 @@ class Strict(BaseModel):
 
 
 class Schedule(Strict):
-    """Spawn the pipeline again on a cron (five fields), ``lives`` times (-1: forever)."""
+    """Spawn the pipeline again on a cron (five fields, read in ``timezone``), ``lives``
+    times (-1: forever)."""
 
     cronspec: str = Field(min_length=9, max_length=200)
     lives: int = Field(default=-1, ge=-1)
+    timezone: str = Field(default="UTC", max_length=64)
 
 
 class Step(Strict):

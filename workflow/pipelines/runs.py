@@ -47,26 +47,44 @@ class Pipelines:
     """Pipeline runs over the bucket verbs (``buckets``)."""
 
     def __init__(self, buckets: Buckets, clock: Callable[[], float] = time.time):
+        from workflow.pipelines.schedules import Schedules
+
         self.buckets = buckets
         self.store = buckets.store
         self.clock = clock
+        self.schedules = Schedules(self)
 
     # -- the verbs ------------------------------------------------------------------------
 
     def deploy(self, raw: Any, *, by: str | None = None) -> Doc:
-        """Start a run of the configuration ``raw`` (a parsed YAML document); the run,
-        its first stage deposited.
+        """Deploy the configuration ``raw`` (a parsed YAML document): a configuration
+        with a ``schedule`` makes a schedule (``workflow.pipelines.schedules``), which
+        spawns its runs; any other starts a run, its first stage deposited.
 
         Raises:
             InvalidWork: not a valid v2 configuration (naming the field).
         """
         config = parse_config(raw)
+        if config.schedule is not None:
+            return self.schedules.create(config, by=by)
+        return self.start(raw, by=by)
+
+    def start(self, raw: Any, *, id: str | None = None, by: str | None = None) -> Doc:
+        """Start a run (of id ``id``, else a new one) of the configuration ``raw``.
+
+        Raises:
+            InvalidWork: not a valid v2 configuration (naming the field).
+            TransitionConflict: a run ``id`` exists already.
+        """
+        config = parse_config(raw)
         now = self.clock()
-        run: Doc = {"id": new_id(), "version": 1, "name": config.name, "status": "running",
-               "current_stage": None, "creation": now, "start": now, "stop": None, "user": by,
-               "config": config.model_dump(mode="json", by_alias=True, exclude_none=True),
-               "steps": [_step(step.name, step.stage) for step in config.pipeline.steps],
-               "history": [{"at": now, "event": "deployed", "by": by}]}  # fmt: skip
+        run: Doc = {
+            "id": id or new_id(), "version": 1, "kind": "run", "name": config.name,
+            "status": "running", "current_stage": None, "creation": now, "start": now,
+            "stop": None, "user": by,
+            "config": config.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "steps": [_step(step.name, step.stage) for step in config.pipeline.steps],
+            "history": [{"at": now, "event": "deployed", "by": by}]}  # fmt: skip
         if not self.store.documents.put(RUNS, run, None):
             raise TransitionConflict(f"a run {run['id']} exists already", field="id")
         return self.advance(run["id"])

@@ -1,6 +1,6 @@
-"""The thread that moves pipeline runs on (``workflow.pipelines.runs``): as soon as a
-work finishes on this server (``poke``), and every reap interval for what other servers
-finished."""
+"""The thread that spawns the runs of due schedules and moves pipeline runs on
+(``workflow.pipelines``): as soon as a work finishes on this server (``poke``), and
+every reap interval for what other servers finished and for the schedules."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ class Advancer:
             if self._stopping.is_set():
                 return
             try:
+                self.pipelines.schedules.spawn_due()
                 self.pipelines.advance_all()
             except Exception:
                 log.exception("moving pipeline runs on failed; trying again")

@@ -32,6 +32,7 @@ from workflow.service import (
     heap,
     pipelines_api,
     results_api,
+    schedules_api,
     ui_api,
 )
 from workflow.service.advancing import Advancer
@@ -113,6 +114,7 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
     # Added last, so it runs first: no route reads a body the edge has not checked.
     app.add_middleware(Edge, max_body=settings.max_body, max_depth=settings.max_depth)
     app.include_router(pipelines_api.router, prefix="/pipelines")
+    app.include_router(schedules_api.router, prefix="/schedules")
     for prefix, chime, ours in (("/buckets", chime_buckets, buckets_api),
                                 ("/results", chime_results, results_api)):  # fmt: skip
         app.include_router(_version_router(prefix), prefix=prefix)
