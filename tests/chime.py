@@ -79,6 +79,9 @@ def chime_home(
             "baseurls": {
                 "buckets": f"{server_url}/buckets",
                 "results": f"{server_url}/results",
+                "configs": server_url,
+                "pipelines": server_url,
+                "schedules": server_url,
             }
         },
     }

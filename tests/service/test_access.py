@@ -39,7 +39,8 @@ POLICY = {
         "POST /results/view/count", "GET /results/status", "GET /results/works",
         "GET /results/export", "GET /results/works/{id}", "GET /ui/whoami", "GET /ui/dashboard",
         "GET /ui/events", "GET /files", "GET /files/link", "GET /pipelines", "GET /pipelines/{id}",
-        "GET /schedules", "GET /schedules/{id}",
+        "GET /schedules", "GET /schedules/{id}", "GET /configs", "GET /configs/count",
+        "GET /schedule", "GET /schedule/count",
     ],
     "runner": [
         "POST /buckets/work", "PUT /buckets/work", "POST /buckets/work/withdraw",
@@ -53,6 +54,8 @@ POLICY = {
         "DELETE /buckets/work", "POST /buckets/work/delete", "PATCH /buckets/work/{id}",
         "POST /pipelines", "POST /pipelines/{id}/cancel", "POST /pipelines/{id}/retry",
         "POST /schedules/{id}/pause", "POST /schedules/{id}/resume", "DELETE /schedules/{id}",
+        "POST /configs", "PUT /configs/cancel", "POST /configs/retry", "DELETE /configs",
+        "POST /schedule", "DELETE /schedule",
         "POST /buckets/work/{id}/cancel", "POST /buckets/work/{id}/retry",
         "PATCH /buckets/pipelines/{pipeline}", "POST /buckets/pipelines/{pipeline}/pause",
         "POST /buckets/pipelines/{pipeline}/resume", "POST /buckets/bulk", "PUT /results/results",

@@ -105,6 +105,10 @@ class Pipelines:
             raise NotFound(f"no pipeline run {id}", field="id", id=id)
         return doc
 
+    def remove(self, ids: list[str]) -> int:
+        """Forget these runs (their works stay); how many there were."""
+        return self.store.documents.delete(RUNS, ids)
+
     def cancel(self, id: str, *, by: str | None = None) -> Doc:
         """Cancel a running run: its queued and running works are cancelled, its steps
         that have not ended too.

@@ -25,6 +25,7 @@ from workflow.service import (
     access,
     buckets_api,
     chime_buckets,
+    chime_pipelines,
     chime_results,
     docs,
     errors,
@@ -114,6 +115,7 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
     # Added last, so it runs first: no route reads a body the edge has not checked.
     app.add_middleware(Edge, max_body=settings.max_body, max_depth=settings.max_depth)
     app.include_router(pipelines_api.router, prefix="/pipelines")
+    app.include_router(chime_pipelines.router)
     app.include_router(schedules_api.router, prefix="/schedules")
     for prefix, chime, ours in (("/buckets", chime_buckets, buckets_api),
                                 ("/results", chime_results, results_api)):  # fmt: skip
