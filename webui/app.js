@@ -4,11 +4,12 @@ import { mayAct, me, setWho, who } from "./actions.js";
 import { setToken } from "./api.js";
 import { show as buckets } from "./buckets.js";
 import { show as dashboard } from "./dashboard.js";
+import { show as pipelines } from "./pipelines.js";
 import { show as results } from "./results.js";
 import { show as runners } from "./runners.js";
 import { show as work } from "./work.js";
 
-const pages = { "": dashboard, buckets, runners, results, work };
+const pages = { "": dashboard, buckets, runners, pipelines, results, work };
 const main = document.getElementById("main");
 const live = document.getElementById("live");
 const banner = document.getElementById("banner");

@@ -68,7 +68,7 @@ def test_sorting_and_pages(server: Server, page: Any) -> None:
     _seed(server, 60)
     page.goto(f"{server.url}/#/results")
     page.get_by_text("1–50 of 60").wait_for()
-    page.get_by_role("link", name="pipeline").click()
+    page.get_by_role("link", name="pipeline", exact=True).click()
     page.wait_for_url("**sort=pipeline**")
     page.locator('th[aria-sort="descending"]').wait_for()
     pipelines = _rows(page).locator("td:nth-child(2)").all_inner_texts()
