@@ -105,3 +105,11 @@ def until(check: Callable[[], Any], seconds: float = 30.0) -> Any:
             return value
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+def deposit(server: Server, **work: Any) -> str:
+    """Deposit one work over HTTP; its id."""
+    reply = httpx.post(f"{server.url}/buckets/work", params={"return_ids": "true"},
+                       json=[work], timeout=10)  # fmt: skip
+    reply.raise_for_status()
+    return str(reply.json()[0])

@@ -52,11 +52,7 @@ def ls(client: Client, name: str | None, statuses: tuple[str, ...], limit: int,
        as_json: bool) -> None:  # fmt: skip
     """Pipeline runs, newest first: status, stage, steps done."""
     runs = client.pipeline_runs(status=statuses, name=name, limit=limit)
-    if as_json:
-        click.echo(views.json_text(runs))
-        return
-    if not runs:
-        click.echo("no pipeline run: deploy one with `workflow pipelines deploy FILE`")
+    if _said(runs, as_json, "no pipeline run: deploy one with `workflow pipelines deploy FILE`"):
         return
     table = Table(title="Pipeline runs")
     for column in ("id", "name", "status", "stage", "steps", "started", "by"):
@@ -68,6 +64,15 @@ def ls(client: Client, name: str | None, statuses: tuple[str, ...], limit: int,
                       str(run.get("current_stage")), f"{ended}/{len(steps)}",
                       views.when(run.get("start")), run.get("user") or "")  # fmt: skip
     views.show(table)
+
+
+def _said(found: list[Any], as_json: bool, empty: str) -> bool:
+    """Print ``found`` as JSON, or ``empty`` when there is nothing; whether it did."""
+    if as_json:
+        click.echo(views.json_text(found))
+    elif not found:
+        click.echo(empty)
+    return as_json or not found
 
 
 @click.command()
@@ -122,11 +127,7 @@ COMMANDS = [deploy, ls, show, cancel, retry]
 def schedules_ls(client: Client, as_json: bool) -> None:
     """Schedules: status, cron, lives left, runs spawned, next time."""
     found = client.schedules()
-    if as_json:
-        click.echo(views.json_text(found))
-        return
-    if not found:
-        click.echo("no schedule: deploy a configuration with a schedule: section")
+    if _said(found, as_json, "no schedule: deploy a configuration with a schedule: section"):
         return
     table = Table(title="Schedules")
     for column in ("id", "name", "status", "cron", "lives", "spawned", "next"):

@@ -16,16 +16,9 @@ from typing import Any
 import httpx
 import pytest
 from graph_tasks import three_in_a_row
-from harness import Server, until
+from harness import Server, deposit, until
 
 pytestmark = pytest.mark.slow
-
-
-def _deposit(server: Server, **work: Any) -> str:
-    reply = httpx.post(f"{server.url}/buckets/work", params={"return_ids": "true"},
-                       json=[work], timeout=10)  # fmt: skip
-    reply.raise_for_status()
-    return str(reply.json()[0])
 
 
 def _log(server: Server, id: str, **params: Any) -> dict[str, Any]:
@@ -51,9 +44,9 @@ def test_a_printed_line_is_in_the_log_within_two_seconds_and_followed_to_the_end
         server: Server, runner: Any) -> None:  # fmt: skip
     runner("live", "usertasks.prints")
     runner("live-commands")
-    id = _deposit(server, pipeline="live", parameters={"line": "hello from the work",
+    id = deposit(server, pipeline="live", parameters={"line": "hello from the work",
                                                        "seconds": 6})  # fmt: skip
-    command = _deposit(server, pipeline="live-commands",
+    command = deposit(server, pipeline="live-commands",
                        command=["sh", "-c", "echo command line at $(date +%s.%N); sleep 6"])
     seen = until(lambda: "hello from the work" in (log := _log(server, id))["text"] and log, 10)
     now = time.time()
@@ -89,10 +82,10 @@ def test_fifty_megabytes_stay_bounded_in_the_store_whole_in_the_archive_memory_f
         server: Server, runner: Any, tmp_path: Path) -> None:  # fmt: skip
     archive = tmp_path / "archive"
     process = runner("flood", "usertasks.floods", "--archive", str(archive))
-    small = _deposit(server, pipeline="flood", parameters={"megabytes": 1})
+    small = deposit(server, pipeline="flood", parameters={"megabytes": 1})
     until(lambda: _work(server, small)["status"] == "success", 60)
     before = _rss_peak(process.pid)
-    big = _deposit(server, pipeline="flood", parameters={"megabytes": 50})
+    big = deposit(server, pipeline="flood", parameters={"megabytes": 50})
     done = until(lambda: (w := _work(server, big))["status"] == "success" and w, 120)
     after = _rss_peak(process.pid)
     assert after - before < 20_000, f"the runner's peak memory grew by {after - before} kB"
@@ -112,7 +105,7 @@ def test_fifty_megabytes_stay_bounded_in_the_store_whole_in_the_archive_memory_f
 
 def test_a_graphs_nodes_show_as_they_start_and_end(server: Server, runner: Any) -> None:
     runner("graphs")
-    id = _deposit(server, pipeline="graphs", graph=three_in_a_row(5))
+    id = deposit(server, pipeline="graphs", graph=three_in_a_row(5))
     progress = until(lambda: (p := (_work(server, id).get("progress") or {}).get("nodes"))
                      and p.get("second") == "running" and p, 15)  # fmt: skip
     assert progress == {"first": "success", "second": "running"}

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from graph_tasks import link, node
-from harness import Server, until
+from harness import Server, deposit, until
 
 pytestmark = pytest.mark.slow
 
@@ -44,13 +44,6 @@ def _finished(server: Server, id: str) -> dict[str, Any]:
                  ["status"] in ("success", "failure") and w, 60)  # type: ignore[no-any-return]
 
 
-def _deposit(server: Server, **work: Any) -> str:
-    reply = httpx.post(f"{server.url}/buckets/work", params={"return_ids": "true"},
-                       json=[work], timeout=10)  # fmt: skip
-    reply.raise_for_status()
-    return str(reply.json()[0])
-
-
 def test_a_retry_from_failure_runs_only_the_failed_node_and_what_follows(
         server: Server, runner: Any, tmp_path: Path) -> None:  # fmt: skip
     archive, folder, clean = tmp_path / "archive", tmp_path / "counts", tmp_path / "clean"
@@ -58,7 +51,7 @@ def test_a_retry_from_failure_runs_only_the_failed_node_and_what_follows(
     clean.mkdir()
     runner("chains", "--archive", str(archive))
     (folder / "broken").touch()
-    failed = _finished(server, _deposit(server, pipeline="chains", graph=_chain(folder),
+    failed = _finished(server, deposit(server, pipeline="chains", graph=_chain(folder),
                                         retries=0))  # fmt: skip
     assert failed["status"] == "failure"
     assert "node 'second'" in failed["history"][-1]["error"]["message"]
@@ -82,14 +75,14 @@ def test_a_retry_from_failure_runs_only_the_failed_node_and_what_follows(
         "first": True, "second": False, "third": False}
     assert done["history"][0]["changes"] == {"of": failed["id"], "from_failure": True}
 
-    fresh = _finished(server, _deposit(server, pipeline="chains", graph=_chain(clean)))
+    fresh = _finished(server, deposit(server, pipeline="chains", graph=_chain(clean)))
     assert fresh["status"] == "success" and fresh["results"] == done["results"]
     assert _runs(clean) == {"first": 1, "second": 1, "third": 1}
 
 
 def test_only_a_graph_work_is_retried_from_failure(server: Server, runner: Any) -> None:
     runner("plain", "usertasks.boom", "--lives", "1")
-    id = _deposit(server, pipeline="plain", parameters={"x": 1}, retries=0)
+    id = deposit(server, pipeline="plain", parameters={"x": 1}, retries=0)
     _finished(server, id)
     refused = httpx.post(f"{server.url}/buckets/work/{id}/retry", json={"from_failure": True},
                          timeout=10)  # fmt: skip

@@ -10,16 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from graph_tasks import three_in_a_row
-from harness import Server, until
+from harness import Server, deposit, until
 
 pytestmark = pytest.mark.slow
-
-
-def _deposit(server: Server, **work: Any) -> str:
-    reply = httpx.post(f"{server.url}/buckets/work", params={"return_ids": "true"},
-                       json=[work], timeout=10)  # fmt: skip
-    reply.raise_for_status()
-    return str(reply.json()[0])
 
 
 def _status(server: Server, id: str) -> str:
@@ -31,7 +24,7 @@ def test_the_log_grows_on_the_page_while_the_work_runs(
     runner("live-page")
     script = ("echo first line; sleep 3; echo second line at $(date +%s.%N); "
               "echo a warning >&2; sleep 8")  # fmt: skip
-    id = _deposit(server, pipeline="live-page", command=["sh", "-c", script])
+    id = deposit(server, pipeline="live-page", command=["sh", "-c", script])
     page.goto(f"{server.url}/#/work/{id}")
     log = page.locator("pre.log")
     log.get_by_text("first line").wait_for(timeout=15_000)
@@ -52,7 +45,7 @@ def test_the_log_grows_on_the_page_while_the_work_runs(
 def test_a_graphs_nodes_are_coloured_as_they_run(
         server: Server, runner: Any, page: Any, shoot_widths: Any) -> None:  # fmt: skip
     runner("live-graph")
-    id = _deposit(server, pipeline="live-graph", graph=three_in_a_row(6))
+    id = deposit(server, pipeline="live-graph", graph=three_in_a_row(6))
     page.goto(f"{server.url}/#/work/{id}")
     node = lambda name, state: page.locator(  # noqa: E731
         f'svg.graph g.node[data-node="{name}"][data-state="{state}"]')

@@ -26,9 +26,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from workflow.errors import InvalidWork, NotFound, TransitionConflict, WorkflowError
+from workflow.errors import InvalidWork, TransitionConflict, WorkflowError
 from workflow.pipelines.config import PipelineConfig, combinations, parse_config, substitute
-from workflow.store.base import Doc
+from workflow.store.base import Doc, document
 from workflow.work import new_id, parse_work
 
 if TYPE_CHECKING:
@@ -100,10 +100,7 @@ class Pipelines:
         Raises:
             NotFound: no such run.
         """
-        doc = self.store.documents.get(RUNS, id)
-        if doc is None:
-            raise NotFound(f"no pipeline run {id}", field="id", id=id)
-        return doc
+        return document(self.store.documents, RUNS, id, "pipeline run")
 
     def remove(self, ids: list[str]) -> int:
         """Forget these runs (their works stay); how many there were."""

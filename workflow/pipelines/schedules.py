@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from cronsim import CronSim, CronSimError
 
-from workflow.errors import InvalidWork, NotFound, TransitionConflict, WorkflowError
+from workflow.errors import InvalidWork, TransitionConflict, WorkflowError
 from workflow.pipelines.config import PipelineConfig
-from workflow.store.base import Doc
+from workflow.store.base import Doc, document
 from workflow.work import new_id
 
 if TYPE_CHECKING:
@@ -91,10 +91,7 @@ class Schedules:
         Raises:
             NotFound: no such schedule.
         """
-        doc = self.store.documents.get(SCHEDULES, id)
-        if doc is None:
-            raise NotFound(f"no schedule {id}", field="id", id=id)
-        return doc
+        return document(self.store.documents, SCHEDULES, id, "schedule")
 
     def pause(self, id: str, *, by: str | None = None) -> Doc:
         """Spawn nothing until resumed."""

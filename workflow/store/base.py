@@ -285,6 +285,20 @@ class Store(Protocol):
         ...
 
 
+def document(documents: Documents, kind: str, id: str, what: str) -> Doc:
+    """The document ``id`` of ``kind``.
+
+    Raises:
+        NotFound: there is none (the message names ``what`` it is).
+    """
+    from workflow.errors import NotFound
+
+    doc = documents.get(kind, id)
+    if doc is None:
+        raise NotFound(f"no {what} {id}", field="id", id=id)
+    return doc
+
+
 def claimed(doc: Doc, claim: Claim) -> Doc:
     """The document ``doc`` becomes when ``claim`` takes it (shared by every backend)."""
     timeout = _number(doc.get("timeout"), 3600.0) or 3600.0
