@@ -196,6 +196,11 @@ def test_cancel_and_retry(pipelines: Pipelines) -> None:
     ({"version": "2", "name": "x", "pipeline": {"steps": [{"name": "a", "if": "sometimes"}]}},
      "pipeline.steps.0.if"),
     ({"version": "2", "name": "x", "pipeline": {"steps": [
+        {"name": "a", "matrix": {"n": {"range": [0, 200]}, "m": list(range(60))}}]}},
+     "pipeline.steps.0.matrix"),
+    ({"version": "2", "name": "x", "pipeline": {"matrix": {"k": {"rang": [1]}},
+                                                "steps": [{"name": "a"}]}}, "pipeline.matrix.k"),
+    ({"version": "2", "name": "x", "pipeline": {"steps": [
         {"name": "a", "work": {"parameters": {"p": "${{ env.HOME }}"}}}]}}, "pipeline.steps.0"),
 ])  # fmt: skip
 def test_a_wrong_configuration_is_refused_naming_the_field(

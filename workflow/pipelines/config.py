@@ -108,6 +108,8 @@ def parse_config(raw: Any) -> PipelineConfig:
         raise invalid(exc, "", PipelineConfig) from exc
     stage_of: dict[str, int] = {}
     shared = set((config.pipeline.matrix or {}).keys())
+    for key, value in (config.pipeline.matrix or {}).items():
+        check_matrix_value(value, f"pipeline.matrix.{key}")
     for n, step in enumerate(config.pipeline.steps):
         where = f"pipeline.steps.{n}"
         if step.name in stage_of:
@@ -119,6 +121,13 @@ def parse_config(raw: Any) -> PipelineConfig:
                               "pipeline's matrix", field=f"{where}.matrix")  # fmt: skip
         for key, value in (step.matrix or {}).items():
             check_matrix_value(value, f"{where}.matrix.{key}")
+        known = 1  # the works its matrix makes, as far as they are known before it runs
+        for value in {**(config.pipeline.matrix or {}), **(step.matrix or {})}.values():
+            known *= len(value) if isinstance(value, list) else \
+                len(range(*value["range"])) if isinstance(value, dict) else 1  # fmt: skip
+        if known > MOST_COMBINATIONS:
+            raise InvalidWork(f"{where}.matrix: makes {known} works, more than "
+                              f"{MOST_COMBINATIONS}", field=f"{where}.matrix")  # fmt: skip
         earlier = {name for name, stage in stage_of.items() if stage < step.stage}
         for text in expressions([step.work, step.matrix, step.if_]):
             named = _step_named(text)
