@@ -4,6 +4,7 @@ follow, cancel and retry their runs."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -15,6 +16,8 @@ from workflow.cli_connect import connect
 
 if TYPE_CHECKING:
     from workflow.client import Client
+
+Doc = dict[str, Any]
 
 as_json_option = click.option("--json", "as_json", is_flag=True,
                               help="Print JSON instead of a table.")  # fmt: skip
@@ -97,26 +100,32 @@ def show(client: Client, id: str, as_json: bool) -> None:
     views.show(table)
 
 
-@click.command()
-@click.argument("id")
-@connect
-@click.pass_obj
-def cancel(client: Client, id: str) -> None:
-    """Cancel a running run and its queued and running works."""
-    run = client.cancel_pipeline(id)
-    click.echo(f"{run['id']}: {run['status']}")
+def _acting(action: str, help: str, call: Callable[[Client, str], Doc],
+            said: Callable[[Doc], str]) -> click.Command:  # fmt: skip
+    """A command ``action ID`` that calls ``call`` and prints ``said`` of its answer."""
+
+    @click.command(action, help=help)
+    @click.argument("id")
+    @connect
+    @click.pass_obj
+    def act(client: Client, id: str) -> None:
+        click.echo(said(call(client, id)))
+
+    return act
 
 
-@click.command()
-@click.argument("id")
-@connect
-@click.pass_obj
-def retry(client: Client, id: str) -> None:
-    """Run the failed steps of an ended run again (new works), and what follows them."""
-    run = client.retry_pipeline(id)
-    click.echo(f"{run['id']}: {run['status']}, stage {run.get('current_stage')}")
+def _run_line(run: Doc) -> str:
+    return f"{run['id']}: {run['status']}, stage {run.get('current_stage')}"
 
 
+def _schedule_line(doc: Doc) -> str:
+    return f"{doc['id']}: {doc['status']}, next at {views.when(doc.get('next_time'))}"
+
+
+cancel = _acting("cancel", "Cancel a running run and its queued and running works.",
+                 lambda client, id: client.cancel_pipeline(id), _run_line)
+retry = _acting("retry", "Run the failed steps of an ended run again (new works), and "
+                "what follows them.", lambda client, id: client.retry_pipeline(id), _run_line)
 COMMANDS = [deploy, ls, show, cancel, retry]
 
 
@@ -140,18 +149,6 @@ def schedules_ls(client: Client, as_json: bool) -> None:
     views.show(table)
 
 
-def _acting(action: str, help: str) -> click.Command:
-    @click.command(action, help=help)
-    @click.argument("id")
-    @connect
-    @click.pass_obj
-    def act(client: Client, id: str) -> None:
-        doc = client.schedule(id, action)
-        click.echo(f"{doc['id']}: {doc['status']}, next at {views.when(doc.get('next_time'))}")
-
-    return act
-
-
 @click.command("rm")
 @click.argument("id")
 @connect
@@ -164,6 +161,11 @@ def schedules_rm(client: Client, id: str) -> None:
     click.echo(f"{id}: removed")
 
 
-SCHEDULE_COMMANDS = [schedules_ls, _acting("pause", "Spawn nothing until resumed."),
-                     _acting("resume", "Spawn again; the next time counts from now."),
-                     schedules_rm]  # fmt: skip
+SCHEDULE_COMMANDS = [
+    schedules_ls,
+    _acting("pause", "Spawn nothing until resumed.",
+            lambda client, id: client.schedule(id, "pause"), _schedule_line),
+    _acting("resume", "Spawn again; the next time counts from now.",
+            lambda client, id: client.schedule(id, "resume"), _schedule_line),
+    schedules_rm,
+]  # fmt: skip

@@ -50,10 +50,9 @@ def attempt(work: dict[str, Any], say: Callable[[bytes], None], engine: str | No
         entry = {k: v for k, v in run.entry(graph).items() if k != "kind"}
         say(orjson.dumps(entry, default=repr))
 
-    cache = None
-    if archive and (graph.attrs.get("keep_outputs", True) or from_failure(work)):
-        cache = NodeCache(archive, keep=graph.attrs.get("keep_outputs", True) is not False,
-                          reuse=from_failure(work))  # fmt: skip
+    cache, keep, reuse = None, graph.attrs.get("keep_outputs", True), from_failure(work)
+    if archive and (keep or reuse):
+        cache = NodeCache(archive, keep=keep is not False, reuse=reuse)
     execution = execute_graph(graph, engine_name=name, workers=graph.attrs.get("workers"),
                               on_run=said, scheduler=scheduler, on_start=starting,
                               cache=cache)  # fmt: skip

@@ -107,7 +107,7 @@ class Live:
             if attempt is None:
                 if end <= start:
                     return  # the common case: it wrote nothing, and said nothing
-                attempt = self._seen[key] = _Attempt(key, 0, sent=0)
+                attempt = self._seen[key] = _Attempt(key, 0)
             attempt.path, attempt.start, attempt.end = path, start, end
 
     def end(self, work: dict[str, Any], outcome: Outcome, archive: Path | None) -> None:
