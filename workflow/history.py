@@ -1,5 +1,6 @@
-"""A work's history: each attempt (with its node runs, its log and its provenance) and
-each operator's action, one entry each (``workflow.work`` gives these too)."""
+"""A work's history: each attempt (with its node runs, its log and its provenance),
+each operator's action and each notification delivered (or given up on), one entry
+each (``workflow.work`` gives these too)."""
 
 from __future__ import annotations
 
@@ -74,4 +75,20 @@ class ActionEntry(BaseModel):
     changes: dict[str, Any] | None = None
 
 
-HistoryEntry = Annotated[AttemptEntry | ActionEntry, Field(discriminator="kind")]
+class DeliveryEntry(BaseModel):
+    """A notification about the work, delivered to its target or given up on
+    (``workflow.notify``); ``key`` is what the receiver was told to drop repeats by."""
+
+    kind: Literal["delivery"] = "delivery"
+    at: float
+    key: str
+    target: str
+    event: str
+    attempt: int | None = None
+    outcome: Literal["delivered", "failed"]
+    tries: int = Field(ge=0)
+    #: Why the last try failed (the receiver's answer, or the error on the way).
+    detail: str | None = None
+
+
+HistoryEntry = Annotated[AttemptEntry | ActionEntry | DeliveryEntry, Field(discriminator="kind")]

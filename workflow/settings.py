@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import socket
 from dataclasses import dataclass, field
+from typing import Any
 
 from workflow.errors import ConfigurationError
 from workflow.jsonsafe import MAX_DEPTH
@@ -61,6 +63,17 @@ class ServerSettings:
         max_wait: Longest a withdraw is held waiting for work, in seconds, whatever it
             asks for (``WORKFLOW_MAX_WAIT``, 0 to 30; lower it below the idle timeout of
             a proxy in front of the server).
+        notify_targets: Where notifications may go, by name (``WORKFLOW_NOTIFY_TARGETS``:
+            a JSON object, or the path of a file holding one; see
+            ``workflow.notify.targets``). Their secrets stay on the server.
+        notify_slack: The target CHIME's ``notify.slack`` goes to
+            (``WORKFLOW_NOTIFY_SLACK``, default ``slack``).
+        notify_tries: Tries before a notification is given up on
+            (``WORKFLOW_NOTIFY_TRIES``, 1 to 100).
+        notify_backoff: The longest wait between two tries of a notification, in
+            seconds (``WORKFLOW_NOTIFY_BACKOFF``; the waits double from 1 s up to it).
+        public_url: The web UI's address as people reach it, for the links in
+            notifications (``WORKFLOW_PUBLIC_URL``; default this server's address).
         fast_paths: Answer the runners' calls (withdraw, complete, exchange, heartbeat)
             on the event loop, without FastAPI's per-request machinery
             (``WORKFLOW_FAST_PATHS``, ``0`` to serve them through FastAPI like every
@@ -83,6 +96,11 @@ class ServerSettings:
     files_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     max_wait: float = 30.0
     fast_paths: bool = True
+    notify_targets: dict[str, Any] = field(default_factory=dict, repr=False)
+    notify_slack: str = "slack"
+    notify_tries: int = 20
+    notify_backoff: float = 300.0
+    public_url: str = ""
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServerSettings:
@@ -106,12 +124,25 @@ class ServerSettings:
             "max_wait": _number("WORKFLOW_MAX_WAIT", 30.0),
             "fast_paths": os.environ.get("WORKFLOW_FAST_PATHS", "1").lower()
             not in ("0", "false", "no", "off"),
+            "notify_targets": _targets(os.environ.get("WORKFLOW_NOTIFY_TARGETS", "")),
+            "notify_slack": os.environ.get("WORKFLOW_NOTIFY_SLACK") or None,
+            "notify_tries": int(_number("WORKFLOW_NOTIFY_TRIES", 20)),
+            "notify_backoff": _number("WORKFLOW_NOTIFY_BACKOFF", 300.0),
+            "public_url": os.environ.get("WORKFLOW_PUBLIC_URL") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         values = {k: v for k, v in values.items() if v is not None}  # unset: the default
         settings = cls(**values)  # type: ignore[arg-type]
         settings.check()
         return settings
+
+    def link_base(self) -> str:
+        """The web UI's address for links: ``public_url``, else this server's (its host
+        name when it listens on every address)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = socket.getfqdn() if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     def check(self) -> None:
         """Refuse a non-loopback listen address without tokens, and nonsense numbers."""
@@ -150,9 +181,25 @@ class ServerSettings:
             if streams < 1:
                 raise ConfigurationError(f"WORKFLOW_DASHBOARD_{name} must be at least 1",
                                          field=f"dashboard_{name.lower()}")  # fmt: skip
+        if not 1 <= self.notify_tries <= 100:
+            raise ConfigurationError("WORKFLOW_NOTIFY_TRIES must be 1 to 100",
+                                     field="notify_tries")  # fmt: skip
+        if not 1 <= self.notify_backoff <= 86400:
+            raise ConfigurationError("WORKFLOW_NOTIFY_BACKOFF must be 1 to 86400 seconds",
+                                     field="notify_backoff")  # fmt: skip
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise ConfigurationError("WORKFLOW_PUBLIC_URL must be an http or https address",
+                                     field="public_url")  # fmt: skip
         if len(self.files_secret) < 16:
             raise ConfigurationError("WORKFLOW_FILES_SECRET must be at least 16 characters",
                                      field="files_secret")  # fmt: skip
+
+
+def _targets(value: str) -> dict[str, Any]:
+    """The notification targets (read only by a server: the parsing is there)."""
+    from workflow.notify.targets import load_targets
+
+    return dict(load_targets(value)) if value.strip() else {}
 
 
 def is_loopback(host: str) -> bool:

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
 from workflow.history import ActionEntry, ErrorInfo, NodeEntry
+from workflow.notices import Rule
 from workflow.problems import invalid
 from workflow.wire_search import MAX_PAGE as MAX_PAGE  # the search's shapes, given here too
 from workflow.wire_search import SORT_FIELDS as SORT_FIELDS
@@ -353,7 +354,7 @@ class CountRequest(BaseModel):
 # -- pipelines ------------------------------------------------------------------------
 
 #: Changes an operator may make to a pipeline's settings.
-CHANGEABLE = ("defaults", "paused")
+CHANGEABLE = ("defaults", "paused", "rules")
 #: Changes of a pipeline's settings kept in its history, newest last.
 HISTORY = 20
 #: Work fields a pipeline may give defaults for.
@@ -378,7 +379,17 @@ class PipelineSettings(BaseModel):
 
     defaults: Defaults = Field(default_factory=Defaults)
     paused: bool = False
+    #: Alerts on the pipeline as a whole (``workflow.notices.Rule``), each its own name.
+    rules: list[Rule] = Field(default_factory=list, max_length=20)
     history: list[ActionEntry] = Field(default_factory=list, max_length=HISTORY)
+
+    @field_validator("rules")
+    @classmethod
+    def _named_once(cls, rules: list[Rule]) -> list[Rule]:
+        names = [rule.name for rule in rules]
+        if len(set(names)) != len(names):
+            raise ValueError("two rules have the same name")
+        return rules
 
 
 def parse_settings(raw: Any, where: str = "settings") -> PipelineSettings:

@@ -124,7 +124,9 @@ class Config(BaseModel):
 
 
 class Slack(BaseModel):
-    """Slack notification settings (stored, not acted upon)."""
+    """CHIME's Slack notification: the channel (a bot target sends there), members to
+    mention, a message of one's own, and whether to add the results, products and
+    plots."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -138,12 +140,36 @@ class Slack(BaseModel):
     reply: dict[str, Any] | None = None
 
 
+#: What happens to a work that its ``notify`` may tell of: it succeeded, it failed for
+#: good (no attempts left), or an attempt failed and it is queued again.
+Event = Literal["success", "failure", "retrying"]
+#: The events told of when ``notify`` says none: the work finished, either way.
+FINISHED: tuple[Event, ...] = ("success", "failure")
+#: A target's name, as the server's configuration gives it (``workflow.notify``).
+TARGET = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class Send(BaseModel):
+    """Tell a target, configured on the server by name, of some events of the work."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: str = Field(pattern=TARGET)
+    on: list[Event] = Field(default_factory=lambda: list(FINISHED), min_length=1)
+
+
 class Notify(BaseModel):
-    """Notification settings (CHIME's ``notify``)."""
+    """Who is told what of the work (CHIME's ``notify``, and more).
+
+    ``slack`` goes to the server's Slack target (``WORKFLOW_NOTIFY_SLACK``) once it
+    names a channel, members, a message or blocks, on the events of ``on``; each of
+    ``to`` goes to its own target (a webhook, a mail list, another Slack)."""
 
     model_config = ConfigDict(extra="forbid")
 
     slack: Slack = Field(default_factory=Slack)
+    on: list[Event] | None = Field(default=None, min_length=1)
+    to: list[Send] | None = Field(default=None, max_length=10)
 
 
 class Lease(BaseModel):

@@ -38,9 +38,10 @@ class Recording:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    def finish(self, id: str, expect: dict[str, Any], doc: dict[str, Any]) -> Any:
+    def finish(self, id: str, expect: dict[str, Any], doc: dict[str, Any], notes: Any = ()
+               ) -> Any:  # fmt: skip
         self.moves.append((expect["status"], doc["status"]))
-        return self._store.finish(id, expect, doc)
+        return self._store.finish(id, expect, doc, notes)
 
     def claim(self, *args: Any, **kwargs: Any) -> Any:
         taken = self._store.claim(*args, **kwargs)
@@ -60,9 +61,10 @@ class _RecordingCollection:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._collection, name)
 
-    def swap(self, id: str, expect: dict[str, Any], doc: dict[str, Any]) -> Any:
+    def swap(self, id: str, expect: dict[str, Any], doc: dict[str, Any], notes: Any = ()
+             ) -> Any:  # fmt: skip
         self._moves.append((expect["status"], doc["status"]))
-        return self._collection.swap(id, expect, doc)
+        return self._collection.swap(id, expect, doc, notes)
 
 
 @pytest.fixture(params=BACKENDS)

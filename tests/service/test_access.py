@@ -40,6 +40,7 @@ POLICY = {
         "GET /results/export", "GET /results/works/{id}", "GET /ui/whoami", "GET /ui/dashboard",
         "GET /ui/events", "GET /files", "GET /files/link", "GET /pipelines", "GET /pipelines/{id}",
         "GET /schedules", "GET /schedules/{id}", "GET /configs", "GET /configs/count",
+        "GET /notifications", "GET /notifications/targets", "GET /notifications/alerts",
         "GET /schedule", "GET /schedule/count",
     ],
     "runner": [
@@ -54,6 +55,7 @@ POLICY = {
         "DELETE /buckets/work", "POST /buckets/work/delete", "PATCH /buckets/work/{id}",
         "POST /pipelines", "POST /pipelines/{id}/cancel", "POST /pipelines/{id}/retry",
         "POST /schedules/{id}/pause", "POST /schedules/{id}/resume", "DELETE /schedules/{id}",
+        "POST /notifications/test",
         "POST /configs", "PUT /configs/cancel", "POST /configs/retry", "DELETE /configs",
         "POST /schedule", "DELETE /schedule",
         "POST /buckets/work/{id}/cancel", "POST /buckets/work/{id}/retry",

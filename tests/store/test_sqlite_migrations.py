@@ -25,7 +25,8 @@ TABLES = ("work", "results", "results_tags", "results_unindexed", "results_minut
 #: What the steps after the first add (2: the runners on record; 3: logs; 4: documents).
 LATER = {"runners", "runners_seen", "sqlite_autoindex_runners_1", "work_runner", "logs",
          "sqlite_autoindex_logs_1", "documents", "documents_status",
-         "sqlite_autoindex_documents_1"}
+         "sqlite_autoindex_documents_1", "outbox", "outbox_state", "outbox_work",
+         "sqlite_autoindex_outbox_1", "sqlite_sequence"}
 #: A step after the real ones, whose every run leaves a row.
 PROBE = "CREATE TABLE IF NOT EXISTS probe (n INTEGER); INSERT INTO probe VALUES (1);"
 

@@ -14,6 +14,7 @@ from typing import Any
 from workflow.buckets import bulk
 from workflow.errors import InvalidWork, NotFound, TransitionConflict
 from workflow.history import ActionEntry, AttemptEntry
+from workflow.notices import check_targets
 from workflow.store.base import Doc, Store
 from workflow.wire import (
     CHANGEABLE,
@@ -35,6 +36,8 @@ class OperatorVerbs:
 
     store: Store
     clock: Callable[[], float]
+    #: The notification targets configured on the server (None: any name goes).
+    targets: frozenset[str] | None
 
     # Defined by ``Buckets``.
     get_active: Callable[[str], Doc]
@@ -114,16 +117,22 @@ class OperatorVerbs:
 
     def configure(self, pipeline: str, changes: dict[str, Any], *, by: str | None = None
                   ) -> PipelineSettings:  # fmt: skip
-        """Merge ``changes`` (``defaults`` and/or ``paused``) into the pipeline's settings;
-        the change goes into the pipeline's history (its last ``HISTORY``) with ``by``."""
+        """Merge ``changes`` (``defaults``, ``paused`` and/or ``rules``, which replace
+        the rules there were) into the pipeline's settings; the change goes into the
+        pipeline's history (its last ``HISTORY``) with ``by``."""
         parse_work({"pipeline": pipeline}, "pipeline")
         if not isinstance(changes, dict) or not changes:
-            raise InvalidWork("give defaults and/or paused", field="changes")
+            raise InvalidWork("give defaults, paused and/or rules", field="changes")
         for name in changes:
             if name not in CHANGEABLE:
                 raise InvalidWork(f"{name!r} cannot be changed; change "
                                   f"{' or '.join(CHANGEABLE)}", field=name)  # fmt: skip
         current = self.settings(pipeline).model_dump()
+        if isinstance(changes.get("rules"), list):
+            check_targets([(f"rules[{n}].to[{m}]", target)
+                           for n, rule in enumerate(changes["rules"]) if isinstance(rule, dict)
+                           for m, target in enumerate(rule.get("to") or [])
+                           if isinstance(target, str)], self.targets)  # fmt: skip
         if "defaults" in changes and isinstance(changes["defaults"], dict):
             changes = {**changes, "defaults": {**current["defaults"], **changes["defaults"]}}
         name = ("pause" if changes["paused"] else "resume") if list(changes) == ["paused"] \

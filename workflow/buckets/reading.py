@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from workflow.errors import NotFound
+from workflow.errors import NotFound, TransitionConflict
 from workflow.store.base import Doc, Query, Store
 from workflow.wire import PipelineSettings, parse_settings
 
@@ -62,6 +62,30 @@ class ReadingVerbs:
             for pipeline, status, n in collection.tally():
                 out.setdefault(pipeline, {})[status] = n
         return out
+
+    def recorded(self, id: str, attempt: int, status: str) -> Doc:
+        """The work, if its history already holds this completion of this attempt.
+
+        Raises:
+            NotFound: no such work anywhere.
+            TransitionConflict: the work moved on without this completion (stale).
+        """
+        doc = self.get(id)
+        ended = [e for e in doc.get("history", []) if e.get("attempt") == attempt
+                 and e.get("kind", "attempt") == "attempt"]
+        if any(entry.get("outcome") == status for entry in ended):
+            return doc
+        if ended:
+            raise TransitionConflict(
+                f"attempt {attempt} of work {id} already ended as {ended[-1].get('outcome')}; "
+                f"it cannot also end as {status} (the work is {doc['status']})",
+                field="status", id=id, status=doc["status"], attempt=doc["attempt"],
+            )  # fmt: skip
+        raise TransitionConflict(
+            f"work {id} is {doc['status']} at attempt {doc['attempt']}; "
+            f"attempt {attempt} is stale",
+            field="attempt", id=id, status=doc["status"], attempt=doc["attempt"],
+        )  # fmt: skip
 
     def settings(self, pipeline: str) -> PipelineSettings:
         """The settings of ``pipeline`` (defaults apply when none were set)."""

@@ -29,6 +29,7 @@ from workflow.errors import (
     TransitionConflict,
 )
 from workflow.history import AttemptEntry, ErrorInfo
+from workflow.notices import check_targets, work_notes
 from workflow.store.base import UNREADABLE, Claim, Doc, Query, Store
 from workflow.wire import LOG_LIMIT, Outcome, Withdraw, deposit_payloads, with_defaults
 from workflow.work import (
@@ -60,6 +61,9 @@ class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, LogVerbs, Readin
         reap_interval: Seconds between the server's writes of what it saw of runners
             (``workflow.buckets.runners``).
         log_limit: Bytes of each attempt's log the store keeps (``workflow.buckets.logs``).
+        targets: The names of the notification targets the server has; a work or a rule
+            naming another is refused (None: any name goes).
+        slack_target: The target that CHIME's ``notify.slack`` goes to.
 
     Attributes:
         changed: Called whenever a work may have become claimable (a deposit, a work
@@ -67,12 +71,15 @@ class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, LogVerbs, Readin
             that is later (a backoff); the service wakes held withdraws with it.
         finished: Called with a work's id once it has finished (moved to the results);
             the service answers reads that wait for it.
+        noted: Called once a state change has put messages in the outbox.
     """
 
     def __init__(self, store: Store, *, results_limit: int = RESULTS_LIMIT,
                  clock: Callable[[], float] = time.time, reap_interval: float = 5.0,
-                 log_limit: int = LOG_LIMIT) -> None:  # fmt: skip
+                 log_limit: int = LOG_LIMIT, targets: frozenset[str] | None = None,
+                 slack_target: str = "slack") -> None:  # fmt: skip
         self.store = store
+        self.targets, self.slack_target = targets, slack_target
         self.log_limit = log_limit
         self.results_limit = results_limit
         self.clock = clock
@@ -80,6 +87,7 @@ class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, LogVerbs, Readin
         self.sightings = Sightings()
         self.changed: Callable[[float | None], None] = _unheard
         self.finished: Callable[[str], None] = _unheard
+        self.noted: Callable[[None], None] = _unheard
         self._local = threading.local()  # the batch this thread is in (see ``batch``)
 
     # -- deposit -------------------------------------------------------------------------
@@ -113,6 +121,8 @@ class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, LogVerbs, Readin
             defaults = settings.get(str(raw.get("pipeline")), {}).get("defaults", {})
             work = parse_work(with_defaults(raw, defaults), where)
             check_function(work, where)
+            check_targets([(f"{where}.notify.to[{n}].target", send.target)
+                           for n, send in enumerate(work.notify.to or [])], self.targets)
             check_results_size(work.results, self.results_limit)
             doc = work.payload()
             doc.update(id=work.id or new_id(), status="queued", attempt=0, start=None,
@@ -258,7 +268,7 @@ class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, LogVerbs, Readin
         try:
             doc = self._running(id, attempt, holder)
         except (TransitionConflict, NotFound):
-            return self._recorded(id, attempt, status)
+            return self.recorded(id, attempt, status)
         # The log first: a crash before the work moves on loses nothing of it, and an
         # outcome sent again adds nothing to it.
         log = self.keep_log(id, attempt, outcome.log) if outcome.log is not None else None
@@ -330,7 +340,8 @@ class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, LogVerbs, Readin
         """Write ``new`` over the work ``old`` was, by compare-and-set on ``old``'s status
         and attempt: every state change of a bucket work goes through here.
 
-        A finished status moves the work to the results in the same step.
+        A finished status moves the work to the results in the same step. The messages
+        the change causes (``workflow.notices.work_notes``) go into the outbox with it.
 
         Raises:
             TransitionConflict: the status table (``TRANSITIONS``) forbids the change, or
@@ -342,14 +353,17 @@ class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, LogVerbs, Readin
             raise TransitionConflict(f"work {new['id']} cannot go from {before} to {after}",
                                      field="status", id=new["id"], status=before)  # fmt: skip
         expect = {"status": before, "attempt": old["attempt"]}
+        notes = work_notes(before, new, self.clock(), self.slack_target)
         if after in TERMINAL:
-            done = self.store.finish(new["id"], expect, new)
+            done = self.store.finish(new["id"], expect, new, notes)
             self.tell(self.finished, new["id"])
-            return done
-        moved = self.store.work.swap(new["id"], expect, new)
+        else:
+            done = self.store.work.swap(new["id"], expect, new, notes)
+        if notes:
+            self.tell(self.noted, None)
         if after == "queued":
             self.tell(self.changed, new.get("not_before"))
-        return moved
+        return done
 
     def _entry(self, doc: Doc, outcome: str, *, error: ErrorInfo | Doc | None = None,
                reason: str | None = None, started: float | None = None,
@@ -395,29 +409,6 @@ class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, LogVerbs, Readin
                             f"token {claimer}; a runner token reports only on the works it "
                             "holds", field="token", id=doc["id"])  # fmt: skip
         return doc
-
-    def _recorded(self, id: str, attempt: int, status: str) -> Doc:
-        """The work, if its history already holds this completion of this attempt.
-
-        Raises:
-            NotFound: no such work anywhere.
-            TransitionConflict: the work moved on without this completion (stale).
-        """
-        doc = self.get(id)
-        ended = [e for e in doc.get("history", []) if e.get("attempt") == attempt]
-        if any(entry.get("outcome") == status for entry in ended):
-            return doc
-        if ended:
-            raise TransitionConflict(
-                f"attempt {attempt} of work {id} already ended as {ended[-1].get('outcome')}; "
-                f"it cannot also end as {status} (the work is {doc['status']})",
-                field="status", id=id, status=doc["status"], attempt=doc["attempt"],
-            )  # fmt: skip
-        raise TransitionConflict(
-            f"work {id} is {doc['status']} at attempt {doc['attempt']}; "
-            f"attempt {attempt} is stale",
-            field="attempt", id=id, status=doc["status"], attempt=doc["attempt"],
-        )  # fmt: skip
 
 
 def _unheard(what: Any) -> None:

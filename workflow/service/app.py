@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from workflow import __version__, collector
 from workflow.buckets import Buckets
 from workflow.errors import StoreUnavailable, WorkflowError
+from workflow.notify import Deliverer, Watch
 from workflow.pipelines import Pipelines
 from workflow.results import Results
 from workflow.service import (
@@ -31,6 +32,7 @@ from workflow.service import (
     errors,
     files_api,
     heap,
+    notify_api,
     pipelines_api,
     results_api,
     schedules_api,
@@ -39,6 +41,7 @@ from workflow.service import (
 from workflow.service.advancing import Advancer
 from workflow.service.edge import Edge
 from workflow.service.hot import HotPaths
+from workflow.service.notifying import Notifier
 from workflow.service.waiting import Finishes, WaitingRoom
 from workflow.settings import ServerSettings
 from workflow.store import Following, Store, open_store
@@ -64,8 +67,9 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
         collector.settle()
         store = store or open_store(settings.store or None)
         buckets = Buckets(store, results_limit=settings.results_limit,
-                          reap_interval=settings.reap_interval,
-                          log_limit=settings.log_limit)  # fmt: skip
+                          reap_interval=settings.reap_interval, log_limit=settings.log_limit,
+                          targets=frozenset(settings.notify_targets),
+                          slack_target=settings.notify_slack)  # fmt: skip
         app.state.buckets = buckets
         app.state.results = Results(store, results_limit=settings.results_limit)
         room = WaitingRoom(lambda want, by: buckets.withdraw(want, by=by),
@@ -82,8 +86,13 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
             finishes.finished(id)
             advancer.poke()
 
-        buckets.changed, buckets.finished = room.changed, finished
+        notifier = app.state.notifier = Notifier(
+            Deliverer(store, settings.notify_targets, public_url=settings.link_base(),
+                      tries=settings.notify_tries, longest=settings.notify_backoff),
+            Watch(buckets), settings.reap_interval)  # fmt: skip
+        buckets.changed, buckets.finished, buckets.noted = room.changed, finished, notifier.poke
         advancer.start()
+        notifier.start()
         following = _follow(app, store, room, finishes)
         stop = threading.Event()
         reaper = threading.Thread(target=_reap, args=(app.state.buckets, settings, stop),
@@ -95,6 +104,7 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
             room.close()
             finishes.close()
             advancer.close()
+            notifier.close()
             if following is not None:
                 following.stop()
             stop.set()
@@ -117,6 +127,7 @@ def create_app(settings: ServerSettings | None = None, store: Store | None = Non
     app.include_router(pipelines_api.router, prefix="/pipelines")
     app.include_router(chime_pipelines.router)
     app.include_router(schedules_api.router, prefix="/schedules")
+    app.include_router(notify_api.router, prefix="/notifications")
     for prefix, chime, ours in (("/buckets", chime_buckets, buckets_api),
                                 ("/results", chime_results, results_api)):  # fmt: skip
         app.include_router(_version_router(prefix), prefix=prefix)

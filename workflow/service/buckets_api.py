@@ -289,7 +289,7 @@ def get_pipeline(buckets: Verbs, pipeline: str) -> PipelineSettings:
 
 
 @router.patch("/pipelines/{pipeline}", **needs("operator"),
-              summary="Change defaults or pause state of a pipeline")
+              summary="Change the defaults, pause state or alert rules of a pipeline")
 def configure(buckets: Verbs, pipeline: str, request: Request,
               changes: Annotated[dict[str, Any], Body()]) -> PipelineSettings:  # fmt: skip
     return buckets.configure(pipeline, changes, by=who(request))

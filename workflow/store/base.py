@@ -13,7 +13,7 @@ expect (status, and the attempt number as a fencing token) and raise
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -74,8 +74,10 @@ class Collection(Protocol):
         """How many works match."""
         ...
 
-    def swap(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
-        """Replace the work ``id`` by ``doc`` if its fields equal ``expect``.
+    def swap(self, id: str, expect: dict[str, Any], doc: Doc, notes: Sequence[Doc] = ()
+             ) -> Doc:  # fmt: skip
+        """Replace the work ``id`` by ``doc`` if its fields equal ``expect``, and put
+        ``notes`` in the outbox with it (see ``Outbox``).
 
         Raises:
             NotFound: no work with that id.
@@ -85,6 +87,12 @@ class Collection(Protocol):
 
     def delete(self, ids: list[str]) -> int:
         """Delete these works; return how many existed."""
+        ...
+
+    def append(self, id: str, entries: list[Doc]) -> bool:
+        """Append ``entries`` to the history of work ``id`` in one atomic step that
+        changes nothing else (two appends never undo each other); False when there is
+        no such work."""
         ...
 
     def tally(self) -> list[tuple[str, str, int]]:
@@ -131,13 +139,59 @@ class Documents(Protocol):
         newest first (by ``creation``)."""
         ...
 
-    def put(self, kind: str, doc: Doc, expect: int | None) -> bool:
+    def put(self, kind: str, doc: Doc, expect: int | None, notes: Sequence[Doc] = ()
+            ) -> bool:  # fmt: skip
         """Write ``doc`` if the stored one's ``version`` is ``expect`` (None: none is
-        stored yet); False, writing nothing, when it is not."""
+        stored yet), and put ``notes`` in the outbox with it (see ``Outbox``); False,
+        writing nothing, when it is not."""
         ...
 
     def delete(self, kind: str, ids: list[str]) -> int:
         """Delete these documents of ``kind``; return how many there were."""
+        ...
+
+
+class Outbox(Protocol):
+    """Messages to deliver (``workflow.notify``), oldest first per target.
+
+    Each is ``{"key", "target", "state", "version", "created", "due", "work", ...}``:
+    ``key`` is unique (a note whose key is stored already is not written again),
+    ``state`` one of ``pending`` and ``sending`` (not yet delivered), ``recording``
+    (delivered, or given up on, and to be written into the work's history) and
+    ``done``. A note is written with the state change that causes it, in the same
+    transaction: the ``notes`` of ``Store.finish``, ``Collection.swap`` and
+    ``Documents.put``. Every later change is a compare-and-set on ``version``.
+    """
+
+    def add(self, notes: Sequence[Doc]) -> int:
+        """Write ``notes`` (outside any state change); return how many were new."""
+        ...
+
+    def get(self, key: str) -> Doc | None:
+        """The message ``key``, or None."""
+        ...
+
+    def heads(self) -> list[Doc]:
+        """Per target, its oldest message not yet delivered (``pending`` or
+        ``sending``), whatever its ``due``."""
+        ...
+
+    def recording(self, now: float, limit: int = 100) -> list[Doc]:
+        """Messages in state ``recording`` whose ``due`` has come, oldest first."""
+        ...
+
+    def put(self, doc: Doc, expect: int) -> bool:
+        """Write ``doc`` if the stored message's ``version`` is ``expect``; False,
+        writing nothing, when it is not."""
+        ...
+
+    def find(self, *, work: str | None = None, states: list[str] | None = None,
+             target: str | None = None, limit: int = 100) -> list[Doc]:  # fmt: skip
+        """Messages of ``work``, in ``states``, to ``target`` (None: any), newest first."""
+        ...
+
+    def prune(self, before: float) -> int:
+        """Forget the ``done`` messages created before ``before``; return how many."""
         ...
 
 
@@ -181,6 +235,11 @@ class Store(Protocol):
         """Pipeline runs, configurations and schedules."""
         ...
 
+    @property
+    def outbox(self) -> Outbox:
+        """The messages to deliver."""
+        ...
+
     def claim(self, pipelines: list[str], query: Query, claim: Claim, limit: int = 1
               ) -> list[Doc]:  # fmt: skip
         """Atomically take up to ``limit`` queued works of ``pipelines`` matching ``query``.
@@ -193,8 +252,10 @@ class Store(Protocol):
         """
         ...
 
-    def finish(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
-        """Move a work from the bucket to the results atomically (compare-and-set).
+    def finish(self, id: str, expect: dict[str, Any], doc: Doc, notes: Sequence[Doc] = ()
+               ) -> Doc:  # fmt: skip
+        """Move a work from the bucket to the results atomically (compare-and-set), and
+        put ``notes`` in the outbox with it (see ``Outbox``).
 
         Raises:
             NotFound: no work with that id in the bucket.

@@ -3,7 +3,9 @@
 Each work is one document with ``_id`` = its id, in the ``work`` (bucket) or ``results``
 collection; ``pipelines`` holds settings, ``minutes`` the finished-per-minute counts and
 ``runners`` the runners on record, ``logs`` the attempts' logs
-(``workflow.store.mongo_logs``).
+(``workflow.store.mongo_logs``), ``outbox`` the messages to deliver
+(``workflow.store.mongo_outbox``); the bucket and the results are
+``workflow.store.mongo_collection``.
 Indexes for the withdraw order and every results filter are created on open.
 
 Every state change is a compare-and-set: the filter names the id and the expected
@@ -34,9 +36,9 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from workflow.errors import (
     ConfigurationError,
@@ -45,134 +47,23 @@ from workflow.errors import (
     StoreUnavailable,
     TransitionConflict,
 )
-from workflow.store.base import Claim, Doc, Query, Sort, claimed
-from workflow.store.text import text_filter, words
+from workflow.store.base import Claim, Doc, Query, claimed
 
 try:
     import pymongo
     from pymongo import ReturnDocument
-    from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+    from pymongo.errors import OperationFailure, PyMongoError
 
     from workflow.store import mongo_changes
+    from workflow.store.mongo_collection import HIDDEN, MongoCollection, guarded, joined
 except ImportError as exc:  # pragma: no cover - exercised by the message only
     raise ConfigurationError("MongoDB stores need pymongo: pip install 'workflow[mongo]'",
                              field="store") from exc  # fmt: skip
 
-F = TypeVar("F", bound=Callable[..., Any])
-#: Never returned to callers.
-HIDDEN = {"_id": 0, "_words": 0, "_moving": 0}
 #: The fields a claim writes (see ``workflow.store.base.claimed``); it leaves the others.
 CLAIMED = ("status", "start", "stop", "attempt", "not_before", "lease")
 #: Seconds pymongo waits for a server before a call fails (and the service answers 503).
 SERVER_WAIT_MS = 5000
-
-
-def guarded(method: F) -> F:
-    """Turn a driver error into ``StoreUnavailable``, naming the operation."""
-
-    @functools.wraps(method)
-    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        store = self if isinstance(self, MongoStore) else self._store
-        try:
-            store.prepare()
-            return method(self, *args, **kwargs)
-        except (DuplicateKeyError, TransitionConflict, NotFound, DuplicateWork):
-            raise
-        except PyMongoError as exc:
-            raise StoreUnavailable(f"MongoDB is unavailable ({method.__name__}): {exc}") from exc
-
-    return call  # type: ignore[return-value]
-
-
-def _joined(*parts: Query) -> Query:
-    present = [p for p in parts if p]
-    if not present:
-        return {}
-    return present[0] if len(present) == 1 else {"$and": present}
-
-
-class MongoCollection:
-    """The bucket or the results (see ``workflow.store.base.Collection``)."""
-
-    def __init__(self, store: MongoStore, name: str):
-        self._store = store
-        self.name = name
-        self.raw = store.db[name]
-
-    def stored(self, doc: Doc) -> Doc:
-        """The document as kept: ``_id``, and the words of a result."""
-        out = {**doc, "_id": doc["id"]}
-        if self.name == "results":
-            out["_words"] = words(doc)
-        return out
-
-    @guarded
-    def insert(self, docs: list[Doc]) -> list[Doc | None]:
-        ids = [doc["id"] for doc in docs]
-        found = {d["id"]: d for d in self.raw.find({"_id": {"$in": ids}}, HIDDEN)}
-        out: list[Doc | None] = []
-        for doc in docs:
-            if doc["id"] in found:
-                out.append(found[doc["id"]])
-                continue
-            try:
-                self.raw.insert_one(self.stored(doc))
-            except DuplicateKeyError:
-                out.append(self.get(doc["id"]))
-                continue
-            if self.name == "results":
-                self._store.count_minute(doc)
-            found[doc["id"]] = doc
-            out.append(None)
-        return out
-
-    @guarded
-    def get(self, id: str) -> Doc | None:
-        return self.raw.find_one({"_id": id}, HIDDEN)  # type: ignore[no-any-return]
-
-    def _filter(self, query: Query, text: str | None) -> Query:
-        visible = {"_moving": {"$exists": False}} if self.name == "work" else {}
-        return _joined(query, text_filter(text) if self.name == "results" else {}, visible)
-
-    @guarded
-    def find(self, query: Query, *, sort: Sort | None = None, skip: int = 0,
-             limit: int | None = None, text: str | None = None) -> list[Doc]:  # fmt: skip
-        order = list(sort or [])
-        if not any(field == "id" for field, _ in order):
-            order.append(("id", -1 if order and order[-1][1] < 0 else 1))
-        cursor = self.raw.find(self._filter(query, text), HIDDEN)
-        cursor = cursor.sort(order).skip(skip)
-        if limit is not None:
-            if limit == 0:
-                return []
-            cursor = cursor.limit(limit)
-        return list(cursor)
-
-    @guarded
-    def count(self, query: Query, *, text: str | None = None) -> int:
-        return int(self.raw.count_documents(self._filter(query, text)))
-
-    @guarded
-    def swap(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
-        done = self.raw.replace_one({"_id": id, **expect}, self.stored(doc))
-        if not done.matched_count:
-            raise self._store.conflict(self, id, expect)
-        return doc
-
-    @guarded
-    def delete(self, ids: list[str]) -> int:
-        # Not a work being moved: it left the bucket (its move finishes it, a delete
-        # would only make the count say that a work now in the results was deleted).
-        where = self._filter({"_id": {"$in": list(ids)}}, None)
-        return int(self.raw.delete_many(where).deleted_count)
-
-    @guarded
-    def tally(self) -> list[tuple[str, str, int]]:
-        rows = self.raw.aggregate([
-            {"$match": self._filter({}, None)},
-            {"$group": {"_id": {"p": "$pipeline", "s": "$status"}, "n": {"$sum": 1}}},
-        ])  # fmt: skip
-        return sorted((str(r["_id"]["p"]), str(r["_id"]["s"]), int(r["n"])) for r in rows)
 
 
 class MongoStore:
@@ -198,9 +89,11 @@ class MongoStore:
         self._results = MongoCollection(self, "results")
         from workflow.store.mongo_docs import MongoDocuments  # they import this module
         from workflow.store.mongo_logs import MongoLogs
+        from workflow.store.mongo_outbox import MongoOutbox
 
         self.logs = MongoLogs(self)
         self.documents = MongoDocuments(self)
+        self.outbox = MongoOutbox(self)
         self._mock = client is not None
         self.transactions = False
         self._prepared = False
@@ -253,6 +146,7 @@ class MongoStore:
         self.db["logs"].create_index([("work", 1), ("attempt", 1)], name="by_work")
         for kind in ("pipeline_runs", "pipeline_configs", "schedules"):
             self.db[kind].create_index([("status", 1), ("creation", -1)], name="by_status")
+        self.outbox.indexes()
 
     def conflict(self, collection: MongoCollection, id: str, expect: dict[str, Any],
                  session: Any = None) -> NotFound | TransitionConflict:  # fmt: skip
@@ -279,7 +173,7 @@ class MongoStore:
               ) -> list[Doc]:  # fmt: skip
         ready = {"status": "queued", "pipeline": {"$in": list(pipelines)},
                  "$or": [{"not_before": None}, {"not_before": {"$lte": claim.now}}]}  # fmt: skip
-        where = _joined(ready, query, {"_moving": {"$exists": False}})
+        where = joined(ready, query, {"_moving": {"$exists": False}})
         order = [("priority", -1), ("creation", 1), ("id", 1)]
         taken: list[Doc] = []
         for _ in range(10):  # each round re-reads what others took meanwhile
@@ -290,7 +184,7 @@ class MongoStore:
                 # Set only the claim's fields: a change since the read (an operator's new
                 # priority) keeps status and attempt, so it passes the compare-and-set,
                 # and writing the whole document read before would undo it.
-                cas = _joined(where, {"_id": doc["id"], "attempt": doc.get("attempt", 0)})
+                cas = joined(where, {"_id": doc["id"], "attempt": doc.get("attempt", 0)})
                 # (``_id`` is projected and dropped here: mongomock re-reads the updated
                 # document by it, and by the no longer matching filter without it.)
                 got = self.db["work"].find_one_and_update(
@@ -306,7 +200,8 @@ class MongoStore:
         return taken
 
     @guarded
-    def finish(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
+    def finish(self, id: str, expect: dict[str, Any], doc: Doc, notes: Sequence[Doc] = ()
+               ) -> Doc:  # fmt: skip
         if self.db["work"].find_one({"_id": id, **expect}, {"_id": 1}) is None:
             raise self.conflict(self.work, id, expect)
         if self.db["results"].find_one({"_id": id}, {"_id": 1}) is not None:
@@ -319,7 +214,7 @@ class MongoStore:
                 raise self.conflict(self.work, id, expect, session)
             self._move(doc, session)
 
-        self._transacted(move)
+        self.outbox.written_with(move, notes, doc, transact=True)
         # After the move, outside its transaction: every finish of a pipeline in the same
         # minute increments the same document, and in transactions those increments
         # would be write conflicts. A crash in between misses one count, never adds one.
@@ -332,7 +227,7 @@ class MongoStore:
                                        upsert=True, session=session)  # fmt: skip
         self.db["work"].delete_one({"_id": doc["id"], "_moving": True}, session=session)
 
-    def _transacted(self, step: Callable[[Any], None]) -> None:
+    def transacted(self, step: Callable[[Any], None]) -> None:
         """Run ``step(session)`` in a transaction of its own on a replica set, else
         ``step(None)``.
 

@@ -1,16 +1,15 @@
 """Pipeline runs, configurations and schedules in MongoDB: a collection per kind
 (``pipeline_runs``, ...), ``_id`` the document's id (``workflow.store.base.Documents``).
-A put is one compare-and-set on ``version`` (an insert, for the first, which a
-duplicate key refuses)."""
+A put is one compare-and-set on ``version`` (an insert, for the first, of a key not
+yet taken), with the messages it causes (``workflow.store.mongo_outbox``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pymongo.errors import DuplicateKeyError
-
 from workflow.store.base import Doc
-from workflow.store.mongo import guarded
+from workflow.store.mongo_collection import guarded
 
 if TYPE_CHECKING:
     from workflow.store.mongo import MongoStore
@@ -39,16 +38,20 @@ class MongoDocuments:
         return list(found.limit(limit) if limit is not None else found)
 
     @guarded
-    def put(self, kind: str, doc: Doc, expect: int | None) -> bool:
-        if expect is None:
-            try:
-                self._raw(kind).insert_one({"_id": doc["id"], **doc})
-            except DuplicateKeyError:
-                return False
-            return True
-        done = self._raw(kind).replace_one({"_id": doc["id"], "version": expect},
-                                           {"_id": doc["id"], **doc})  # fmt: skip
-        return bool(done.matched_count)
+    def put(self, kind: str, doc: Doc, expect: int | None, notes: Sequence[Doc] = ()
+            ) -> bool:  # fmt: skip
+        stored = {"_id": doc["id"], **doc}
+
+        def write(session: Any) -> bool:
+            if expect is None:  # an upsert: a duplicate key would abort a transaction
+                done = self._raw(kind).update_one({"_id": doc["id"]}, {"$setOnInsert": stored},
+                                                  upsert=True, session=session)  # fmt: skip
+                return done.upserted_id is not None
+            done = self._raw(kind).replace_one({"_id": doc["id"], "version": expect}, stored,
+                                               session=session)  # fmt: skip
+            return bool(done.matched_count)
+
+        return bool(self._store.outbox.written_with(write, notes, doc, kind))
 
     @guarded
     def delete(self, kind: str, ids: list[str]) -> int:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pymongo.errors import DuplicateKeyError
 
 from workflow.store.base import Doc
-from workflow.store.mongo import guarded
+from workflow.store.mongo_collection import guarded
 
 if TYPE_CHECKING:
     from workflow.store.mongo import MongoStore

@@ -9,14 +9,14 @@ documents, queries and compare-and-set updates are ``workflow.store.sqlite_colle
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
 from workflow.errors import DuplicateWork
 from workflow.store.base import Claim, Doc, Following, Query, claim_order, claimed
-from workflow.store.sqlite_collection import SqliteCollection, dumps
+from workflow.store.sqlite_collection import SqliteCollection
 from workflow.store.sqlite_connections import (
     BUSY_MS,
     MIN_SQLITE,
@@ -29,11 +29,13 @@ from workflow.store.sqlite_connections import (
 from workflow.store.sqlite_docs import SqliteDocuments
 from workflow.store.sqlite_logs import SqliteLogs
 from workflow.store.sqlite_migrations import migrate
+from workflow.store.sqlite_outbox import SqliteOutbox, write_notes
 from workflow.store.sqlite_schema import (
     READ,
     RESULT_COLUMNS,
     WORK_COLUMNS,
     doc_text,
+    dumps,
     read_doc,
 )
 
@@ -68,6 +70,7 @@ class SqliteStore(SqliteConnections):
         self.results = SqliteCollection(self, "results", RESULT_COLUMNS)
         self.logs = SqliteLogs(self)
         self.documents = SqliteDocuments(self)
+        self.outbox = SqliteOutbox(self)
 
     def follow(self, on_claimable: Callable[[float | None], None],
                on_finished: Callable[[str], None], on_lost: Callable[[], None]
@@ -102,7 +105,8 @@ class SqliteStore(SqliteConnections):
                 self.work.swap_in(db, doc["id"], {"status": "queued"}, doc)
         return taken
 
-    def finish(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
+    def finish(self, id: str, expect: dict[str, Any], doc: Doc, notes: Sequence[Doc] = ()
+               ) -> Doc:  # fmt: skip
         with self.write(alone=True) as db:
             # The compare-and-set is the guarded delete: it takes the work out of the
             # bucket or changes nothing. Should the results refuse the work, the row
@@ -118,6 +122,7 @@ class SqliteStore(SqliteConnections):
                     raise DuplicateWork(f"work {id} is in the results already",
                                         field="id", id=id) from exc  # fmt: skip
                 raise
+            write_notes(db, notes)  # (an insert that skips known keys cannot fail halfway)
         return doc
 
     def index_text(self, chunk: int = 2000) -> int:

@@ -5,14 +5,14 @@ and, for the results, text search through the full-text index."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from workflow.errors import NotFound, TransitionConflict
 from workflow.store.base import Doc, Query, Sort
+from workflow.store.sqlite_outbox import write_notes
 from workflow.store.sqlite_query import compile_query, json_path
-from workflow.store.sqlite_schema import READ, column_values, read_doc
+from workflow.store.sqlite_schema import READ, column_values, dumps, read_doc
 from workflow.store.sqlite_text import fts_query
 
 if TYPE_CHECKING:
@@ -23,10 +23,6 @@ WALK = 20_000
 #: A walked page first looks for its matches among this many pages' worth of the first
 #: rows in the sort order (at most WALK rows).
 NEAR = 20
-
-
-def dumps(doc: Doc) -> str:
-    return orjson.dumps(doc).decode()
 
 
 class SqliteCollection:
@@ -204,10 +200,23 @@ class SqliteCollection:
             sql = f"SELECT count(*) FROM {self.table} WHERE {where}"
         return int(self._store.rows(sql, params)[0][0])
 
-    def swap(self, id: str, expect: dict[str, Any], doc: Doc) -> Doc:
+    def swap(self, id: str, expect: dict[str, Any], doc: Doc, notes: Sequence[Doc] = ()
+             ) -> Doc:  # fmt: skip
         with self._store.write(alone=True) as db:
             self.swap_in(db, id, expect, doc)
+            write_notes(db, notes)
         return doc
+
+    def append(self, id: str, entries: list[Doc]) -> bool:
+        with self._store.write(alone=True) as db:
+            for entry in entries:
+                done = db.execute(f"UPDATE {self.table} SET doc = json_set(doc, '$.history', "
+                                  "json_insert(coalesce(json_extract(doc, '$.history'), "
+                                  "json('[]')), '$[#]', json(?))) WHERE id = ?",
+                                  (dumps(entry), id)).rowcount  # fmt: skip
+                if not done:
+                    return False
+        return True
 
     def expected(self, expect: dict[str, Any]) -> tuple[str, list[Any]]:
         """SQL for a compare-and-set's expectation (``compile_query``, with the plain

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from workflow.store.base import Doc
-from workflow.store.sqlite_collection import dumps
+from workflow.store.sqlite_outbox import write_notes
+from workflow.store.sqlite_schema import dumps
 
 if TYPE_CHECKING:
     from workflow.store.sqlite import SqliteStore
@@ -40,17 +42,22 @@ class SqliteDocuments:
             params.append(str(limit))
         return [orjson.loads(text) for (text,) in self._store.rows_here(sql, params)]
 
-    def put(self, kind: str, doc: Doc, expect: int | None) -> bool:
+    def put(self, kind: str, doc: Doc, expect: int | None, notes: Sequence[Doc] = ()
+            ) -> bool:  # fmt: skip
         row: tuple[Any, ...] = (kind, doc["id"], int(doc["version"]), doc.get("status"),
                                 doc.get("name"), doc.get("creation"), dumps(doc))  # fmt: skip
         with self._store.write(alone=True) as db:
             if expect is None:
-                return bool(db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?) "
-                                       "ON CONFLICT DO NOTHING", row).rowcount)  # fmt: skip
-            return bool(db.execute(
-                "UPDATE documents SET version = ?, status = ?, name = ?, creation = ?, doc = ? "
-                "WHERE kind = ? AND id = ? AND version = ?",
-                (*row[2:], kind, doc["id"], expect)).rowcount)  # fmt: skip
+                done = db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?) "
+                                  "ON CONFLICT DO NOTHING", row).rowcount  # fmt: skip
+            else:
+                done = db.execute(
+                    "UPDATE documents SET version = ?, status = ?, name = ?, creation = ?, "
+                    "doc = ? WHERE kind = ? AND id = ? AND version = ?",
+                    (*row[2:], kind, doc["id"], expect)).rowcount  # fmt: skip
+            if done:
+                write_notes(db, notes)
+            return bool(done)
 
     def delete(self, kind: str, ids: list[str]) -> int:
         if not ids:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from workflow.store.base import Doc
-from workflow.store.sqlite_collection import dumps
+from workflow.store.sqlite_schema import dumps
 
 if TYPE_CHECKING:
     from workflow.store.sqlite import SqliteStore

@@ -151,6 +151,13 @@ MIGRATIONS: list[str] = [
     "    kind TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, status TEXT,\n"
     "    name TEXT, creation REAL, doc TEXT NOT NULL, PRIMARY KEY (kind, id));\n"
     "CREATE INDEX IF NOT EXISTS documents_status ON documents (kind, status, creation);\n",
+    # 5: the messages to deliver (``workflow.store.sqlite_outbox``), in the order written.
+    "CREATE TABLE IF NOT EXISTS outbox (\n"
+    "    seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE,\n"
+    "    target TEXT NOT NULL, state TEXT NOT NULL, work TEXT, version INTEGER NOT NULL,\n"
+    "    created REAL NOT NULL, due REAL NOT NULL, doc TEXT NOT NULL);\n"
+    "CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, target, seq);\n"
+    "CREATE INDEX IF NOT EXISTS outbox_work ON outbox (work, seq) WHERE work IS NOT NULL;\n",
 ]
 
 

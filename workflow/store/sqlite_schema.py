@@ -27,6 +27,11 @@ RESULT_COLUMNS = ("pipeline", "status", "priority", "creation", "start", "stop",
                   "site", "user")  # fmt: skip
 
 
+def dumps(doc: dict[str, Any]) -> str:
+    """A document as stored: JSON text."""
+    return orjson.dumps(doc).decode()
+
+
 def column_values(doc: dict[str, Any], columns: tuple[str, ...]) -> list[Any]:
     """The indexed column values of ``doc``, in ``columns`` order."""
     values = []
