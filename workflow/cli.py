@@ -16,6 +16,7 @@ from workflow import (
     __version__,
     cli_buckets,
     cli_graph,
+    cli_notify,
     cli_pipelines,
     cli_results,
     cli_run,
@@ -286,6 +287,11 @@ def schedules() -> None:
 
 
 @cli.group(cls=Group)
+def notifications() -> None:
+    """Notifications: what was told to whom, the targets, a test message, alerts."""
+
+
+@cli.group(cls=Group)
 def token() -> None:
     """Access tokens: make one, or the tokens file's entry for one."""
 
@@ -306,6 +312,9 @@ for _command in cli_pipelines.COMMANDS:
     pipelines.add_command(_command)
 for _command in cli_pipelines.SCHEDULE_COMMANDS:
     schedules.add_command(_command)
+for _command in cli_notify.COMMANDS:
+    notifications.add_command(_command)
+buckets.add_command(cli_notify.rules)
 
 
 def main() -> None:

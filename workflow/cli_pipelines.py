@@ -55,7 +55,7 @@ def ls(client: Client, name: str | None, statuses: tuple[str, ...], limit: int,
        as_json: bool) -> None:  # fmt: skip
     """Pipeline runs, newest first: status, stage, steps done."""
     runs = client.pipeline_runs(status=statuses, name=name, limit=limit)
-    if _said(runs, as_json, "no pipeline run: deploy one with `workflow pipelines deploy FILE`"):
+    if said(runs, as_json, "no pipeline run: deploy one with `workflow pipelines deploy FILE`"):
         return
     table = Table(title="Pipeline runs")
     for column in ("id", "name", "status", "stage", "steps", "started", "by"):
@@ -69,7 +69,7 @@ def ls(client: Client, name: str | None, statuses: tuple[str, ...], limit: int,
     views.show(table)
 
 
-def _said(found: list[Any], as_json: bool, empty: str) -> bool:
+def said(found: list[Any], as_json: bool, empty: str) -> bool:
     """Print ``found`` as JSON, or ``empty`` when there is nothing; whether it did."""
     if as_json:
         click.echo(views.json_text(found))
@@ -136,7 +136,7 @@ COMMANDS = [deploy, ls, show, cancel, retry]
 def schedules_ls(client: Client, as_json: bool) -> None:
     """Schedules: status, cron, lives left, runs spawned, next time."""
     found = client.schedules()
-    if _said(found, as_json, "no schedule: deploy a configuration with a schedule: section"):
+    if said(found, as_json, "no schedule: deploy a configuration with a schedule: section"):
         return
     table = Table(title="Schedules")
     for column in ("id", "name", "status", "cron", "lives", "spawned", "next"):

@@ -339,7 +339,7 @@ class Client:
         return PipelineSettings.model_validate(raw)
 
     def configure(self, pipeline: str, changes: dict[str, Any]) -> PipelineSettings:
-        """Change a pipeline's ``defaults`` and/or ``paused``."""
+        """Change a pipeline's ``defaults``, ``paused`` and/or ``rules``."""
         reply = self.call("PATCH", f"/buckets/pipelines/{pipeline}", safe=True, json=changes)
         return PipelineSettings.model_validate(reply)
 
@@ -410,6 +410,26 @@ class Client:
 
     def remove_schedule(self, id: str) -> int:
         return int(self.call("DELETE", f"/schedules/{id}", safe=True)["removed"])
+
+    def notifications(self, *, work: str | None = None, states: Sequence[str] = (),
+                      target: str | None = None, limit: int = 100) -> list[Doc]:  # fmt: skip
+        """The outbox's messages, newest first (``GET /notifications``)."""
+        params = {"work": work, "state": list(states), "target": target, "limit": limit}
+        return self.call("GET", "/notifications", safe=True,
+                         params={k: v for k, v in params.items() if v is not None})  # type: ignore[no-any-return]
+
+    def notification_targets(self) -> Doc:
+        """The targets configured on the server: names, kinds, hosts."""
+        return self._doc("GET", "/notifications/targets", None)
+
+    def alerts(self) -> list[Doc]:
+        """The pipelines' alert rules' states."""
+        return self.call("GET", "/notifications/alerts", safe=True)  # type: ignore[no-any-return]
+
+    def test_notification(self, target: str, message: str | None = None) -> Doc:
+        """Send a test message to ``target`` now; how it went."""
+        body = {"target": target, **({"message": message} if message else {})}
+        return self._doc("POST", "/notifications/test", body, safe=False)
 
     def _doc(self, method: str, path: str, body: dict[str, Any] | None, safe: bool = True
              ) -> Doc:  # fmt: skip

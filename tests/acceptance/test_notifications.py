@@ -222,3 +222,48 @@ def test_a_failure_rate_rule_fires_once_on_crossing_and_again_only_after_it_clea
     states = httpx.get(f"{server.url}/notifications/alerts").json()
     assert [(s["id"], s["status"], s["episode"]) for s in states] == [
         ("rated/failing", "firing", 2)]
+
+
+def test_the_command_line_shows_targets_tests_one_and_sets_rules(
+        make_server: Callable[..., Server], receivers: dict[str, Any]) -> None:  # fmt: skip
+    import os
+    import subprocess
+    import sys
+
+    server = _serve(make_server, receivers)
+    env = {**os.environ, "WORKFLOW_URL": server.url, "COLUMNS": "200"}
+
+    def workflow(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "workflow", *args], env=env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    shown = workflow("notifications", "targets")
+    assert shown.returncode == 0
+    assert "portal" in shown.stdout and "CHIME's notify.slack" in shown.stdout
+    assert SECRET not in shown.stdout and "xoxb" not in shown.stdout
+    tested = workflow("notifications", "test", "portal", "--message", "hello from the test")
+    assert tested.returncode == 0 and "delivered to portal" in tested.stdout
+    call = receivers["hook"].wait(1)[0]
+    assert _valid(call) and call.json["event"] == "test"
+    assert "hello from the test" in call.json["alert"]["message"]
+    receivers["hook"].status = 404
+    refused = workflow("notifications", "test", "portal")
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "HTTP 404" in refused.stderr
+    unknown = workflow("notifications", "test", "nowhere")
+    assert unknown.returncode != 0 and "there are: ops, portal, slack" in unknown.stderr
+
+    rule = '{"name": "nobody", "kind": "no-runner", "to": ["ops"]}'
+    added = workflow("buckets", "rules", "lonely", "--add", rule)
+    assert added.returncode == 0 and "no-runner" in added.stdout
+    bad = workflow("buckets", "rules", "lonely", "--add", '{"name": "x", "kind": "failure-rate", '
+                   '"to": ["ops"]}')  # fmt: skip
+    assert bad.returncode != 0 and "needs threshold" in bad.stderr and bad.stderr.count("\n") == 1
+    Client(server.url).deposit([{"pipeline": "lonely"}])
+    receivers["mail"].wait(1)
+    alerts = workflow("notifications", "alerts")
+    assert alerts.returncode == 0 and "lonely/nobody" in alerts.stdout and "firing" in alerts.stdout
+    listed = workflow("notifications", "ls", "--target", "ops", "--json")
+    assert [m["idempotency"] for m in json.loads(listed.stdout)] == ["rule:lonely/nobody/1/fired"]
+    removed = workflow("buckets", "rules", "lonely", "--rm", "nobody")
+    assert removed.returncode == 0 and "has no alert rule" in removed.stdout

@@ -302,3 +302,17 @@ def test_mongo_without_transactions_keeps_a_note_whose_change_was_made(
     monkeypatch.setattr(mongo_outbox, "GRACE", -1.0)
     assert [d["key"] for d in store.outbox.heads()] == [f"{id}/1/failure/hook"]
     assert "_check" not in raw.find_one({"_id": f"{id}/1/failure/hook"})
+
+
+def test_a_removed_rule_takes_its_state_with_it(store: Store) -> None:
+    clock = Clock()
+    buckets = _buckets(store, clock)
+    buckets.configure("q", {"rules": [{"name": "nobody", "kind": "no-runner", "to": ["mail"]}]})
+    buckets.deposit([{"pipeline": "q"}])
+    watch = Watch(buckets, clock=clock)
+    assert watch.run() == 1
+    assert [d["status"] for d in store.documents.find("alerts")] == ["firing"]
+    buckets.configure("q", {"rules": []})
+    assert watch.run() == 0
+    assert store.documents.find("alerts") == []
+    assert len(store.outbox.find()) == 1  # the fired one; no cleared message

@@ -38,6 +38,10 @@ class Watch:
         rules = [(pipeline, Rule.model_validate(raw))
                  for pipeline, settings in sorted(self.buckets.store.settings().items())
                  for raw in settings.get("rules") or []]  # fmt: skip
+        documents = self.buckets.store.documents
+        kept = {f"{pipeline}/{rule.name}" for pipeline, rule in rules}
+        gone = [doc["id"] for doc in documents.find(KIND, limit=10_000) if doc["id"] not in kept]
+        documents.delete(KIND, gone)  # a rule removed: its state with it, and no message
         if not rules:
             return 0
         seen = _Seen(self.buckets, now, max((r.window or 0) for _, r in rules))
