@@ -7,6 +7,7 @@ import { api, events } from "./api.js";
 import { chart } from "./chart.js";
 import { age, escape, number, percent, when } from "./format.js";
 import { errorLine } from "./outcome.js";
+import { fill, firingBadges, firingLines, rulesEditor, wireRules } from "./rules.js";
 
 const STATUSES = ["queued", "running", "success", "failure", "cancelled"];
 const DEFAULTS = [
@@ -36,7 +37,7 @@ function figures(pipeline) {
   const change = pipeline.last_change;
   const changed = change
     ? `<dt>last change</dt><dd data-fact="changed">${escape(change.action)} by ${escape(change.by || "someone unknown")}, ${when(change.at)}</dd>` : "";
-  return `<ul class="counts">${counts}</ul>
+  return `${firingLines(pipeline)}<ul class="counts">${counts}</ul>
     <dl class="facts">
       <dt>oldest queued</dt><dd data-fact="oldest">${fact("oldest", listOf(name, "queued"), age(pipeline.oldest_queued_s))}</dd>
       <dt>finished, last hour</dt><dd data-fact="hour">${fact("hour", lastHour(name, ""), number(pipeline.finished_last_hour))}</dd>
@@ -54,10 +55,11 @@ function controls(name) {
   return `<div class="pipeline-actions">
     <button type="button" data-act="pause"></button>
     <button type="button" data-act="cancel-queued" class="quiet">Cancel queued…</button>
-    <details><summary>Defaults for new works</summary>
+    <details data-editor="defaults"><summary>Defaults for new works</summary>
       <form data-act="defaults" class="defaults">${inputs}
         <p class="caption">Empty means no default. They apply to deposits that do not set them.</p>
         <button type="submit">Save defaults</button></form></details>
+    ${rulesEditor()}
     <p class="caption" role="status" data-state></p></div>`;
 }
 
@@ -99,16 +101,18 @@ function render(grid, snapshot, operator, latest) {
       card = document.createElement("article");
       card.className = "card";
       card.dataset.pipeline = pipeline.name;
-      card.innerHTML = `<h2>${escape(pipeline.name)} <span class="badge" hidden>paused</span></h2>
+      card.innerHTML = `<h2>${escape(pipeline.name)} <span class="badge" hidden>paused</span><span class="alerts"></span></h2>
         <div class="figures"></div>${operator ? controls(pipeline.name) : ""}`;
       if (operator) wireCard(card, pipeline.name, latest);
       grid.append(card);
     }
     card.querySelector(".badge").hidden = !pipeline.paused;
+    replace(card.querySelector(".alerts"), firingBadges(pipeline));
     replace(card.querySelector(".figures"), figures(pipeline));
+    fill(card, pipeline);
     const pause = card.querySelector('[data-act="pause"]');
     if (pause) pause.textContent = pipeline.paused ? "Resume" : "Pause";
-    const editor = card.querySelector("details");
+    const editor = card.querySelector('details[data-editor="defaults"]');
     if (editor && !editor.open) {  // an open editor keeps what the operator typed
       const form = editor.querySelector("form");
       for (const [field] of DEFAULTS) form.elements[field].value = pipeline.defaults[field] ?? "";
@@ -141,8 +145,8 @@ function wireCard(card, name, latest) {
     bulk(`Cancel the queued works of ${name}`, (confirm) => api("/buckets/bulk", {
       method: "POST", headers: userHeaders(),
       body: { action: "cancel", filter: { pipeline: [name], status: ["queued"] }, confirm } }), say));
-  const details = card.querySelector("details");
-  const form = card.querySelector("form");
+  const details = card.querySelector('details[data-editor="defaults"]');
+  const form = details.querySelector("form");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const defaults = {};
@@ -159,6 +163,7 @@ function wireCard(card, name, latest) {
       say(`Not saved: ${error.message}`, true);
     }
   });
+  wireRules(card, name, say, (settings) => { latest.get(name).rules = settings.rules; });
 }
 
 /** Show the dashboard in `main` until `signal` aborts; `status` reports the stream. */

@@ -76,7 +76,8 @@ const isSet = (v) => v !== null && v !== undefined && !(Array.isArray(v) && !v.l
 export function nested(name, value) {
   const all = leaves(value || {});
   const set = all.filter(([, v]) => isSet(v)).length;
-  const shown = (v) => (Array.isArray(v) ? v.join(", ") : typeof v === "object" && v !== null ? JSON.stringify(v) : String(v ?? "—"));
+  const one = (v) => (typeof v === "object" && v !== null ? JSON.stringify(v) : String(v ?? "—"));
+  const shown = (v) => (Array.isArray(v) ? v.map(one).join(", ") : one(v));
   const rows = all.map(([path, v]) =>
     `<tr><th scope="row">${escape(path)}</th><td data-field="${escape(`${name}.${path}`)}">${escape(isSet(v) ? shown(v) : "—")}</td></tr>`).join("");
   return `<details class="nested" data-nested="${escape(name)}"${set ? " open" : ""}>

@@ -2,13 +2,14 @@
 // while it runs, logs.js), then every field, parameters and results as JSON, the
 // history as a timeline with errors, tracebacks and each attempt's provenance, plots
 // shown inline and products to open or download, both only from the server's archive
-// folder (GET /files/link refuses anything else).
+// folder (GET /files/link refuses anything else), and its notifications (notices.js).
 
 import { me, panel, wire } from "./actions.js";
 import { api, signed } from "./api.js";
 import { duration, escape, when } from "./format.js";
 import { followGraph, graphSection } from "./graph.js";
 import { followLog, logSection } from "./logs.js";
+import { deliveryEntry, followNotices, noticesSection } from "./notices.js";
 import { explain, nested, outcomeSection } from "./outcome.js";
 
 const IMAGES = /\.(png|jpe?g|gif|svg|webp)$/i;
@@ -51,6 +52,7 @@ function provenance(record) {
 }
 
 function entry(item) {
+  if (item.kind === "delivery") return deliveryEntry(item);
   if ((item.kind || "attempt") === "action") {
     const linked = item.changes && (item.changes.of || item.changes.as);
     const changes = linked
@@ -181,9 +183,11 @@ export async function show(main, signal, status) {
       <section><h2>History</h2>${history.length
         ? `<ol class="timeline">${history.map(entry).join("")}</ol>` : '<p class="caption">No attempt yet.</p>'}</section>
       ${files("Plots", doc.plots, "plot")}${files("Products", doc.products, "product")}
+      ${noticesSection(doc)}
     </div>`;
   showFiles(main, doc, signal);
   followLog(main, doc, signal);
+  followNotices(main, doc, signal);
   followGraph(main, doc, signal, () => showing === showings);
   explain(main, doc, signal);
   followEnd(main, signal, status, doc, showing);

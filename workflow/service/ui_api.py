@@ -16,6 +16,7 @@ from fastapi.responses import StreamingResponse
 from starlette.datastructures import State
 
 from workflow.buckets import Buckets
+from workflow.notify.rules import KIND as ALERTS
 from workflow.results import Results
 from workflow.service.access import Caller, needs
 from workflow.service.buckets_api import json_reply
@@ -34,9 +35,10 @@ Seconds = Annotated[float, Query(ge=0.2, le=60)]
 
 
 def dashboard(buckets: Buckets, results: Results, now: float) -> dict[str, Any]:
-    """Per pipeline: counts by status, paused, defaults and the last change to them, the
-    age of the oldest queued work, works finished (and failed) per minute over the last
-    hour, and the hour's failure rate; and the newest failed works (``failures``)."""
+    """Per pipeline: counts by status, paused, defaults, alert rules (and which fire) and
+    the last change to them, the age of the oldest queued work, works finished (and
+    failed) per minute over the last hour, and the hour's failure rate; and the newest
+    failed works (``failures``)."""
     known = {pipeline["name"]: pipeline for pipeline in buckets.pipelines()}
     first = int(now // 60 * 60) - (MINUTES - 1) * 60
     minutes = buckets.finished_per_minute(first)
@@ -49,6 +51,11 @@ def dashboard(buckets: Buckets, results: Results, now: float) -> dict[str, Any]:
             finished[slot] += n
             if status == "failure":
                 failed[slot] += n
+    alerts: dict[str, dict[str, Any]] = {}
+    for state in buckets.store.documents.find(ALERTS, limit=10_000):
+        alerts.setdefault(state["name"], {})[state["rule"]] = {
+            "status": state["status"], "since": state["since"],
+            "message": (state.get("detail") or {}).get("message")}  # fmt: skip
     pipelines = []
     for name in names:
         finished, failed = series[name]
@@ -60,6 +67,7 @@ def dashboard(buckets: Buckets, results: Results, now: float) -> dict[str, Any]:
         pipelines.append({
             "name": name, "paused": bool(own.get("paused")),
             "defaults": own.get("defaults") or {},
+            "rules": own.get("rules") or [], "alerts": alerts.get(name, {}),
             "last_change": changes[-1] if changes else None,
             "counts": counts,
             "oldest_queued_s": None if oldest is None else max(0.0, now - oldest),
