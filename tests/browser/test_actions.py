@@ -115,7 +115,7 @@ def test_operator_pauses_and_edits_a_pipeline_on_the_live_dashboard(
     card.get_by_role("button", name="Save defaults").click()
     assert card.get_by_label("Priority").evaluate("e => e.validity.rangeOverflow"), \
         "the browser refuses it first"
-    card.locator("form").evaluate("form => { form.noValidate = true; }")
+    card.locator('form[data-act="defaults"]').evaluate("form => { form.noValidate = true; }")
     card.get_by_role("button", name="Save defaults").click()
     card.get_by_text("Not saved: defaults.priority").wait_for()
     assert _pipeline(server, "acts")["defaults"]["priority"] == 4
