@@ -9,12 +9,11 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 from rich.text import Text
 
 from workflow import views
 from workflow.cli_connect import connect
-from workflow.cli_pipelines import as_json_option, said
+from workflow.cli_pipelines import as_json_option, listing
 
 if TYPE_CHECKING:
     from workflow.client import Client
@@ -35,11 +34,10 @@ def ls(client: Client, work: str | None, states: tuple[str, ...], target: str | 
        limit: int, as_json: bool) -> None:  # fmt: skip
     """Notifications, newest first: what, to whom, and how it went."""
     found = client.notifications(work=work, states=states, target=target, limit=limit)
-    if said(found, as_json, "no notification"):
+    table = listing(found, as_json, "no notification", "Notifications",
+                    ("key", "target", "state", "outcome", "tries", "when", "detail"))
+    if table is None:
         return
-    table = Table(title="Notifications")
-    for column in ("key", "target", "state", "outcome", "tries", "when", "detail"):
-        table.add_column(column)
     for doc in found:
         waiting = doc["state"] in ("pending", "sending")
         when = f"next {views.when(doc['due'])}" if waiting and doc["tries"] else views.when(
@@ -56,12 +54,11 @@ def ls(client: Client, work: str | None, states: tuple[str, ...], target: str | 
 def targets(client: Client, as_json: bool) -> None:
     """The targets configured on the server (WORKFLOW_NOTIFY_TARGETS): name, kind, host."""
     found = client.notification_targets()
-    if said(found["targets"], as_json, "no target is configured on the server "
-            "(see WORKFLOW_NOTIFY_TARGETS)"):  # fmt: skip
+    table = listing(found["targets"], as_json, "no target is configured on the server (see "
+                    "WORKFLOW_NOTIFY_TARGETS)", "Notification targets",
+                    ("name", "type", "where", ""))  # fmt: skip
+    if table is None:
         return
-    table = Table(title="Notification targets")
-    for column in ("name", "type", "where", ""):
-        table.add_column(column)
     for target in found["targets"]:
         mark = "CHIME's notify.slack" if target["name"] == found["slack"] else ""
         table.add_row(target["name"], target["type"], target["where"], mark)
@@ -89,12 +86,11 @@ def test(client: Client, target: str, message: str | None) -> None:
 def alerts(client: Client, as_json: bool) -> None:
     """The pipelines' alert rules that were looked at: firing or clear, since when."""
     found = client.alerts()
-    if said(found, as_json, "no alert rule has been looked at: set one with "
-            "`workflow buckets rules PIPELINE --add JSON`"):  # fmt: skip
+    table = listing(found, as_json, "no alert rule has been looked at: set one with `workflow "
+                    "buckets rules PIPELINE --add JSON`", "Alerts",
+                    ("rule", "status", "since", "times fired", "what it saw"))  # fmt: skip
+    if table is None:
         return
-    table = Table(title="Alerts")
-    for column in ("rule", "status", "since", "times fired", "what it saw"):
-        table.add_column(column)
     for doc in found:
         style = "bold red" if doc["status"] == "firing" else "green"
         table.add_row(doc["id"], Text(doc["status"], style=style), views.when(doc["since"]),
@@ -135,11 +131,10 @@ def rules(client: Client, pipeline: str, added: tuple[str, ...], removed: tuple[
             new[rule["name"]] = rule
         current = [r.model_dump(exclude_none=True)
                    for r in client.configure(pipeline, {"rules": list(new.values())}).rules]
-    if said(current, as_json, f"{pipeline} has no alert rule"):
+    table = listing(current, as_json, f"{pipeline} has no alert rule",
+                    f"Alert rules of {pipeline}", ("name", "kind", "when", "to"))
+    if table is None:
         return
-    table = Table(title=f"Alert rules of {pipeline}")
-    for column in ("name", "kind", "when", "to"):
-        table.add_column(column)
     for rule in current:
         when = ", ".join(f"{k} {v}" for k, v in rule.items()
                          if k not in ("name", "kind", "to"))  # fmt: skip

@@ -55,11 +55,11 @@ def ls(client: Client, name: str | None, statuses: tuple[str, ...], limit: int,
        as_json: bool) -> None:  # fmt: skip
     """Pipeline runs, newest first: status, stage, steps done."""
     runs = client.pipeline_runs(status=statuses, name=name, limit=limit)
-    if said(runs, as_json, "no pipeline run: deploy one with `workflow pipelines deploy FILE`"):
+    table = listing(runs, as_json, "no pipeline run: deploy one with `workflow pipelines deploy "
+                    "FILE`", "Pipeline runs", ("id", "name", "status", "stage", "steps",
+                                               "started", "by"))  # fmt: skip
+    if table is None:
         return
-    table = Table(title="Pipeline runs")
-    for column in ("id", "name", "status", "stage", "steps", "started", "by"):
-        table.add_column(column)
     for run in runs:
         steps = run["steps"]
         ended = sum(step["status"] in ("success", "failure", "skipped") for step in steps)
@@ -76,6 +76,18 @@ def said(found: list[Any], as_json: bool, empty: str) -> bool:
     elif not found:
         click.echo(empty)
     return as_json or not found
+
+
+def listing(found: list[Any], as_json: bool, empty: str, title: str, columns: tuple[str, ...]
+            ) -> Table | None:  # fmt: skip
+    """A table of ``columns`` to fill with ``found``; None when ``said`` printed it all
+    (JSON, or ``empty``)."""
+    if said(found, as_json, empty):
+        return None
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    return table
 
 
 @click.command()
@@ -136,11 +148,11 @@ COMMANDS = [deploy, ls, show, cancel, retry]
 def schedules_ls(client: Client, as_json: bool) -> None:
     """Schedules: status, cron, lives left, runs spawned, next time."""
     found = client.schedules()
-    if said(found, as_json, "no schedule: deploy a configuration with a schedule: section"):
+    table = listing(found, as_json, "no schedule: deploy a configuration with a schedule: "
+                    "section", "Schedules", ("id", "name", "status", "cron", "lives", "spawned",
+                                             "next"))  # fmt: skip
+    if table is None:
         return
-    table = Table(title="Schedules")
-    for column in ("id", "name", "status", "cron", "lives", "spawned", "next"):
-        table.add_column(column)
     for doc in found:
         table.add_row(doc["id"], doc["name"], views.status_text(doc["status"]),
                       f"{doc['cronspec']} ({doc['timezone']})",

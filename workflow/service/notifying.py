@@ -6,52 +6,30 @@ delivered messages older than ``KEEP`` forgotten (their works' histories keep th
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 from workflow.notify import Deliverer, Watch
+from workflow.service.looping import Looping
 
 log = logging.getLogger("workflow.notify")
 #: Seconds a delivered message stays in the outbox.
 KEEP = 30 * 86400
 
 
-class Notifier:
+class Notifier(Looping):
     """Runs ``deliverer`` when poked and every second, ``watch`` every ``interval``."""
 
     def __init__(self, deliverer: Deliverer, watch: Watch, interval: float):
+        super().__init__("workflow-notify", 1.0, log)
         self.deliverer, self.watch, self.interval = deliverer, watch, interval
-        self._poked = threading.Event()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="workflow-notify", daemon=True)
+        self._looked = self._pruned = float("-inf")
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def poke(self, _: object = None) -> None:
-        """Messages went into the outbox."""
-        self._poked.set()
-
-    def close(self) -> None:
-        self._stopping.set()
-        self._poked.set()
-        self._thread.join(timeout=15)
-
-    def _loop(self) -> None:
-        looked = pruned = 0.0
-        while not self._stopping.is_set():
-            self._poked.wait(1.0)
-            self._poked.clear()
-            if self._stopping.is_set():
-                return
-            now = time.monotonic()
-            try:
-                if now - looked >= self.interval:
-                    looked = now
-                    self.watch.run()
-                self.deliverer.run()
-                if now - pruned >= 3600:
-                    pruned = now
-                    self.deliverer.outbox.prune(time.time() - KEEP)
-            except Exception:
-                log.exception("delivering notifications failed; trying again")
+    def step(self) -> None:
+        now = time.monotonic()
+        if now - self._looked >= self.interval:
+            self._looked = now
+            self.watch.run()
+        self.deliverer.run()
+        if now - self._pruned >= 3600:
+            self._pruned = now
+            self.deliverer.outbox.prune(time.time() - KEEP)
