@@ -97,7 +97,7 @@ def test_an_unknown_target_is_refused_at_deposit_naming_the_field(store: Store) 
     with pytest.raises(InvalidWork) as refused:
         buckets.deposit([{"pipeline": "p", "notify": {"to": [{"target": "hook"},
                                                              {"target": "nowhere"}]}}])  # fmt: skip
-    assert refused.value.field == "works[0].notify.to[1].target"
+    assert refused.value.field == "works[0].notify.to.1.target"
     assert "hook, mail, slack" in str(refused.value)
     assert store.work.count({}) == 0
 
@@ -272,7 +272,7 @@ def test_rules_are_checked_naming_the_field(store: Store) -> None:
     buckets = _buckets(store, Clock())
     for rules, field in (
         ([{"name": "x", "kind": "failure-rate", "to": ["slack"]}], "rules.0"),
-        ([{"name": "x", "kind": "no-runner", "to": ["nowhere"]}], "rules[0].to[0]"),
+        ([{"name": "x", "kind": "no-runner", "to": ["nowhere"]}], "rules.0.to.0"),
         ([{"name": "x", "kind": "oldest-queued", "limit": 5, "window": 60, "to": ["hook"]}],
          "rules.0"),
         ([{"name": "x", "kind": "no-runner", "to": ["hook"]}] * 2, "rules"),

@@ -129,7 +129,7 @@ class OperatorVerbs:
                                   f"{' or '.join(CHANGEABLE)}", field=name)  # fmt: skip
         current = self.settings(pipeline).model_dump()
         if isinstance(changes.get("rules"), list):
-            check_targets([(f"rules[{n}].to[{m}]", target)
+            check_targets([(f"rules.{n}.to.{m}", target)
                            for n, rule in enumerate(changes["rules"]) if isinstance(rule, dict)
                            for m, target in enumerate(rule.get("to") or [])
                            if isinstance(target, str)], self.targets)  # fmt: skip

@@ -121,7 +121,7 @@ class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, LogVerbs, Readin
             defaults = settings.get(str(raw.get("pipeline")), {}).get("defaults", {})
             work = parse_work(with_defaults(raw, defaults), where)
             check_function(work, where)
-            check_targets([(f"{where}.notify.to[{n}].target", send.target)
+            check_targets([(f"{where}.notify.to.{n}.target", send.target)
                            for n, send in enumerate(work.notify.to or [])], self.targets)
             check_results_size(work.results, self.results_limit)
             doc = work.payload()
