@@ -16,7 +16,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from workflow.history import ActionEntry, AttemptEntry
+from workflow.history import ActionEntry, AttemptEntry, DeliveryEntry
 from workflow.wire import PipelineSettings
 from workflow.work import Work
 
@@ -207,6 +207,9 @@ def work_view(work: Work) -> RenderableType:
     parts.append(_attempts_table(attempts) if attempts else Text("no attempts yet", "dim"))
     if actions:
         parts.append(_actions_table(actions))
+    deliveries = [e for e in work.history if isinstance(e, DeliveryEntry)]
+    if deliveries:
+        parts.append(_deliveries_table(deliveries))
     for entry in attempts:
         if entry.error and entry.error.traceback:
             tail = entry.error.traceback.rstrip().splitlines()[-TRACEBACK_LINES:]
@@ -282,4 +285,17 @@ def _actions_table(entries: list[ActionEntry]) -> Table:
     for entry in entries:
         changes = defaults_text(entry.changes or {})
         table.add_row(when(entry.at), entry.action, Text(entry.by or ""), Text(changes))
+    return table
+
+
+def _deliveries_table(entries: list[DeliveryEntry]) -> Table:
+    table = Table(title="notifications", title_justify="left")
+    for column in ("at", "target", "event", "outcome", "tries", "key"):
+        table.add_column(column, no_wrap=True)
+    for entry in entries:
+        outcome = Text(entry.outcome, style="green" if entry.outcome == "delivered" else "red")
+        if entry.detail:
+            outcome.append(f": {entry.detail}", style="")
+        table.add_row(when(entry.at), entry.target, entry.event, outcome, str(entry.tries),
+                      Text(entry.key))  # fmt: skip
     return table

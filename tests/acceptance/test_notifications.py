@@ -7,6 +7,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -125,6 +128,11 @@ def test_a_work_failing_for_good_is_told_once_to_slack_the_webhook_and_mail(
     listed = _outbox(server, work=id)
     assert {(m["target"], m["outcome"]) for m in listed} == {
         ("slack", "delivered"), ("portal", "delivered"), ("ops", "delivered")}
+    shown = subprocess.run([sys.executable, "-m", "workflow", "results", "show", id, "--url",
+                            server.url], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    assert shown.returncode == 0 and "notifications" in shown.stdout
+    assert shown.stdout.count(f"{id}/2/failure") == 3 and "delivered" in shown.stdout
     targets = httpx.get(f"{server.url}/notifications/targets").json()
     assert "xoxb" not in json.dumps(targets) and SECRET not in json.dumps(targets)
     assert [t["name"] for t in targets["targets"]] == ["ops", "portal", "slack"]
@@ -226,10 +234,6 @@ def test_a_failure_rate_rule_fires_once_on_crossing_and_again_only_after_it_clea
 
 def test_the_command_line_shows_targets_tests_one_and_sets_rules(
         make_server: Callable[..., Server], receivers: dict[str, Any]) -> None:  # fmt: skip
-    import os
-    import subprocess
-    import sys
-
     server = _serve(make_server, receivers)
     env = {**os.environ, "WORKFLOW_URL": server.url, "COLUMNS": "200"}
 
