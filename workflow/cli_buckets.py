@@ -6,10 +6,11 @@ before or after the command's name).
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -244,15 +245,24 @@ def resume(client: Client, pipeline: str) -> None:
 @click.option("--retries", type=int, help="Retries of new works, 0 to 5.")
 @click.option("--timeout", type=int, help="Timeout of new works, in seconds.")
 @click.option("--backoff", type=float, help="Seconds before the first retry (doubling).")
+@click.option("--notify", metavar="JSON", help='Whom to tell of what, e.g. \'{"to": [{"target": '
+              '"ops", "on": ["failure"]}]}\' (null: nobody).')  # fmt: skip
 @as_json_option
 @connect
 @click.pass_obj
-def defaults(client: Client, pipeline: str, as_json: bool, **changes: float | None) -> None:
+def defaults(client: Client, pipeline: str, as_json: bool, notify: str | None,
+             **changes: float | None) -> None:  # fmt: skip
     """Show or set the defaults of PIPELINE for new deposits.
 
-    They apply to deposits that do not set these fields themselves.
+    They apply to deposits that do not set these fields themselves (notify: to those
+    whose own notify asks for nothing).
     """
-    given = {name: value for name, value in changes.items() if value is not None}
+    given: dict[str, Any] = {name: value for name, value in changes.items() if value is not None}
+    if notify is not None:
+        try:
+            given["notify"] = json.loads(notify)
+        except ValueError as exc:
+            raise click.UsageError(f"--notify: not JSON: {exc}") from None
     if given:
         settings = client.configure(pipeline, {"defaults": given})
     else:

@@ -104,13 +104,19 @@ def event_of(before: str, new: Doc) -> Event | None:
     return None
 
 
+def asks(notify: Doc | None) -> bool:
+    """Whether a work's ``notify`` asks to tell anyone anything."""
+    return bool(notify) and bool(notify.get("to") or _slack_set(notify.get("slack")))  # type: ignore[union-attr]
+
+
 def work_notes(before: str, new: Doc, now: float, slack: str) -> list[Doc]:
     """The notes a work's move from ``before`` to ``new`` puts in the outbox: one per
     target its ``notify`` names for the event (``slack``: the server's Slack target,
     for CHIME's ``notify.slack``)."""
     notify = new.get("notify")
-    if not notify or not (notify.get("to") or _slack_set(notify.get("slack"))):
+    if not asks(notify):
         return []  # (most works: no cost beyond this)
+    assert notify is not None
     event = event_of(before, new)
     if event is None:
         return []

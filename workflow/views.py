@@ -96,7 +96,18 @@ def results_table(works: Iterable[Work], title: str) -> Table:
 
 def defaults_text(defaults: dict[str, Any]) -> str:
     """Pipeline defaults that are set, as ``name=value`` words."""
-    return " ".join(f"{k}={v}" for k, v in defaults.items() if v is not None)
+    return " ".join(f"{k}={_compact(v)}" for k, v in defaults.items() if v is not None)
+
+
+def _compact(value: Any) -> str:
+    """A value in one short line: JSON without the nulls of a nested object."""
+    def bare(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: bare(x) for k, x in v.items() if x is not None and bare(x) != {}}
+        return [bare(x) for x in v] if isinstance(v, list) else v
+
+    return json.dumps(bare(value), separators=(",", ":")) if isinstance(value, dict | list) \
+        else str(value)  # fmt: skip
 
 
 def pipelines_table(pipelines: Iterable[dict[str, Any]]) -> Table:
@@ -166,8 +177,8 @@ def settings_table(pipeline: str, settings: PipelineSettings) -> Table:
     table.add_column()
     table.add_row("pipeline", Text(pipeline, style="bold"))
     table.add_row("paused", "yes" if settings.paused else "no")
-    for name, value in settings.defaults.model_dump().items():
-        table.add_row(name, "(server default)" if value is None else str(value))
+    for name, value in settings.defaults.model_dump(mode="json").items():
+        table.add_row(name, "(server default)" if value is None else _compact(value))
     for n, change in enumerate(reversed(settings.history[-5:])):
         what = f"{change.action} by {change.by or 'someone unknown'}, {when(change.at)}"
         if change.action == "configure" and change.changes:

@@ -16,14 +16,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
 from workflow.history import ActionEntry, ErrorInfo, NodeEntry
-from workflow.notices import Rule
+from workflow.notices import Rule, asks
 from workflow.problems import invalid
 from workflow.wire_search import MAX_PAGE as MAX_PAGE  # the search's shapes, given here too
 from workflow.wire_search import SORT_FIELDS as SORT_FIELDS
 from workflow.wire_search import Page as Page
 from workflow.wire_search import Search as Search
 from workflow.wire_search import search as search
-from workflow.work import MAX_INT, Int64, Work, new_id
+from workflow.work import MAX_INT, Int64, Notify, Work, new_id
 
 Doc = dict[str, Any]
 #: A store query: a Mongo-style filter, checked (``workflow.filters``).
@@ -358,7 +358,7 @@ CHANGEABLE = ("defaults", "paused", "rules")
 #: Changes of a pipeline's settings kept in its history, newest last.
 HISTORY = 20
 #: Work fields a pipeline may give defaults for.
-DEFAULTABLE = ("priority", "retries", "timeout", "backoff")
+DEFAULTABLE = ("priority", "retries", "timeout", "backoff", "notify")
 
 
 class Defaults(BaseModel):
@@ -370,6 +370,9 @@ class Defaults(BaseModel):
     retries: int | None = Field(default=None, ge=0, le=5)
     timeout: int | None = Field(default=None, ge=1, le=LONGEST)
     backoff: float | None = Field(default=None, ge=0, le=86400)
+    #: Whom to tell of what, for a work whose own ``notify`` asks for nothing (CHIME's
+    #: clients always send one, blank).
+    notify: Notify | None = None
 
 
 class PipelineSettings(BaseModel):
@@ -401,9 +404,11 @@ def parse_settings(raw: Any, where: str = "settings") -> PipelineSettings:
 
 
 def with_defaults(raw: Doc, defaults: Doc) -> Doc:
-    """``raw`` with the pipeline ``defaults`` filled in where ``raw`` has no value."""
+    """``raw`` with the pipeline ``defaults`` filled in where ``raw`` has no value (for
+    ``notify``: where it asks for nothing)."""
     filled = dict(raw)
     for name in DEFAULTABLE:
-        if filled.get(name) is None and defaults.get(name) is not None:
+        unset = not asks(filled.get(name)) if name == "notify" else filled.get(name) is None
+        if unset and defaults.get(name) is not None:
             filled[name] = defaults[name]
     return filled

@@ -185,7 +185,7 @@ def test_defaults_are_shown_and_set(server: Server) -> None:
     ok(server, "buckets", "defaults", "fold", "--priority", "4", "--backoff", "2")
     settings = json.loads(ok(server, "buckets", "defaults", "fold", "--json"))
     assert settings["defaults"] == {"priority": 4, "retries": None, "timeout": None,
-                                    "backoff": 2.0}  # fmt: skip
+                                    "backoff": 2.0, "notify": None}  # fmt: skip
     (id,) = deposit(server, "-p", "fold")
     assert get(server, id)["priority"] == 4
     ok(server, "buckets", "pause", "fold")

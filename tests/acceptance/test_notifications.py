@@ -269,5 +269,9 @@ def test_the_command_line_shows_targets_tests_one_and_sets_rules(
     assert alerts.returncode == 0 and "lonely/nobody" in alerts.stdout and "firing" in alerts.stdout
     listed = workflow("notifications", "ls", "--target", "ops", "--json")
     assert [m["idempotency"] for m in json.loads(listed.stdout)] == ["rule:lonely/nobody/1/fired"]
+    told = '{"to": [{"target": "portal", "on": ["success"]}]}'
+    set_default = workflow("buckets", "defaults", "lonely", "--notify", told)
+    assert set_default.returncode == 0 and '"target":"portal"' in set_default.stdout
+    assert workflow("buckets", "defaults", "lonely", "--notify", "{").returncode == 2
     removed = workflow("buckets", "rules", "lonely", "--rm", "nobody")
     assert removed.returncode == 0 and "has no alert rule" in removed.stdout

@@ -102,7 +102,8 @@ def test_operator_pauses_and_edits_a_pipeline_on_the_live_dashboard(
     card.get_by_role("button", name="Save defaults").click()
     card.get_by_text("Defaults saved.").wait_for()
     settings = _pipeline(server, "acts")
-    assert settings["defaults"] == {"priority": 4, "retries": None, "timeout": 90, "backoff": None}
+    assert settings["defaults"] == {"priority": 4, "retries": None, "timeout": 90, "backoff": None,
+                                    "notify": None}
     assert settings["history"][-1]["by"] == "bob"
     card.get_by_role("button", name="Resume").click()
     card.get_by_text("Resumed.").wait_for()

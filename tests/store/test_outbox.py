@@ -316,3 +316,23 @@ def test_a_removed_rule_takes_its_state_with_it(store: Store) -> None:
     assert watch.run() == 0
     assert store.documents.find("alerts") == []
     assert len(store.outbox.find()) == 1  # the fired one; no cleared message
+
+
+def test_a_pipelines_default_notify_tells_of_works_that_ask_for_nothing(store: Store) -> None:
+    buckets = _buckets(store, Clock())
+    with pytest.raises(InvalidWork) as refused:
+        buckets.configure("p", {"defaults": {"notify": {"to": [{"target": "nowhere"}]}}})
+    assert refused.value.field == "defaults.notify.to.0.target"
+    buckets.configure("p", {"defaults": {"notify": {"to": [{"target": "mail", "on": ["failure"]}]},
+                                         "retries": 0}})  # fmt: skip
+    blank = {"slack": {"channel_id": None, "member_ids": None, "message": None}}  # CHIME's
+    ids = buckets.deposit([{"pipeline": "p"}, {"pipeline": "p", "notify": blank},
+                           {"pipeline": "p", "notify": {"to": [{"target": "hook"}]}}])  # fmt: skip
+    for _ in ids:
+        _fail(buckets)
+    told = sorted((d["work"], d["target"]) for d in store.outbox.find())
+    assert told == sorted([(ids[0], "mail"), (ids[1], "mail"), (ids[2], "hook")])
+    buckets.configure("p", {"defaults": {"priority": 4}})  # the others stay
+    assert buckets.settings("p").defaults.notify is not None
+    buckets.configure("p", {"defaults": {"notify": None}})
+    assert buckets.settings("p").defaults.notify is None

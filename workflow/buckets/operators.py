@@ -128,11 +128,7 @@ class OperatorVerbs:
                 raise InvalidWork(f"{name!r} cannot be changed; change "
                                   f"{' or '.join(CHANGEABLE)}", field=name)  # fmt: skip
         current = self.settings(pipeline).model_dump()
-        if isinstance(changes.get("rules"), list):
-            check_targets([(f"rules.{n}.to.{m}", target)
-                           for n, rule in enumerate(changes["rules"]) if isinstance(rule, dict)
-                           for m, target in enumerate(rule.get("to") or [])
-                           if isinstance(target, str)], self.targets)  # fmt: skip
+        check_targets(_targets_named(changes), self.targets)
         if "defaults" in changes and isinstance(changes["defaults"], dict):
             changes = {**changes, "defaults": {**current["defaults"], **changes["defaults"]}}
         name = ("pause" if changes["paused"] else "resume") if list(changes) == ["paused"] \
@@ -144,6 +140,24 @@ class OperatorVerbs:
         if not settings.paused:
             self.tell(self.changed, None)  # resumed: held withdraws look again
         return settings
+
+
+def _targets_named(changes: dict[str, Any]) -> list[tuple[str, str]]:
+    """The targets ``changes`` name, with their fields: its rules' ``to`` and its default
+    ``notify.to`` (what is not even shaped right is left to the model to refuse)."""
+    def items(value: Any) -> list[Any]:
+        return value if isinstance(value, list) else []
+
+    def part(value: Any, name: str) -> Any:
+        return value.get(name) if isinstance(value, dict) else None
+
+    named = [(f"rules.{n}.to.{m}", target)
+             for n, rule in enumerate(items(changes.get("rules")))
+             for m, target in enumerate(items(part(rule, "to")))]  # fmt: skip
+    sends = items(part(part(changes.get("defaults"), "notify"), "to"))
+    named += [(f"defaults.notify.to.{n}.target", part(send, "target"))
+              for n, send in enumerate(sends)]  # fmt: skip
+    return [(field, name) for field, name in named if isinstance(name, str)]
 
 
 def action(action: str, at: float, by: str | None, changes: dict[str, Any] | None = None
