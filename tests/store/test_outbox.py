@@ -5,6 +5,7 @@ crossing."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         else mongo_store()  # fmt: skip
     yield store
     store.close()
+
+
+def _deliverer(store: Store, targets: dict[str, Any], **options: Any) -> Deliverer:
+    """A deliverer; on mongomock, which is not thread-safe, one target at a time."""
+    mock = store.url.startswith("mongodb") and not MONGO_URL
+    return Deliverer(store, targets, **({"senders": 1} if mock else {}), **options)
 
 
 def _buckets(store: Store, clock: Clock) -> Buckets:
@@ -133,7 +140,7 @@ def test_each_targets_messages_go_in_order_and_wait_behind_a_failed_one(store: S
     store.outbox.add([note("other/slack", "other", "slack", "test", clock.now)])
     hook = Fake(Sent(False, "HTTP 503: down"), Sent(False, "HTTP 503: down"))
     slack = Fake()
-    deliverer = Deliverer(store, {"hook": hook, "slack": slack}, public_url=None, clock=clock)
+    deliverer = _deliverer(store, {"hook": hook, "slack": slack}, public_url=None, clock=clock)
     deliverer.run()
     assert [m.key for m in slack.got] == ["other"]
     assert [m.key for m in hook.got] == ["k0"]  # the first failed: the others wait
@@ -160,7 +167,7 @@ def test_a_final_refusal_and_the_last_try_give_up_and_say_so_in_the_history(stor
     _fail(buckets)
     hook = Fake(Sent(False, "HTTP 404: no such hook", final=True))
     mail = Fake(Sent(False, "timed out"), Sent(False, "timed out"))
-    deliverer = Deliverer(store, {"hook": hook, "mail": mail}, public_url="http://ui.example",
+    deliverer = _deliverer(store, {"hook": hook, "mail": mail}, public_url="http://ui.example",
                           tries=2, clock=clock)  # fmt: skip
     deliverer.run()
     clock.now += 1
@@ -182,7 +189,7 @@ def test_an_entry_undone_by_a_write_of_the_whole_work_is_appended_again(store: S
     [id] = buckets.deposit([{"pipeline": "p", "retries": 1, "backoff": 0, "notify": {"to": to}}])
     _fail(buckets)
     before = store.work.get(id)
-    deliverer = Deliverer(store, {"hook": Fake()}, public_url=None, clock=clock)
+    deliverer = _deliverer(store, {"hook": Fake()}, public_url=None, clock=clock)
     deliverer.run()
     assert [e["kind"] for e in store.work.get(id)["history"]] == ["attempt", "delivery"]  # type: ignore[index]
     store.work.swap(id, {"status": "queued"}, before)  # read before, written after
@@ -204,11 +211,11 @@ def test_a_message_being_sent_when_its_server_died_is_sent_again_with_the_same_k
                              "lease": clock.now + 150, "version": 2}, 1)  # fmt: skip
     hook = Fake()
     clock.now += 1
-    Deliverer(store, {"hook": hook}, public_url=None, clock=clock).run()
+    _deliverer(store, {"hook": hook}, public_url=None, clock=clock).run()
     if store.shared:  # another server may still be sending it: its lease decides
         assert hook.got == []
         clock.now += 150
-        Deliverer(store, {"hook": hook}, public_url=None, clock=clock).run()
+        _deliverer(store, {"hook": hook}, public_url=None, clock=clock).run()
     assert [m.key for m in hook.got] == ["k"]
 
 
@@ -336,3 +343,35 @@ def test_a_pipelines_default_notify_tells_of_works_that_ask_for_nothing(store: S
     assert buckets.settings("p").defaults.notify is not None
     buckets.configure("p", {"defaults": {"notify": None}})
     assert buckets.settings("p").defaults.notify is None
+
+
+def test_two_servers_delivering_at_once_send_and_record_each_message_once(store: Store) -> None:
+    import threading
+
+    if store.url.startswith("mongodb") and not MONGO_URL:
+        pytest.skip("mongomock is not thread-safe: a real server, or SQLite, shows this")
+    clock = Clock()
+    buckets = _buckets(store, clock)
+    ids = buckets.deposit([{"pipeline": "p", "retries": 0, "notify": {"to": [{"target": "hook"}]}}
+                           for _ in range(20)])  # fmt: skip
+    for _ in ids:
+        _fail(buckets)
+
+    class Slow(Fake):
+        def send(self, message: Any, http: Any) -> Sent:
+            time.sleep(0.002)
+            return super().send(message, http)
+
+    hook = Slow()
+    servers = [_deliverer(store, {"hook": hook}, public_url=None, clock=clock) for _ in range(2)]
+    for _ in range(3):
+        threads = [threading.Thread(target=server.run) for server in servers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        clock.now += 11
+    assert sorted(m.key for m in hook.got) == sorted(f"{id}/1/failure" for id in ids)
+    for id in ids:
+        assert [e["kind"] for e in buckets.get(id)["history"]] == ["attempt", "delivery"]
+    assert {d["state"] for d in store.outbox.find(limit=1000)} == {"done"}

@@ -46,15 +46,17 @@ class Deliverer:
         longest: The longest wait between two tries, in seconds (they double from 1).
         lease: Seconds a message being sent is held for this server (longer than any
             target's timeout).
+        senders: Targets sent to at once, each in a thread of its own.
     """
 
     def __init__(self, store: Store, targets: Mapping[str, Any], *, public_url: str | None,
                  tries: int = 20, longest: float = 300.0, lease: float = 150.0,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 senders: int = 8, clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self.store, self.outbox = store, store.outbox
         self.targets = dict(targets)
         self.public_url = public_url.rstrip("/") if public_url else None
         self.tries, self.longest, self.lease, self.clock = tries, longest, lease, clock
+        self.senders = senders
         self.http = urllib3.PoolManager(maxsize=8)
         self.started = clock()
 
@@ -63,8 +65,10 @@ class Deliverer:
         return how many messages moved on."""
         heads = [head for head in self.outbox.heads() if self._due(head)]
         moved = 0
-        if heads:
-            with ThreadPoolExecutor(min(8, len(heads)), thread_name_prefix="notify") as pool:
+        if len(heads) == 1 or self.senders == 1:
+            moved += sum(map(self._drain, heads))
+        elif heads:
+            with ThreadPoolExecutor(min(self.senders, len(heads)), "notify") as pool:
                 moved += sum(pool.map(self._drain, heads))
         return moved + self.record()
 
@@ -142,9 +146,17 @@ class Deliverer:
 
     def _record(self, doc: Doc) -> bool:
         now, work = self.clock(), doc.get("work")
+        # Taken first (its next look set), by compare-and-set: one server records it.
+        held = {**doc, "due": now + VERIFY, "version": doc["version"] + 1}
+        if not self.outbox.put(held, doc["version"]):
+            return False
+
+        def then(**update: Any) -> bool:
+            return self.outbox.put({**held, **update, "version": held["version"] + 1},
+                                   held["version"])  # fmt: skip
+
         if work is None:  # a rule's: no work to tell
-            return self.outbox.put({**doc, "state": "done", "version": doc["version"] + 1},
-                                   doc["version"])  # fmt: skip
+            return then(state="done")
         entry = DeliveryEntry(at=doc["settled"], key=doc["idempotency"], target=doc["target"],
                               event=doc["event"], attempt=doc.get("attempt"),
                               outcome=doc["outcome"], tries=doc["tries"],
@@ -153,15 +165,12 @@ class Deliverer:
         if doc.get("recorded"):
             stored = self.store.results.get(work) or self.store.work.get(work)
             if stored is None or any(_same(entry, e) for e in stored.get("history") or []):
-                return self.outbox.put({**doc, "state": "done", "version": doc["version"] + 1},
-                                       doc["version"])  # fmt: skip
+                return then(state="done")
         appended = self.store.results.append(work, [entry]) or self.store.work.append(work, [entry])
-        if appended or looks >= _LOOKS:  # (not found that often: the work was deleted)
-            update = {"recorded": now, "due": now + VERIFY} if appended else {"state": "done"}
-        else:
-            update = {"due": now + VERIFY}
-        return self.outbox.put({**doc, **update, "looks": looks, "version": doc["version"] + 1},
-                               doc["version"]) and appended  # fmt: skip
+        if appended:
+            return then(recorded=now, looks=looks)
+        # Not found (moving to the results, or deleted): looked for a few times more.
+        return then(looks=looks, **({"state": "done"} if looks >= _LOOKS else {})) and False
 
 
 def _same(entry: Doc, other: Any) -> bool:
