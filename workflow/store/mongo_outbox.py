@@ -7,8 +7,11 @@ so the messages go in first, each marked with ``_check``: where to look, and wha
 find there, once the change is made (the history entry it appended, or the version of
 the document it wrote). The mark is taken off as soon as the change is made. A marked
 message is never delivered: it holds up its target until the change is made or, after
-``GRACE`` seconds, ``_settle`` looks: found, the mark goes; not found (the change lost
-its compare-and-set, or the server died in between), the message goes.
+``GRACE`` seconds, ``_settle`` looks: made, the mark goes; not made and never to be (the
+work's history has another entry in that place: the change lost its compare-and-set,
+or the server died and the work moved on without it), the message goes. A work always
+moves on (a lost lease is recorded), so a mark never holds a target for good; a
+document's change not made within the grace is taken as never made.
 """
 
 from __future__ import annotations
@@ -100,12 +103,27 @@ class MongoOutbox:
     def _settle(self, now: float) -> None:
         """Look into the marked messages older than ``GRACE`` (see the module)."""
         for doc in self.raw.find({"_check.since": {"$lt": now - GRACE}}):
-            check = doc["_check"]
-            where = {"_id": check["id"], **{path: value for path, value in check["match"]}}
-            if any(self._store.db[name].find_one(where, {"_id": 1}) for name in check["in"]):
-                self.raw.update_one({"_id": doc["_id"]}, {"$unset": {"_check": ""}})  # made
-            else:
+            made = self._made(doc["_check"])
+            if made:
+                self.raw.update_one({"_id": doc["_id"]}, {"$unset": {"_check": ""}})
+            elif made is False:
                 self.raw.delete_one({"_id": doc["_id"], "_check": {"$exists": True}})
+
+    def _made(self, check: Doc) -> bool | None:
+        """Whether the change ``check`` describes was made: True; False when it never
+        will be; None when it still may be (a work's history has not reached its entry's
+        place yet: a change of the work, by this write or another, will fill it)."""
+        found = [d for name in check["in"]
+                 if (d := self._store.db[name].find_one({"_id": check["id"]}))]  # fmt: skip
+        if not found:
+            return False  # (deleted; or the first write of a document never came)
+        if "version" in check:
+            return int(found[0].get("version") or 0) >= check["version"]
+        history = found[0].get("history") or []
+        if len(history) <= check["slot"]:
+            return None
+        there = history[check["slot"]]
+        return all(there.get(name) == value for name, value in check["entry"].items())
 
     @guarded
     def recording(self, now: float, limit: int = 100) -> list[Doc]:
@@ -140,12 +158,10 @@ class MongoOutbox:
 
 def _check(doc: Doc, kind: str | None) -> Doc:
     """Where to look, and what to find, once ``doc`` is written: a document at its
-    version or later, or a work whose history holds ``doc``'s last entry (in the bucket
-    or, moved on since, in the results)."""
+    version or later, or a work (in the bucket or, moved on since, in the results) whose
+    history holds ``doc``'s last entry at its place."""
     if kind is not None:
-        return {"in": [kind], "id": doc["id"], "match": [["version", {"$gte": doc["version"]}]]}
+        return {"in": [kind], "id": doc["id"], "version": doc["version"]}
     history = doc.get("history") or [{}]
-    last, entry = len(history) - 1, history[-1]
-    match = [[f"history.{last}.{name}", entry.get(name)]
-             for name in ("kind", "attempt", "outcome", "stopped", "at")]  # fmt: skip
-    return {"in": ["work", "results"], "id": doc["id"], "match": match}
+    entry = {name: history[-1].get(name) for name in ("kind", "attempt", "outcome", "stopped")}
+    return {"in": ["work", "results"], "id": doc["id"], "slot": len(history) - 1, "entry": entry}
