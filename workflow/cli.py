@@ -300,21 +300,13 @@ cli.add_command(cli_run.run)
 cli.add_command(cli_buckets.runners)
 cli.add_command(cli_buckets.logs)
 cli.add_command(cli_watch.watch)
-for _command in cli_token.COMMANDS:
-    token.add_command(_command)
-for _command in cli_graph.COMMANDS:
-    graph.add_command(_command)
-for _command in cli_buckets.COMMANDS:
-    buckets.add_command(_command)
-for _command in cli_results.COMMANDS:
-    results.add_command(_command)
-for _command in cli_pipelines.COMMANDS:
-    pipelines.add_command(_command)
-for _command in cli_pipelines.SCHEDULE_COMMANDS:
-    schedules.add_command(_command)
-for _command in cli_notify.COMMANDS:
-    notifications.add_command(_command)
-buckets.add_command(cli_notify.rules)
+for _group, _commands in ((token, cli_token.COMMANDS), (graph, cli_graph.COMMANDS),
+                          (buckets, [*cli_buckets.COMMANDS, cli_notify.rules]),
+                          (results, cli_results.COMMANDS), (pipelines, cli_pipelines.COMMANDS),
+                          (schedules, cli_pipelines.SCHEDULE_COMMANDS),
+                          (notifications, cli_notify.COMMANDS)):  # fmt: skip
+    for _command in _commands:
+        _group.add_command(_command)
 
 
 def main() -> None:

@@ -10,8 +10,8 @@ drop a message it has had.
 
 from __future__ import annotations
 
-import re
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -47,7 +47,7 @@ class Rule(BaseModel):
 
     name: str = Field(pattern=TARGET)
     kind: Literal["failure-rate", "oldest-queued", "no-runner"]
-    to: list[str] = Field(min_length=1, max_length=10)
+    to: list[Annotated[str, Field(pattern=TARGET)]] = Field(min_length=1, max_length=10)
     threshold: float | None = Field(default=None, gt=0, le=1)
     window: int | None = Field(default=None, ge=60, le=7 * 86400)
     minimum: int | None = Field(default=None, ge=1, le=1_000_000)
@@ -62,14 +62,7 @@ class Rule(BaseModel):
             if getattr(self, name) is not None and name not in _MAY[self.kind]:
                 raise ValueError(f"{name} has no meaning for a {self.kind} rule; it takes "
                                  f"{', '.join(_MAY[self.kind]) or 'only name and to'}")  # fmt: skip
-        for target in self.to:
-            if not _target_name(target):
-                raise ValueError(f"to: {target!r} is not a target's name")
         return self
-
-
-def _target_name(name: str) -> bool:
-    return re.fullmatch(TARGET, name) is not None
 
 
 def check_targets(named: list[tuple[str, str]], known: frozenset[str] | None) -> None:
@@ -88,10 +81,9 @@ def check_targets(named: list[tuple[str, str]], known: frozenset[str] | None) ->
                               f"there are: {there}", field=where)  # fmt: skip
 
 
-def event_of(before: str, new: Doc) -> Event | None:
-    """The event a work's move from status ``before`` to ``new`` is, if any."""
-    history = new.get("history") or []
-    last = history[-1] if history else {}
+def event_of(before: str, new: Doc, last: Doc) -> Event | None:
+    """The event a work's move from status ``before`` to ``new`` is, if any (``last``:
+    ``new``'s last history entry)."""
     if last.get("kind", "attempt") != "attempt":
         return None
     if new["status"] == "success":
@@ -106,18 +98,18 @@ def event_of(before: str, new: Doc) -> Event | None:
 
 def asks(notify: Doc | None) -> bool:
     """Whether a work's ``notify`` asks to tell anyone anything."""
-    return bool(notify) and bool(notify.get("to") or _slack_set(notify.get("slack")))  # type: ignore[union-attr]
+    return notify is not None and bool(notify.get("to") or _slack_set(notify.get("slack")))
 
 
-def work_notes(before: str, new: Doc, now: float, slack: str) -> list[Doc]:
+def work_notes(before: str, new: Doc, clock: Callable[[], float], slack: str) -> list[Doc]:
     """The notes a work's move from ``before`` to ``new`` puts in the outbox: one per
     target its ``notify`` names for the event (``slack``: the server's Slack target,
-    for CHIME's ``notify.slack``)."""
+    for CHIME's ``notify.slack``), made at ``clock()``."""
     notify = new.get("notify")
-    if not asks(notify):
-        return []  # (most works: no cost beyond this)
-    assert notify is not None
-    event = event_of(before, new)
+    if notify is None or not asks(notify):
+        return []  # (most works, and every heartbeat: no cost beyond this)
+    last = (new.get("history") or [{}])[-1]
+    event = event_of(before, new, last)
     if event is None:
         return []
     targets: dict[str, Doc | None] = {}
@@ -127,10 +119,8 @@ def work_notes(before: str, new: Doc, now: float, slack: str) -> list[Doc]:
         if event in (send.get("on") or FINISHED):
             targets.setdefault(send["target"], None)
     told = {name: new.get(name) for name in _TOLD}
-    history = new.get("history") or []
-    last = history[-1] if history else {}
     told.update(error=last.get("error"), reason=last.get("reason"))
-    said = f"{new['id']}/{new['attempt']}/{event}"
+    said, now = f"{new['id']}/{new['attempt']}/{event}", clock()
     return [note(f"{said}/{target}", said, target, event, now, work=new["id"],
                  attempt=new["attempt"], pipeline=new["pipeline"], subject=told,
                  slack=options)

@@ -353,7 +353,7 @@ class Buckets(BatchVerbs, OperatorVerbs, RunnerVerbs, WhyVerbs, LogVerbs, Readin
             raise TransitionConflict(f"work {new['id']} cannot go from {before} to {after}",
                                      field="status", id=new["id"], status=before)  # fmt: skip
         expect = {"status": before, "attempt": old["attempt"]}
-        notes = work_notes(before, new, self.clock(), self.slack_target)
+        notes = work_notes(before, new, self.clock, self.slack_target)
         if after in TERMINAL:
             done = self.store.finish(new["id"], expect, new, notes)
             self.tell(self.finished, new["id"])

@@ -86,7 +86,7 @@ class Deliverer:
         doc: Doc | None = head
         while doc is not None and self._due(doc) and self.deliver(doc):
             sent += 1
-            doc = next((h for h in self.outbox.heads() if h["target"] == head["target"]), None)
+            doc = next(iter(self.outbox.heads(head["target"])), None)
         return sent
 
     def link(self, doc: Doc) -> str | None:

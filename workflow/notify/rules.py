@@ -39,21 +39,25 @@ class Watch:
                  for pipeline, settings in sorted(self.buckets.store.settings().items())
                  for raw in settings.get("rules") or []]  # fmt: skip
         documents = self.buckets.store.documents
+        states = {doc["id"]: doc for doc in documents.find(KIND, limit=10_000)}
         kept = {f"{pipeline}/{rule.name}" for pipeline, rule in rules}
-        gone = [doc["id"] for doc in documents.find(KIND, limit=10_000) if doc["id"] not in kept]
-        documents.delete(KIND, gone)  # a rule removed: its state with it, and no message
+        # A rule removed: its state with it, and no message.
+        documents.delete(KIND, [id for id in states if id not in kept])
         if not rules:
             return 0
         seen = _Seen(self.buckets, now, max((r.window or 0) for _, r in rules))
         for pipeline, rule in rules:
             firing, detail = seen.condition(pipeline, rule)
-            changed += self._settle(pipeline, rule, firing, detail, now)
+            state = states.get(f"{pipeline}/{rule.name}")
+            changed += self._settle(pipeline, rule, state, firing, detail, now)
         return changed
 
-    def _settle(self, pipeline: str, rule: Rule, firing: bool, detail: Doc, now: float) -> int:
+    def _settle(self, pipeline: str, rule: Rule, state: Doc | None, firing: bool, detail: Doc,
+                now: float) -> int:  # fmt: skip
+        """Move the rule's state from ``state`` (None: never looked at) as ``firing``
+        says, with its messages; 1 if it moved."""
         documents = self.buckets.store.documents
         id = f"{pipeline}/{rule.name}"
-        state = documents.get(KIND, id)
         was = state is not None and state["status"] == "firing"
         if firing == was:
             return 0

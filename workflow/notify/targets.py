@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from workflow.errors import ConfigurationError
 from workflow.notify.render import Message
+from workflow.work import TARGET
 
 _SETTING = "WORKFLOW_NOTIFY_TARGETS"
 #: Answers after which trying again may help.
@@ -182,8 +183,7 @@ class MailTarget(_Target):
 
 
 Target = Annotated[SlackTarget | WebhookTarget | MailTarget, Field(discriminator="type")]
-_TARGETS = TypeAdapter(dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")],
-                            Target])  # fmt: skip
+_TARGETS = TypeAdapter(dict[Annotated[str, Field(pattern=TARGET)], Target])
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:

@@ -161,16 +161,17 @@ class Pipelines:
         moved = 0
         for run in self.runs(status=list(ACTIVE), limit=10_000):
             try:
-                if self.advance(run["id"])["version"] != run["version"]:
+                if self.advance(run["id"], run)["version"] != run["version"]:
                     moved += 1
             except WorkflowError:
                 continue  # another server moved it, or the store is away: next time
         return moved
 
-    def advance(self, id: str) -> Doc:
-        """Move the run on as far as it goes now; the run."""
+    def advance(self, id: str, read: Doc | None = None) -> Doc:
+        """Move the run on as far as it goes now; the run (``read``: the run as just
+        read, which saves reading it again first)."""
         while True:
-            run = self.run(id)
+            run, read = read or self.run(id), None
             if run["status"] not in ACTIVE:
                 return run
             pending = [n for n, s in enumerate(run["steps"]) if s["planned"] and not s["deposited"]]

@@ -16,9 +16,9 @@ class Advancer(Looping):
     """Calls ``pipelines.advance_all`` when poked, and every ``interval`` seconds."""
 
     def __init__(self, pipelines: Pipelines, interval: float):
-        super().__init__("workflow-pipelines", interval, log)
+        super().__init__("workflow-pipelines", interval, log, self._advance)
         self.pipelines = pipelines
 
-    def step(self) -> None:
+    def _advance(self) -> None:
         self.pipelines.schedules.spawn_due()
         self.pipelines.advance_all()

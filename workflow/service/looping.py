@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 
 class Looping:
     """Calls ``step`` when poked and every ``every`` seconds (see the module)."""
 
-    def __init__(self, name: str, every: float, log: logging.Logger):
-        self.every, self.log = every, log
+    def __init__(self, name: str, every: float, log: logging.Logger, step: Callable[[], None]):
+        self.every, self.log, self.step = every, log, step
         self._poked = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -27,9 +28,6 @@ class Looping:
         self._stopping.set()
         self._poked.set()
         self._thread.join(timeout=15)
-
-    def step(self) -> None:
-        raise NotImplementedError
 
     def _loop(self) -> None:
         while not self._stopping.is_set():

@@ -20,11 +20,11 @@ class Notifier(Looping):
     """Runs ``deliverer`` when poked and every second, ``watch`` every ``interval``."""
 
     def __init__(self, deliverer: Deliverer, watch: Watch, interval: float):
-        super().__init__("workflow-notify", 1.0, log)
+        super().__init__("workflow-notify", 1.0, log, self._notify)
         self.deliverer, self.watch, self.interval = deliverer, watch, interval
         self._looked = self._pruned = float("-inf")
 
-    def step(self) -> None:
+    def _notify(self) -> None:
         now = time.monotonic()
         if now - self._looked >= self.interval:
             self._looked = now

@@ -171,9 +171,9 @@ class Outbox(Protocol):
         """The message ``key``, or None."""
         ...
 
-    def heads(self) -> list[Doc]:
-        """Per target, its oldest message not yet delivered (``pending`` or
-        ``sending``), whatever its ``due``."""
+    def heads(self, target: str | None = None) -> list[Doc]:
+        """Per target (or of ``target`` alone), its oldest message not yet delivered
+        (``pending`` or ``sending``), whatever its ``due``."""
         ...
 
     def recording(self, now: float, limit: int = 100) -> list[Doc]:

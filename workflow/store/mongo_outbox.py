@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 #: Seconds a marked message waits for the change that causes it before it is looked into.
 GRACE = 30.0
 _SHOWN = {"_id": 0, "_check": 0}
+#: Oldest first: the order the messages were written in.
+_ORDER = [("created", 1), ("_id", 1)]
 
 
 class MongoOutbox:
@@ -89,10 +91,14 @@ class MongoOutbox:
         return self.raw.find_one({"_id": key}, _SHOWN)  # type: ignore[no-any-return]
 
     @guarded
-    def heads(self) -> list[Doc]:
+    def heads(self, target: str | None = None) -> list[Doc]:
         self._settle(time.time())
+        waiting: Doc = {"state": {"$in": ["pending", "sending"]}}
+        if target is not None:
+            found = self.raw.find({**waiting, "target": target}, {"_id": 0})
+            return [doc for doc in found.sort(_ORDER).limit(1) if "_check" not in doc]
         rows = self.raw.aggregate([
-            {"$match": {"state": {"$in": ["pending", "sending"]}}},
+            {"$match": waiting},
             {"$sort": {"created": 1, "_id": 1}},
             {"$group": {"_id": "$target", "doc": {"$first": "$$ROOT"}}},
         ])  # fmt: skip
@@ -128,7 +134,7 @@ class MongoOutbox:
     @guarded
     def recording(self, now: float, limit: int = 100) -> list[Doc]:
         found = self.raw.find({"state": "recording", "due": {"$lte": now}}, _SHOWN)
-        return list(found.sort([("created", 1), ("_id", 1)]).limit(limit))
+        return list(found.sort(_ORDER).limit(limit))
 
     @guarded
     def put(self, doc: Doc, expect: int) -> bool:

@@ -56,7 +56,12 @@ class SqliteOutbox:
         rows = self._store.rows_here("SELECT doc, seq FROM outbox WHERE key = ?", (key,))
         return _load(*rows[0]) if rows else None
 
-    def heads(self) -> list[Doc]:
+    def heads(self, target: str | None = None) -> list[Doc]:
+        if target is not None:
+            rows = self._store.rows_here(
+                "SELECT doc, seq FROM outbox WHERE state IN ('pending', 'sending') "
+                "AND target = ? ORDER BY seq LIMIT 1", (target,))  # fmt: skip
+            return [_load(*row) for row in rows]
         rows = self._store.rows_here(
             "SELECT doc, seq FROM outbox WHERE seq IN (SELECT MIN(seq) FROM outbox "
             "WHERE state IN ('pending', 'sending') GROUP BY target) ORDER BY seq")  # fmt: skip
