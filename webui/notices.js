@@ -42,12 +42,13 @@ function state(message) {
 
 function table(messages) {
   if (!messages.length) return '<p class="caption">Nothing sent yet.</p>';
+  // Why a try failed goes under the state: on a phone it stays in view.
   const rows = messages.map((m) => `<tr data-notice="${escape(m.key)}">
-    <td>${escape(m.event)}</td><td>${escape(m.target)}</td><td>${state(m)}</td>
-    <td class="num">${m.tries}</td><td>${when(m.settled || m.created)}</td>
-    <td class="detail">${m.detail ? `<span class="refused">${escape(m.detail)}</span>` : ""}</td></tr>`).join("");
+    <td>${escape(m.event)}</td><td>${escape(m.target)}</td>
+    <td class="detail">${state(m)}${m.detail ? `<div class="refused">${escape(m.detail)}</div>` : ""}</td>
+    <td class="num">${m.tries}</td><td>${when(m.settled || m.created)}</td></tr>`).join("");
   return `<div class="scroll"><table class="results notices"><thead><tr><th>event</th><th>target</th>
-    <th>state</th><th>tries</th><th>when</th><th>why it failed</th></tr></thead><tbody>${rows}</tbody></table></div>`;
+    <th>state, and why a try failed</th><th>tries</th><th>when</th></tr></thead><tbody>${rows}</tbody></table></div>`;
 }
 
 /** Fill the section, and again every 2 s while a message waits, until `signal` aborts. */
